@@ -1,0 +1,1 @@
+"""Manifests: building, auditing and showing what a run produced."""

@@ -1,0 +1,1 @@
+"""Aurora data toolkit: curation steps, recipes, executors and the `aurora` CLI."""

@@ -1,0 +1,109 @@
+"""The `aurora` command line."""
+
+import argparse
+import sys
+
+from pipeline.errors import AuroraError
+
+
+def _demo_data(args) -> int:
+    from pipeline.demo_data import write_demo_data
+
+    paths = write_demo_data(args.output, seed=args.seed)
+    print(f"wrote {len(paths)} files of demo input under {args.output}")
+    return 0
+
+
+def _assets_build(args) -> int:
+    from pipeline.assets import build_assets
+
+    record, built = build_assets(args.output, force=args.force)
+    state = "built" if built else "up to date"
+    for name, entry in record["files"].items():
+        print(f"{args.output}/{name}  sha256 {entry['sha256'][:16]}…  ({state})")
+    return 0
+
+
+def _curate(args) -> int:
+    from manifests.manifest import format_manifest
+    from pipeline.curate import curate
+    from pipeline.recipe import load_recipe
+
+    recipe = load_recipe(args.recipe)
+    manifest = curate(recipe, inputs=args.input, output=args.output, executor=args.executor, workers=args.workers)
+    print(format_manifest(manifest))
+    print(f"shards and manifest: {recipe.output}/manifest.json")
+    return 0
+
+
+def _manifest_audit(args) -> int:
+    from manifests.audit import audit
+    from manifests.manifest import load_manifest
+
+    failed = 0
+    for path in args.paths:
+        manifest, folder = load_manifest(path)
+        problems = audit(manifest, folder)
+        for problem in problems:
+            print(f"{path}: {problem}")
+        if problems:
+            failed += 1
+        else:
+            totals = manifest["totals"]
+            print(f"{path}: OK ({len(manifest['shards'])} shards, {totals['documents']:,} documents, {totals['tokens']:,} tokens)")
+    return 1 if failed else 0
+
+
+def _manifest_show(args) -> int:
+    from manifests.manifest import format_manifest, load_manifest
+
+    print(format_manifest(load_manifest(args.path)[0]))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="aurora", description="Curate multilingual web and code data into audited Megatron shards.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo-data", help="write seeded, labelled web-like demo input")
+    demo.add_argument("--output", default="data/demo")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(func=_demo_data)
+
+    assets = sub.add_parser("assets", help="offline models: language ID, tokenizer")
+    assets_sub = assets.add_subparsers(dest="assets_command", required=True)
+    build = assets_sub.add_parser("build", help="train the assets from the project's sample text")
+    build.add_argument("--output", default="assets")
+    build.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    build.set_defaults(func=_assets_build)
+
+    curate = sub.add_parser("curate", help="run a curation recipe: read, filter, tokenize, write shards and manifest")
+    curate.add_argument("recipe")
+    curate.add_argument("--input", nargs="+", metavar="GLOB", help="input files (local or s3://), replacing the recipe's sources")
+    curate.add_argument("--output", help="output folder (local or s3://), replacing the recipe's")
+    curate.add_argument("--executor", choices=["local", "ray"], default="local")
+    curate.add_argument("--workers", type=int, default=1, help="tasks run at once")
+    curate.set_defaults(func=_curate)
+
+    manifest = sub.add_parser("manifest", help="inspect and audit manifests")
+    manifest_sub = manifest.add_subparsers(dest="manifest_command", required=True)
+    audit = manifest_sub.add_parser("audit", help="recompute every count and checksum; non-zero exit on any difference")
+    audit.add_argument("paths", nargs="+", metavar="PATH")
+    audit.set_defaults(func=_manifest_audit)
+    show = manifest_sub.add_parser("show", help="print a manifest as a table")
+    show.add_argument("path")
+    show.set_defaults(func=_manifest_show)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except AuroraError as e:
+        print(f"aurora: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""`aurora curate`: one language's raw sources -> filtered, tokenized Megatron shards + manifest.
+
+One datatrove task per input file, so what a task writes depends only on its file: the shards
+and the manifest are the same whatever the executor or the number of workers. A task that is
+killed is simply run again (datatrove skips the completed ones), overwriting its own outputs.
+"""
+
+import os
+
+import fsspec
+import orjson
+from datatrove.io import get_datafolder
+
+from filters.code import CodeLanguageFilter, CodeQualityFilter
+from filters.gopher import GopherQualityFilter
+from filters.language_id import LanguageFilter
+from manifests.manifest import build_pool_manifest, write_manifest
+from pipeline.errors import AuroraError
+from pipeline.readers import RawDocumentReader, input_format
+from pipeline.recipe import Recipe, Source
+from pipeline.tokenize import MegatronShardWriter, load_tokenizer
+
+RUN_FILE = "run.json"
+
+
+def resolve_inputs(sources: list[Source]) -> list[tuple[str, str]]:
+    """Every (source name, file) the sources' globs match, sorted within each source."""
+    inputs = []
+    for source in sources:
+        for pattern in source.paths:
+            try:
+                fs, _, paths = fsspec.core.get_fs_token_paths(pattern)
+            except Exception as e:  # noqa: BLE001 - any backend error is reported on one line
+                raise AuroraError(f"source '{source.name}': cannot list {pattern}: {e}") from None
+            if not paths:
+                raise AuroraError(f"source '{source.name}': no input files match {pattern}")
+            for path in sorted(paths):
+                full = fs.unstrip_protocol(path) if "://" in pattern else path
+                try:
+                    input_format(full)
+                except ValueError as e:
+                    raise AuroraError(f"source '{source.name}': {e}") from None
+                inputs.append((source.name, full))
+    return inputs
+
+
+def build_pipeline(recipe: Recipe, inputs, folder) -> list:
+    steps = [RawDocumentReader(inputs, folder, recipe.language)]
+    if recipe.language == "code":
+        steps += [CodeLanguageFilter(folder, recipe.code_languages), CodeQualityFilter(folder, recipe.heuristics)]
+    else:
+        steps += [
+            LanguageFilter(folder, recipe.lid_model, recipe.language, recipe.min_language_score),
+            GopherQualityFilter(folder, recipe.language, recipe.heuristics),
+        ]
+    steps.append(
+        MegatronShardWriter(folder, recipe.name, recipe.tokenizer, recipe.eod_token, recipe.max_shard_tokens, recipe.batch_size)
+    )
+    return steps
+
+
+def _check_assets(recipe: Recipe) -> None:
+    for what, path in (("tokenizer", recipe.tokenizer), ("language-ID model", recipe.lid_model)):
+        if path is not None and not os.path.exists(path):
+            raise AuroraError(f"{what} {path} not found (run `make assets` or fix assets in {recipe.path})")
+    tokenizer = load_tokenizer(recipe.tokenizer)
+    if tokenizer.token_to_id(recipe.eod_token) is None:
+        raise AuroraError(f"tokenizer {recipe.tokenizer} has no token {recipe.eod_token!r} for end of document")
+
+
+def _claim_output(folder, run: dict) -> None:
+    """Refuse to mix two different runs in one folder; a rerun of the same run resumes."""
+    if folder.exists(RUN_FILE):
+        with folder.open(RUN_FILE, "rb") as f:
+            if orjson.loads(f.read()) != run:
+                raise AuroraError(
+                    f"{folder.path} holds a run of another recipe or other inputs; use a new --output or delete it"
+                )
+        return
+    with folder.open(RUN_FILE, "wb") as f:
+        f.write(orjson.dumps(run, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2))
+
+
+def _executor(kind: str, pipeline, tasks: int, workers: int, logging_dir: str):
+    if kind == "local":
+        from datatrove.executor import LocalPipelineExecutor
+
+        return LocalPipelineExecutor(pipeline, tasks=tasks, workers=workers, logging_dir=logging_dir)
+    if kind == "ray":
+        import ray
+        from datatrove.executor import RayPipelineExecutor
+
+        if not ray.is_initialized():
+            # RAY_ADDRESS set: join that cluster; otherwise start a local one with `workers` CPUs.
+            if os.environ.get("RAY_ADDRESS"):
+                ray.init(log_to_driver=False)
+            else:
+                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+        return RayPipelineExecutor(pipeline, tasks=tasks, workers=workers, logging_dir=logging_dir, cpus_per_task=1)
+    raise AuroraError(f"unknown executor '{kind}' (expected local or ray)")
+
+
+def curate(recipe: Recipe, inputs: list[str] | None = None, output: str | None = None,
+           executor: str = "local", workers: int = 1) -> dict:
+    if inputs:
+        recipe.sources = [Source("input", list(inputs))]
+    if output:
+        recipe.output = output
+    if workers < 1:
+        raise AuroraError("--workers must be at least 1")
+    _check_assets(recipe)
+    files = resolve_inputs(recipe.sources)
+    folder = get_datafolder(recipe.output)
+    _claim_output(folder, {"recipe_sha256": recipe.sha256, "inputs": files})
+
+    pipeline = build_pipeline(recipe, files, folder)
+    run = _executor(executor, pipeline, len(files), min(workers, len(files)), os.path.join(recipe.output, "logs"))
+    run.run()
+    manifest = build_pool_manifest(folder, recipe, files)
+    write_manifest(folder, manifest)
+    return manifest

@@ -1,0 +1,151 @@
+"""Curation recipes: YAML files that say what to read, how to filter it and where the shards go.
+
+Validation happens once, up front, so a bad recipe fails with one line before any work starts.
+Relative paths are taken from the current directory (the project root for `make` targets).
+"""
+
+import hashlib
+from dataclasses import dataclass, field
+
+import yaml
+
+from pipeline.errors import AuroraError
+
+TEXT_LANGUAGES = ("en", "fi", "hi", "ja", "vi")
+LANGUAGES = TEXT_LANGUAGES + ("code",)
+EOD_TOKEN = "<|endoftext|>"
+
+
+@dataclass
+class Source:
+    name: str
+    paths: list[str]
+
+
+@dataclass
+class Recipe:
+    path: str
+    sha256: str
+    name: str
+    language: str
+    sources: list[Source]
+    output: str
+    tokenizer: str
+    lid_model: str | None = None
+    min_language_score: float = 0.0
+    heuristics: dict = field(default_factory=dict)
+    code_languages: list[str] = field(default_factory=list)
+    eod_token: str = EOD_TOKEN
+    max_shard_tokens: int = 1 << 27
+    batch_size: int = 1000
+
+
+def _section(data: dict, key: str, allowed: set, where: str, required: bool = True) -> dict:
+    value = data.get(key)
+    if value is None:
+        if required:
+            raise AuroraError(f"{where}: missing key '{key}'")
+        return {}
+    if not isinstance(value, dict):
+        raise AuroraError(f"{where}: '{key}' must be a mapping")
+    unknown = sorted(set(value) - allowed)
+    if unknown:
+        raise AuroraError(f"{where}: unknown key '{key}.{unknown[0]}' (allowed: {', '.join(sorted(allowed))})")
+    return value
+
+
+def _number(value, key: str, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise AuroraError(f"{where}: '{key}' must be a number, got {value!r}")
+    return value
+
+
+def load_recipe(path: str) -> Recipe:
+    try:
+        raw = open(path, "rb").read()
+    except OSError as e:
+        raise AuroraError(f"cannot read recipe {path}: {e.strerror}") from None
+    try:
+        data = yaml.safe_load(raw)
+    except yaml.YAMLError as e:
+        raise AuroraError(f"{path}: invalid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise AuroraError(f"{path}: a recipe must be a YAML mapping")
+    allowed = {"name", "language", "sources", "output", "assets", "langid", "heuristics", "code", "tokenize"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise AuroraError(f"{path}: unknown key '{unknown[0]}' (allowed: {', '.join(sorted(allowed))})")
+    for key in ("name", "language", "output"):
+        if not isinstance(data.get(key), str) or not data[key]:
+            raise AuroraError(f"{path}: '{key}' must be a non-empty string")
+    language = data["language"]
+    if language not in LANGUAGES:
+        raise AuroraError(f"{path}: language '{language}' is not one of {', '.join(LANGUAGES)}")
+
+    sources = data.get("sources")
+    if not isinstance(sources, list) or not sources:
+        raise AuroraError(f"{path}: 'sources' must be a non-empty list")
+    parsed_sources = []
+    for i, source in enumerate(sources):
+        where = f"{path}: sources[{i}]"
+        if not isinstance(source, dict) or set(source) - {"name", "paths"}:
+            raise AuroraError(f"{where} must be a mapping with 'name' and 'paths'")
+        paths = source.get("paths")
+        if isinstance(paths, str):
+            paths = [paths]
+        if not isinstance(source.get("name"), str) or not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+            raise AuroraError(f"{where} needs a string 'name' and a list of path globs 'paths'")
+        parsed_sources.append(Source(source["name"], paths))
+
+    assets = _section(data, "assets", {"tokenizer", "lid_model"}, path)
+    if not isinstance(assets.get("tokenizer"), str):
+        raise AuroraError(f"{path}: missing key 'assets.tokenizer'")
+    recipe = Recipe(
+        path=path, sha256=hashlib.sha256(raw).hexdigest(), name=data["name"], language=language,
+        sources=parsed_sources, output=data["output"], tokenizer=assets["tokenizer"],
+    )
+
+    tokenize = _section(data, "tokenize", {"eod_token", "max_shard_tokens", "batch_size"}, path, required=False)
+    recipe.eod_token = tokenize.get("eod_token", EOD_TOKEN)
+    for key in ("max_shard_tokens", "batch_size"):
+        if key in tokenize:
+            value = _number(tokenize[key], f"tokenize.{key}", path)
+            if not isinstance(value, int) or value < 1:
+                raise AuroraError(f"{path}: 'tokenize.{key}' must be a positive integer")
+            setattr(recipe, key, value)
+
+    heuristics = data.get("heuristics") or {}
+    if not isinstance(heuristics, dict):
+        raise AuroraError(f"{path}: 'heuristics' must be a mapping of rule name to threshold")
+    from filters.code import CodeQualityFilter
+    from filters.gopher import DEFAULTS as GOPHER_DEFAULTS
+
+    known_rules = CodeQualityFilter.DEFAULTS if language == "code" else GOPHER_DEFAULTS
+    for key, value in heuristics.items():
+        if key not in known_rules:
+            raise AuroraError(f"{path}: unknown heuristic 'heuristics.{key}' (allowed: {', '.join(known_rules)})")
+        if value is not None:
+            _number(value, f"heuristics.{key}", path)
+    recipe.heuristics = heuristics
+
+    if language == "code":
+        code = _section(data, "code", {"languages"}, path)
+        from filters.code import EXTENSIONS
+
+        languages = code.get("languages")
+        if not isinstance(languages, list) or not languages:
+            raise AuroraError(f"{path}: 'code.languages' must be a non-empty list")
+        unknown_languages = sorted(set(languages) - set(EXTENSIONS.values()))
+        if unknown_languages:
+            raise AuroraError(f"{path}: unknown code language '{unknown_languages[0]}'")
+        recipe.code_languages = languages
+    else:
+        if not isinstance(assets.get("lid_model"), str):
+            raise AuroraError(f"{path}: missing key 'assets.lid_model'")
+        recipe.lid_model = assets["lid_model"]
+        langid = _section(data, "langid", {"min_score"}, path)
+        score = _number(langid.get("min_score"), "langid.min_score", path)
+        if not 0 <= score <= 1:
+            raise AuroraError(f"{path}: 'langid.min_score' must be between 0 and 1")
+        recipe.min_language_score = score
+    return recipe
