@@ -44,17 +44,24 @@ def resolve_inputs(sources: list[Source]) -> list[tuple[str, str]]:
     return inputs
 
 
+def absolute(path: str) -> str:
+    """Local paths made absolute, so workers started elsewhere (Ray) find the same files."""
+    return path if "://" in path else os.path.abspath(path)
+
+
 def build_pipeline(recipe: Recipe, inputs, folder) -> list:
-    steps = [RawDocumentReader(inputs, folder, recipe.language)]
+    steps = [RawDocumentReader([(source, absolute(path)) for source, path in inputs], folder, recipe.language)]
     if recipe.language == "code":
         steps += [CodeLanguageFilter(folder, recipe.code_languages), CodeQualityFilter(folder, recipe.heuristics)]
     else:
         steps += [
-            LanguageFilter(folder, recipe.lid_model, recipe.language, recipe.min_language_score),
+            LanguageFilter(folder, absolute(recipe.lid_model), recipe.language, recipe.min_language_score),
             GopherQualityFilter(folder, recipe.language, recipe.heuristics),
         ]
     steps.append(
-        MegatronShardWriter(folder, recipe.name, recipe.tokenizer, recipe.eod_token, recipe.max_shard_tokens, recipe.batch_size)
+        MegatronShardWriter(
+            folder, recipe.name, absolute(recipe.tokenizer), recipe.eod_token, recipe.max_shard_tokens, recipe.batch_size
+        )
     )
     return steps
 
@@ -110,11 +117,12 @@ def curate(recipe: Recipe, inputs: list[str] | None = None, output: str | None =
         raise AuroraError("--workers must be at least 1")
     _check_assets(recipe)
     files = resolve_inputs(recipe.sources)
-    folder = get_datafolder(recipe.output)
+    folder = get_datafolder(absolute(recipe.output))
     _claim_output(folder, {"recipe_sha256": recipe.sha256, "inputs": files})
 
     pipeline = build_pipeline(recipe, files, folder)
-    run = _executor(executor, pipeline, len(files), min(workers, len(files)), os.path.join(recipe.output, "logs"))
+    logging_dir = os.path.join(absolute(recipe.output), "logs")
+    run = _executor(executor, pipeline, len(files), min(workers, len(files)), logging_dir)
     run.run()
     manifest = build_pool_manifest(folder, recipe, files)
     write_manifest(folder, manifest)

@@ -5,6 +5,8 @@ every bad record to rejects with its reason, so `read = kept + removed + malform
 A record is one non-blank line of a JSONL file or one row of a parquet file.
 """
 
+import gzip
+import io
 import os
 
 import fsspec
@@ -77,7 +79,14 @@ def iter_records(path: str):
         with fsspec.open(path, "rb") as f:
             yield from _parquet_records(f, path)
     else:
-        with fsspec.open(path, "rb", compression="infer") as f:
+        with fsspec.open(path, "rb") as raw:
+            if fmt == ".jsonl.gz":
+                f = gzip.GzipFile(fileobj=raw)
+            elif fmt == ".jsonl.zst":
+                # zstandard's reader has no readline; buffering gives line iteration.
+                f = io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True))
+            else:
+                f = raw
             yield from _jsonl_records(f, path)
 
 
@@ -120,5 +129,6 @@ class RawDocumentReader(PipelineStep):
                     # A corrupt or truncated file: what was read stays counted; the rest of the file
                     # is one reject naming the error, so the run finishes and the loss is visible.
                     read += 1
-                    rejects.write_record({"id": f"{path}:unreadable", "reason": "unreadable_file", "raw": str(e)}, rank)
+                    error = f"{type(e).__name__}: {e}"
+                    rejects.write_record({"id": f"{path}:unreadable", "reason": "unreadable_file", "raw": error}, rank)
         write_task_record(self.output_folder, rank, "read", {"read": read, "malformed": dict(rejects.counts)})

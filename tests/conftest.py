@@ -1,0 +1,54 @@
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT.parent / "shared" / "corpus"
+LANGUAGES = ("en", "fi", "hi", "ja", "vi")
+
+
+@pytest.fixture(scope="session")
+def workspace(tmp_path_factory):
+    """A project-like folder with built assets and generated demo input, as `make demo` lays them out."""
+    from pipeline.assets import build_assets
+    from pipeline.demo_data import write_demo_data
+
+    root = tmp_path_factory.mktemp("workspace")
+    build_assets(str(root / "assets"))
+    write_demo_data(str(root / "data" / "demo"))
+    shutil.copytree(ROOT / "recipes", root / "recipes")
+    return root
+
+
+@pytest.fixture
+def in_workspace(workspace, monkeypatch):
+    monkeypatch.chdir(workspace)
+    return workspace
+
+
+def corpus_sentences(language: str) -> list[str]:
+    path = CORPUS / f"{language}.txt"
+    if not path.exists():
+        pytest.skip(f"{path} is absent (it is present in CI)")
+    return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def curate_demo(language: str, output, executor="local", workers=2, inputs=None):
+    """Run one demo recipe from inside the workspace (the caller has chdir'ed there)."""
+    from pipeline.curate import curate
+    from pipeline.recipe import load_recipe
+
+    return curate(load_recipe(f"recipes/demo/{language}.yaml"), inputs=inputs, output=str(output),
+                  executor=executor, workers=workers)
+
+
+def tree_bytes(folder) -> dict[str, bytes]:
+    """Every shard and the manifest of a run, by relative path (logs and ledgers excluded)."""
+    folder = Path(folder)
+    files = sorted(folder.glob("shards/*")) + [folder / "manifest.json"]
+    return {str(p.relative_to(folder)): p.read_bytes() for p in files}
+
+
+os.environ.setdefault("RAY_DISABLE_IMPORT_WARNING", "1")

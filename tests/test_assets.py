@@ -1,0 +1,28 @@
+import hashlib
+import json
+
+from tokenizers import Tokenizer
+
+from pipeline.assets import STARCODER_SPECIAL_TOKENS, build_assets
+
+
+def test_assets_are_deterministic_and_recorded(workspace, tmp_path):
+    record, built = build_assets(str(tmp_path))
+    assert built
+    first = json.loads((workspace / "assets" / "assets.json").read_text())
+    assert record["files"] == first["files"]  # same bytes as the session's build
+    for name, entry in record["files"].items():
+        assert hashlib.sha256((tmp_path / name).read_bytes()).hexdigest() == entry["sha256"]
+        assert entry["made_by"]
+    assert build_assets(str(tmp_path))[1] is False  # up to date: nothing rebuilt
+
+
+def test_tokenizer_is_starcoder_style(workspace):
+    tokenizer = Tokenizer.from_file(str(workspace / "assets" / "tokenizer.json"))
+    assert [tokenizer.id_to_token(i) for i in range(len(STARCODER_SPECIAL_TOKENS))] == STARCODER_SPECIAL_TOKENS
+    assert tokenizer.token_to_id("<|endoftext|>") == 0
+    for text in ("def f(x):\n    return x ** 2\n", "Tiếng Việt", "हिन्दी", "日本語のテキスト", "päivää 2024"):
+        ids = tokenizer.encode(text).ids
+        assert tokenizer.decode(ids) == text
+    # Digits are split one by one, as in StarCoder.
+    assert tokenizer.encode("2024").tokens == ["2", "0", "2", "4"]

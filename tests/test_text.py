@@ -1,0 +1,26 @@
+import unicodedata
+
+from pipeline.text import normalize, words
+
+
+def test_nfc_composes_and_keeps_vietnamese_tone_marks():
+    decomposed = unicodedata.normalize("NFD", "Tiếng Việt có dấu thanh: ả, ỹ, ặ, ườ.")
+    out = normalize(decomposed)
+    assert out == "Tiếng Việt có dấu thanh: ả, ỹ, ặ, ườ."
+    assert unicodedata.normalize("NFD", out) == decomposed  # no mark was dropped
+
+
+def test_devanagari_signs_survive_and_stay_in_their_words():
+    text = "हिन्दी में संख्याएँ और चाँद"
+    assert normalize(text) == text
+    assert words(text, "hi") == ["हिन्दी", "में", "संख्याएँ", "और", "चाँद"]
+
+
+def test_japanese_dakuten_survive_and_words_are_script_runs():
+    decomposed = "カ\u3099ラス"  # ガラス written with a combining dakuten
+    assert normalize(decomposed) == "ガラス"
+    assert words("私は東京で寿司を食べました。", "ja") == ["私", "は", "東京", "で", "寿司", "を", "食", "べました"]
+
+
+def test_latin_words_unicode_aware():
+    assert words("Hyvää päivää, naïve café-owner!", "fi") == ["Hyvää", "päivää", "naïve", "café", "owner"]
