@@ -11,6 +11,7 @@ was made; a build whose inputs and outputs are unchanged is skipped.
 """
 
 import hashlib
+from importlib import metadata
 import os
 import random
 import tempfile
@@ -90,6 +91,8 @@ def build_tokenizer(path: str) -> None:
 def _inputs() -> dict:
     inputs = {f"sample_text/{lang}.txt": _sha256(str(sample_path(lang))) for lang in TEXT_LANGUAGES}
     inputs["python"] = python_version()
+    for package in ("fasttext-community", "tokenizers"):
+        inputs[package] = metadata.version(package)
     return inputs
 
 
