@@ -37,14 +37,25 @@ def _sha256(path: str) -> str:
         return hashlib.sha256(f.read()).hexdigest()
 
 
+def _halves(sentence: str, language: str) -> list[str]:
+    if language == "ja":  # no spaces: split by characters
+        k = len(sentence) // 2
+        return [sentence[:k], sentence[k:]]
+    tokens = sentence.split()
+    k = len(tokens) // 2
+    return [" ".join(tokens[:k]), " ".join(tokens[k:])]
+
+
 def lid_training_lines(seed: int = 0) -> list[str]:
-    """Each sample sentence, and pairs of them (documents are longer than sentences), labelled."""
+    """Labelled examples: each sample sentence, its two halves (web text has short lines) and
+    random pairs (documents are longer than sentences)."""
     rng = random.Random(seed)
     lines = []
     for language in TEXT_LANGUAGES:
         sentences = sample_sentences(language)
         examples = sentences + [" ".join(rng.sample(sentences, 2)) for _ in sentences]
-        lines += [f"__label__{language} {' '.join(s.split())}" for s in examples]
+        examples += [half for s in sentences for half in _halves(s, language)]
+        lines += [f"__label__{language} {' '.join(s.split())}" for s in examples if s.strip()]
     rng.shuffle(lines)
     return lines
 

@@ -118,7 +118,7 @@ def curate(recipe: Recipe, inputs: list[str] | None = None, output: str | None =
     _check_assets(recipe)
     files = resolve_inputs(recipe.sources)
     folder = get_datafolder(absolute(recipe.output))
-    _claim_output(folder, {"recipe_sha256": recipe.sha256, "inputs": files})
+    _claim_output(folder, {"recipe_sha256": recipe.sha256, "inputs": [{"source": s, "path": p} for s, p in files]})
 
     pipeline = build_pipeline(recipe, files, folder)
     logging_dir = os.path.join(absolute(recipe.output), "logs")

@@ -1,0 +1,217 @@
+"""End to end on the demo data: raw records -> shards and manifests, checked with megatron-core's reader."""
+
+import gzip
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+from megatron.core.datasets.indexed_dataset import IndexedDataset
+from tokenizers import Tokenizer
+
+from conftest import curate_demo, tree_bytes
+from manifests.audit import audit
+from manifests.manifest import load_manifest
+from pipeline.cli import main
+from pipeline.text import normalize
+
+ALL = ("en", "fi", "hi", "ja", "vi", "code")
+
+
+@pytest.fixture(scope="session")
+def demo_runs(workspace):
+    """Every demo recipe, curated once with the local executor and 2 workers."""
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(workspace)
+    try:
+        return {lang: curate_demo(lang, workspace / "out" / "demo" / lang) for lang in ALL}
+    finally:
+        os.chdir(cwd)
+
+
+def _run_dir(workspace, lang) -> Path:
+    return workspace / "out" / "demo" / lang
+
+
+def _input_records(workspace, lang):
+    """(id, normalized text) of every well-formed record, in the order the tasks read them."""
+    records = []
+    for path in sorted((workspace / "data" / "demo" / lang).glob("*.jsonl.gz")):
+        for line in gzip.open(path):
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(record.get("text"), str) and record["text"].strip():
+                records.append((record["id"], normalize(record["text"])))
+    return records
+
+
+def _rejected_ids(run_dir: Path) -> set:
+    return {json.loads(line)["id"] for p in run_dir.glob("rejects/*/*.jsonl.gz") for line in gzip.open(p)}
+
+
+@pytest.mark.parametrize("lang", ALL)
+def test_megatron_reads_every_shard_with_manifest_counts(workspace, demo_runs, lang):
+    manifest = demo_runs[lang]
+    assert manifest["shards"], "every demo language keeps documents"
+    for shard in manifest["shards"]:
+        dataset = IndexedDataset(str(_run_dir(workspace, lang) / shard["prefix"]))
+        assert len(dataset) == shard["documents"]
+        assert int(dataset.sequence_lengths.sum()) == shard["tokens"]
+        assert dataset[0].dtype == np.uint16  # the demo vocabulary fits
+    assert manifest["totals"]["tokens"] == sum(s["tokens"] for s in manifest["shards"])
+
+
+@pytest.mark.parametrize("lang", ALL)
+def test_detokenized_shards_give_back_the_kept_text(workspace, demo_runs, lang):
+    run_dir = _run_dir(workspace, lang)
+    rejected = _rejected_ids(run_dir)
+    kept = [text for doc_id, text in _input_records(workspace, lang) if doc_id not in rejected]
+    tokenizer = Tokenizer.from_file(str(workspace / "assets" / "tokenizer.json"))
+    decoded = []
+    for shard in demo_runs[lang]["shards"]:
+        dataset = IndexedDataset(str(run_dir / shard["prefix"]))
+        for i in range(len(dataset)):
+            tokens = dataset[i].tolist()
+            assert tokens[-1] == 0 and 0 not in tokens[:-1]  # exactly one EOD, at the end
+            decoded.append(tokenizer.decode(tokens[:-1], skip_special_tokens=False))
+    assert decoded == kept
+
+
+@pytest.mark.parametrize("lang", ALL)
+def test_funnel_balances_exactly(workspace, demo_runs, lang):
+    funnel = demo_runs[lang]["funnel"]
+    lines = sum(1 for p in (workspace / "data" / "demo" / lang).glob("*.jsonl.gz") for line in gzip.open(p) if line.strip())
+    assert funnel["documents_in"] == lines
+    assert funnel["documents_in"] == funnel["kept"] + sum(funnel["malformed"].values()) + sum(funnel["removed"].values())
+    assert set(funnel["malformed"]) == {"broken_json", "invalid_utf8", "missing_text", "text_not_string", "empty_text"}
+
+
+def test_junk_is_removed_and_clean_text_kept(workspace, demo_runs):
+    for lang in ("en", "fi", "hi", "ja", "vi"):
+        rejected = _rejected_ids(_run_dir(workspace, lang))
+        labels = {}
+        for path in (workspace / "data" / "demo" / lang).glob("*.jsonl.gz"):
+            for line in gzip.open(path):
+                try:
+                    record = orjson.loads(line)
+                    labels[record["id"]] = record["label"]
+                except (orjson.JSONDecodeError, KeyError):
+                    pass
+        clean = [i for i, label in labels.items() if label == "clean"]
+        assert sum(i not in rejected for i in clean) / len(clean) >= 0.98, lang
+        for kind in ("boilerplate", "number_table", "too_short", "wrong_language", "symbol_soup"):
+            ids = [i for i, label in labels.items() if label == kind]
+            assert all(i in rejected for i in ids), (lang, kind)
+
+
+def test_same_run_twice_and_with_one_worker_is_byte_identical(in_workspace, demo_runs, tmp_path):
+    curate_demo("fi", tmp_path / "again", workers=1)
+    assert tree_bytes(tmp_path / "again") == tree_bytes(_run_dir(in_workspace, "fi"))
+
+
+def test_ray_executor_matches_local(in_workspace, demo_runs, tmp_path):
+    import ray
+
+    try:
+        curate_demo("fi", tmp_path / "ray", executor="ray", workers=2)
+    finally:
+        ray.shutdown()
+    assert tree_bytes(tmp_path / "ray") == tree_bytes(_run_dir(in_workspace, "fi"))
+
+
+def test_shards_are_capped(in_workspace, demo_runs, tmp_path):
+    recipe = (in_workspace / "recipes/demo/vi.yaml").read_text().replace("max_shard_tokens: 200000", "max_shard_tokens: 20000")
+    (tmp_path / "vi.yaml").write_text(recipe)
+    from pipeline.curate import curate
+    from pipeline.recipe import load_recipe
+
+    manifest = curate(load_recipe(str(tmp_path / "vi.yaml")), output=str(tmp_path / "out"), workers=2)
+    assert len(manifest["shards"]) > len(demo_runs["vi"]["shards"])
+    assert all(s["tokens"] <= 20000 for s in manifest["shards"])
+    assert manifest["totals"] == demo_runs["vi"]["totals"]
+
+
+def _audit_lines(path, capsys):
+    code = main(["manifest", "audit", str(path)])
+    return code, capsys.readouterr().out.strip().splitlines()
+
+
+def test_audit_passes_on_a_good_run(workspace, demo_runs, capsys):
+    for lang in ALL:
+        code, lines = _audit_lines(_run_dir(workspace, lang) / "manifest.json", capsys)
+        assert code == 0 and lines[-1].endswith("tokens)") and ": OK (" in lines[-1]
+
+
+@pytest.mark.parametrize("damage", ["flip_byte", "truncate_bin", "missing_shard", "edit_count", "lose_rejects"])
+def test_audit_catches_damage(workspace, demo_runs, tmp_path, capsys, damage):
+    run = tmp_path / "fi"
+    shutil.copytree(_run_dir(workspace, "fi"), run)
+    shard = run / demo_runs["fi"]["shards"][1]["prefix"]
+    if damage == "flip_byte":
+        data = bytearray(shard.with_suffix(".bin").read_bytes())
+        data[len(data) // 2] ^= 0x01
+        shard.with_suffix(".bin").write_bytes(bytes(data))
+        expected = "sha256 differs"
+    elif damage == "truncate_bin":
+        data = shard.with_suffix(".bin").read_bytes()
+        shard.with_suffix(".bin").write_bytes(data[:-10])
+        expected = "the index implies"
+    elif damage == "missing_shard":
+        shard.with_suffix(".idx").unlink()
+        expected = "missing file"
+    elif damage == "edit_count":
+        manifest = json.loads((run / "manifest.json").read_text())
+        manifest["shards"][0]["tokens"] += 1
+        (run / "manifest.json").write_text(json.dumps(manifest))
+        expected = "tokens in the index, manifest says"
+    else:
+        next(run.glob("rejects/language/*.jsonl.gz")).unlink()
+        expected = "rejects/ holds"
+    code, lines = _audit_lines(run, capsys)
+    assert code == 1
+    assert any(expected in line for line in lines), lines
+
+
+def test_killed_run_resumes_to_the_same_result(in_workspace, demo_runs, tmp_path):
+    # Sixteen input files (four copies of the demo's four) so the run has many tasks to kill.
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for copy in range(4):
+        for path in sorted((in_workspace / "data/demo/fi").glob("*.jsonl.gz")):
+            shutil.copy(path, inputs / f"c{copy}-{path.name}")
+    command = [sys.executable, "-m", "pipeline.cli", "curate", "recipes/demo/fi.yaml",
+               "--input", str(inputs / "*.jsonl.gz"), "--workers", "1"]
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(command + ["--output", str(killed)], start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    completions = killed / "logs" / "completions"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(completions.glob("*"))) < 3:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done = len(list(completions.glob("*")))
+    assert 3 <= done < 16, f"the kill should land mid-run ({done} of 16 tasks done)"
+    assert not (killed / "manifest.json").exists()
+
+    subprocess.run(command + ["--output", str(killed)], check=True, capture_output=True)
+    subprocess.run(command + ["--output", str(tmp_path / "whole")], check=True, capture_output=True)
+    assert tree_bytes(killed) == tree_bytes(tmp_path / "whole")
+    assert load_manifest(str(killed))[0]["funnel"] == load_manifest(str(tmp_path / "whole"))[0]["funnel"]
+    assert audit(*load_manifest(str(killed))) == []
+
+
+def test_rerun_into_a_folder_of_another_run_is_refused(in_workspace, demo_runs, capsys):
+    code = main(["curate", "recipes/demo/en.yaml", "--output", str(_run_dir(in_workspace, "fi"))])
+    assert code == 2
+    assert "holds a run of another recipe" in capsys.readouterr().err
