@@ -1,10 +1,12 @@
 """Tokenization into Megatron shards: HF tokenizers in batches, one EOD after each document.
 
-A task's documents fill `shards/<name>_<rank>_<part>` in order; a shard is closed before it
+A task's documents fill `shards/<name>_<task>_<part>` in order; a shard is closed before it
 would pass `max_shard_tokens` (a document longer than that gets a shard of its own). The
 task's shard list, with checksums and counts, goes to the task ledger for the manifest.
 """
 
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from itertools import chain
 
 import numpy as np
@@ -15,6 +17,7 @@ from pipeline.ledger import write_task_record
 from pipeline.shards import ShardWriter, token_dtype
 
 SHARDS_DIR = "shards"
+IN_FLIGHT = 2  # batches being tokenized at once
 
 
 def load_tokenizer(path: str):
@@ -33,6 +36,41 @@ def encode_documents(tokenizer, texts: list[str], eod_id: int) -> tuple[np.ndarr
     return np.fromiter(chain.from_iterable(ids), dtype=np.int64, count=sum(lengths)), lengths
 
 
+class ShardSequence:
+    """The shards of one task, filled in document order; each records its first document's source and language."""
+
+    def __init__(self, folder, prefix: str, dtype: np.dtype, max_tokens: int):
+        self.folder, self.prefix, self.dtype, self.max_tokens = folder, prefix, dtype, max_tokens
+        self.shards: list[dict] = []
+        self._writer, self._labels = None, {}
+
+    def write(self, docs, tokens: np.ndarray, lengths: list[int]) -> None:
+        start = i = 0  # first token and first document not yet written
+        while i < len(docs):
+            if self._writer is None:
+                self._writer = ShardWriter(self.folder, f"{self.prefix}_{len(self.shards):04d}", self.dtype)
+                self._labels = {k: docs[i].metadata.get(k) for k in ("source", "language")}
+            # As many documents as fit; at least one, so an oversized document gets a shard of its own.
+            j, size, used = i, 0, self._writer.tokens
+            while j < len(docs) and (used + size + lengths[j] <= self.max_tokens or (j == i and used == 0)):
+                size += lengths[j]
+                j += 1
+            if j > i:
+                self._writer.add_many(tokens[start : start + size], lengths[i:j])
+                start, i = start + size, j
+            if i < len(docs):
+                self._close_shard()
+
+    def _close_shard(self) -> None:
+        self.shards.append({**self._writer.close(), **self._labels})
+        self._writer = None
+
+    def close(self) -> list[dict]:
+        if self._writer is not None:
+            self._close_shard()
+        return self.shards
+
+
 class MegatronShardWriter(PipelineStep):
     name = "🔢 Megatron shards"
     type = "🔢 - TOKENIZER"
@@ -44,45 +82,26 @@ class MegatronShardWriter(PipelineStep):
         self.tokenizer_path, self.eod_token = tokenizer_path, eod_token
         self.max_shard_tokens, self.batch_size = max_shard_tokens, batch_size
 
+    def _write(self, shards: ShardSequence, batch, encoded) -> None:
+        tokens, lengths = encoded.result()
+        shards.write(batch, tokens, lengths)
+        self.stat_update("documents", value=len(batch))
+        self.stat_update("tokens", value=len(tokens))
+
     def run(self, data, rank: int = 0, world_size: int = 1):
         tokenizer = load_tokenizer(self.tokenizer_path)
         eod_id = tokenizer.token_to_id(self.eod_token)
-        dtype = token_dtype(tokenizer.get_vocab_size())
-        shards, writer = [], None
-        first_doc = {}  # the source and language of each shard, from its first document
-
-        def open_shard():
-            prefix = f"{SHARDS_DIR}/{self.name_prefix}_{rank:05d}_{len(shards):04d}"
-            return ShardWriter(self.output_folder, prefix, dtype)
-
-        def close_shard(writer):
-            shards.append({**writer.close(), **first_doc})
-
-        for batch in batched(data, self.batch_size):
-            with self.track_time("batch"):
-                tokens, lengths = encode_documents(tokenizer, [doc.text for doc in batch], eod_id)
-            start = 0  # first token of the documents not yet written
-            i = 0
-            while i < len(batch):
-                if writer is None:
-                    writer = open_shard()
-                    first_doc = {k: batch[i].metadata.get(k) for k in ("source", "language")}
-                # Take as many documents as fit; at least one, so an oversized document has its own shard.
-                j, size = i, 0
-                while j < len(batch) and (
-                    writer.tokens + size + lengths[j] <= self.max_shard_tokens or (j == i and writer.tokens == 0)
-                ):
-                    size += lengths[j]
-                    j += 1
-                if j > i:
-                    writer.add_many(tokens[start : start + size], lengths[i:j])
-                    start += size
-                    i = j
-                if i < len(batch):
-                    close_shard(writer)
-                    writer = None
-            self.stat_update("documents", value=len(batch))
-            self.stat_update("tokens", value=len(tokens))
-        if writer is not None:
-            close_shard(writer)
-        write_task_record(self.output_folder, rank, "tokenize", {"shards": shards})
+        prefix = f"{SHARDS_DIR}/{self.name_prefix}_{rank:05d}"
+        shards = ShardSequence(self.output_folder, prefix, token_dtype(tokenizer.get_vocab_size()), self.max_shard_tokens)
+        # Tokenizers encode in a Rust thread pool with the GIL released. Keeping the next batch in
+        # flight on a helper thread overlaps it with the upstream steps, the shard writing here and
+        # the tail of the previous batch, instead of leaving cores idle in between.
+        with ThreadPoolExecutor(max_workers=IN_FLIGHT) as pool:
+            in_flight = deque()
+            for batch in batched(data, self.batch_size):
+                in_flight.append((batch, pool.submit(encode_documents, tokenizer, [d.text for d in batch], eod_id)))
+                if len(in_flight) == IN_FLIGHT:
+                    self._write(shards, *in_flight.popleft())
+            while in_flight:
+                self._write(shards, *in_flight.popleft())
+        write_task_record(self.output_folder, rank, "tokenize", {"shards": shards.close()})
