@@ -28,9 +28,10 @@ $(addprefix recipe-,$(LANGS)): recipe-%: $(STAMP) assets
 	$(BIN)/aurora curate $(RECIPES)/$*.yaml --executor $(EXECUTOR) --workers $(WORKERS)
 
 demo: $(STAMP) assets demo-data
+	rm -rf out/demo  # a demo starts from scratch; `aurora curate` alone resumes
 	$(MAKE) --no-print-directory $(addprefix recipe-,$(LANGS)) RECIPES=recipes/demo
 	$(MAKE) --no-print-directory audit
-	@echo "Demo finished. Pool manifests:"
+	@echo "Demo finished. Shards: out/demo/<lang>/shards/; manifests:"
 	@ls -1 out/demo/*/manifest.json
 
 audit: $(STAMP)
