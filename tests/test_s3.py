@@ -1,5 +1,6 @@
 """s3:// input and output through s3fs, against a real S3 endpoint (moto's server) on 127.0.0.1."""
 
+import json
 import socket
 import subprocess
 import sys
@@ -53,7 +54,10 @@ def s3(monkeypatch):
 def test_s3_input_and_output(in_workspace, s3, tmp_path, capsys):
     for path in sorted((in_workspace / "data/demo/fi").glob("*.jsonl.gz")):
         s3.put(str(path), f"raw/fi/{path.name}")
-    manifest = curate_demo("fi", "s3://pools/fi", inputs=["s3://raw/fi/*.jsonl.gz"], workers=2)
+    # A user's process: the AWS_* variables set above reach it and its worker processes.
+    subprocess.run([sys.executable, "-m", "pipeline.cli", "curate", "recipes/demo/fi.yaml", "--input", "s3://raw/fi/*.jsonl.gz",
+                    "--output", "s3://pools/fi", "--workers", "2"], check=True, capture_output=True)
+    manifest = json.loads(s3.cat("pools/fi/manifest.json"))
     local = curate_demo("fi", tmp_path / "local", inputs=["data/demo/fi/*.jsonl.gz"], workers=2)
     assert [i["path"] for i in manifest["inputs"]] == [f"s3://raw/fi/part-{i:05d}.jsonl.gz" for i in range(4)]
     assert manifest["shards"] == local["shards"] and manifest["funnel"] == local["funnel"]
