@@ -1,6 +1,7 @@
 """End to end on the demo data: raw records -> shards and manifests, checked with megatron-core's reader."""
 
 import gzip
+import os
 import json
 import shutil
 import signal
@@ -27,8 +28,6 @@ ALL = ("en", "fi", "hi", "ja", "vi", "code")
 @pytest.fixture(scope="session")
 def demo_runs(workspace):
     """Every demo recipe, curated once with the local executor and 2 workers."""
-    import os
-
     cwd = os.getcwd()
     os.chdir(workspace)
     try:
@@ -198,7 +197,7 @@ def test_killed_run_resumes_to_the_same_result(in_workspace, demo_runs, tmp_path
     deadline = time.time() + 120
     while time.time() < deadline and len(list(completions.glob("*"))) < 3:
         time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
+    os.killpg(process.pid, signal.SIGKILL)  # the whole run: the CLI and the processes it started
     process.wait()
     done = len(list(completions.glob("*")))
     assert 3 <= done < 16, f"the kill should land mid-run ({done} of 16 tasks done)"
