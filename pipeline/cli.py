@@ -1,6 +1,7 @@
 """The `aurora` command line."""
 
 import argparse
+import os
 import sys
 
 from pipeline.errors import AuroraError
@@ -33,6 +34,19 @@ def _curate(args) -> int:
     manifest = curate(recipe, inputs=args.input, output=args.output, executor=args.executor, workers=args.workers)
     print(format_manifest(manifest))
     print(f"shards and manifest: {recipe.output}/manifest.json")
+    return 0
+
+
+def _calibrate(args) -> int:
+    from pipeline.calibrate import calibrate
+    from pipeline.recipe import TEXT_LANGUAGES
+
+    if args.language not in TEXT_LANGUAGES:
+        raise AuroraError(f"--language must be one of {', '.join(TEXT_LANGUAGES)}")
+    for path in args.files:
+        if not os.path.exists(path):
+            raise AuroraError(f"{path}: no such file")
+    print(calibrate(args.files, args.language, documents=args.documents, seed=args.seed))
     return 0
 
 
@@ -84,6 +98,13 @@ def parser() -> argparse.ArgumentParser:
     curate.add_argument("--executor", choices=["local", "ray"], default="local")
     curate.add_argument("--workers", type=int, default=1, help="tasks run at once")
     curate.set_defaults(func=_curate)
+
+    cal = sub.add_parser("calibrate", help="heuristic metrics on clean text, and suggested thresholds as YAML")
+    cal.add_argument("--language", required=True)
+    cal.add_argument("files", nargs="+", metavar="FILE", help="text (one sentence a line) or JSONL documents")
+    cal.add_argument("--documents", type=int, default=2000, help="documents to assemble from sentence files")
+    cal.add_argument("--seed", type=int, default=0)
+    cal.set_defaults(func=_calibrate)
 
     manifest = sub.add_parser("manifest", help="inspect and audit manifests")
     manifest_sub = manifest.add_subparsers(dest="manifest_command", required=True)

@@ -12,7 +12,7 @@ import orjson
 from datatrove.io import get_datafolder
 
 from filters.code import CodeLanguageFilter, CodeQualityFilter
-from filters.gopher import GopherQualityFilter
+from filters.heuristics import FILTERS, GROUPS
 from filters.language_id import LanguageFilter
 from manifests.manifest import build_pool_manifest, write_manifest
 from pipeline.errors import AuroraError
@@ -54,9 +54,9 @@ def build_pipeline(recipe: Recipe, inputs, folder) -> list:
     if recipe.language == "code":
         steps += [CodeLanguageFilter(folder, recipe.code_languages), CodeQualityFilter(folder, recipe.heuristics)]
     else:
+        steps.append(LanguageFilter(folder, absolute(recipe.lid_model), recipe.language, recipe.min_language_score))
         steps += [
-            LanguageFilter(folder, absolute(recipe.lid_model), recipe.language, recipe.min_language_score),
-            GopherQualityFilter(folder, recipe.language, recipe.heuristics),
+            FILTERS[group](folder, recipe.language, recipe.heuristics[group]) for group in GROUPS if group in recipe.heuristics
         ]
     steps.append(
         MegatronShardWriter(

@@ -38,9 +38,13 @@ def _joiner(language: str) -> str:
 
 
 def clean_document(rng: random.Random, sentences: list[str], language: str) -> str:
-    paragraphs = [
-        _joiner(language).join(rng.sample(sentences, rng.randint(3, 6))) for _ in range(rng.randint(3, 6))
-    ]
+    """3 to 6 paragraphs of 3 to 6 sentences; no sentence twice in one document."""
+    sizes = [rng.randint(3, 6) for _ in range(rng.randint(3, 6))]
+    chosen = rng.sample(sentences, sum(sizes))
+    paragraphs, start = [], 0
+    for size in sizes:
+        paragraphs.append(_joiner(language).join(chosen[start : start + size]))
+        start += size
     return "\n\n".join(paragraphs)
 
 
@@ -69,8 +73,10 @@ def _number_table(rng, sentences, language):
 
 
 def _mojibake(rng, sentences, language):
-    text = clean_document(rng, sentences, language)
-    # UTF-8 bytes read as Windows-1252: the classic "Ã¤" garbling.
+    # Published pages use curly apostrophes and quotes (here every paragraph is a quotation).
+    paragraphs = clean_document(rng, sentences, language).replace("'", "\u2019").split("\n\n")
+    text = "\n\n".join(f"\u201c{p}\u201d" for p in paragraphs)
+    # UTF-8 bytes read as Windows-1252: the classic "Ã¤" and "â€™" garbling.
     return text.encode("utf-8").decode("cp1252", errors="replace")
 
 

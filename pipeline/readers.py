@@ -30,8 +30,11 @@ def input_format(path: str) -> str:
     raise ValueError(f"{path}: unsupported input format (expected one of {', '.join(FORMATS)})")
 
 
-def parse_record(record, fallback_id: str):
-    """A parsed record -> (Document, None) or (None, reason)."""
+def parse_record(record, fallback_id: str, keep_text: bool = False):
+    """A parsed record -> (Document, None) or (None, reason).
+
+    Natural-language text is normalized (`pipeline.text.normalize`); with `keep_text` (code,
+    where whitespace is meaning) the text is kept exactly as it came."""
     if not isinstance(record, dict):
         return None, "not_an_object"
     if "text" not in record or record["text"] is None:
@@ -44,7 +47,7 @@ def parse_record(record, fallback_id: str):
     doc_id = record.get("id")
     doc_id = str(doc_id) if isinstance(doc_id, (str, int)) and doc_id != "" else fallback_id
     metadata = {k: v for k, v in record.items() if k not in ("text", "id")}
-    return Document(text=normalize(text), id=doc_id, metadata=metadata), None
+    return Document(text=text if keep_text else normalize(text), id=doc_id, metadata=metadata), None
 
 
 def _jsonl_records(f, path: str):
@@ -114,7 +117,7 @@ class RawDocumentReader(PipelineStep):
                     for fallback_id, record, reason, raw in iter_records(path):
                         read += 1
                         if reason is None:
-                            doc, reason = parse_record(record, fallback_id)
+                            doc, reason = parse_record(record, fallback_id, keep_text=self.language == "code")
                         if reason is not None:
                             self.stat_update(f"malformed_{reason}")
                             rejects.write_record(

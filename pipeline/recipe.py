@@ -60,6 +60,35 @@ def _number(value, key: str, where: str) -> float:
     return value
 
 
+def _heuristics(heuristics, language: str, path: str) -> dict:
+    """Text recipes: {group: {rule: threshold}}; the code recipe: {rule: threshold}."""
+    if not isinstance(heuristics, dict):
+        raise AuroraError(f"{path}: 'heuristics' must be a mapping")
+    if language == "code":
+        from filters.code import CodeQualityFilter
+
+        groups = {None: (heuristics, list(CodeQualityFilter.DEFAULTS))}
+    else:
+        from filters.heuristics import GROUPS, rule_names
+
+        unknown = sorted(set(heuristics) - set(GROUPS))
+        if unknown:
+            raise AuroraError(f"{path}: unknown heuristic group 'heuristics.{unknown[0]}' (allowed: {', '.join(GROUPS)})")
+        groups = {}
+        for group, rules in heuristics.items():
+            if not isinstance(rules, dict):
+                raise AuroraError(f"{path}: 'heuristics.{group}' must be a mapping of rule to threshold")
+            groups[group] = (rules, rule_names(group, language))
+    for group, (rules, allowed) in groups.items():
+        prefix = f"heuristics.{group}." if group else "heuristics."
+        for key, value in rules.items():
+            if key not in allowed:
+                raise AuroraError(f"{path}: unknown rule '{prefix}{key}' for {language} (allowed: {', '.join(allowed)})")
+            if value is not None:
+                _number(value, prefix + key, path)
+    return heuristics
+
+
 def load_recipe(path: str) -> Recipe:
     try:
         raw = open(path, "rb").read()
@@ -114,19 +143,7 @@ def load_recipe(path: str) -> Recipe:
                 raise AuroraError(f"{path}: 'tokenize.{key}' must be a positive integer")
             setattr(recipe, key, value)
 
-    heuristics = data.get("heuristics") or {}
-    if not isinstance(heuristics, dict):
-        raise AuroraError(f"{path}: 'heuristics' must be a mapping of rule name to threshold")
-    from filters.code import CodeQualityFilter
-    from filters.gopher import DEFAULTS as GOPHER_DEFAULTS
-
-    known_rules = CodeQualityFilter.DEFAULTS if language == "code" else GOPHER_DEFAULTS
-    for key, value in heuristics.items():
-        if key not in known_rules:
-            raise AuroraError(f"{path}: unknown heuristic 'heuristics.{key}' (allowed: {', '.join(known_rules)})")
-        if value is not None:
-            _number(value, f"heuristics.{key}", path)
-    recipe.heuristics = heuristics
+    recipe.heuristics = _heuristics(data.get("heuristics") or {}, language, path)
 
     if language == "code":
         code = _section(data, "code", {"languages"}, path)

@@ -1,28 +1,71 @@
-"""Text normalization and word counting shared by every step.
+"""Text normalization, word segmentation and stop words shared by every step.
 
-Normalization is Unicode NFC only: it composes characters and never drops combining marks,
-so Vietnamese tone marks, Devanagari matras and viramas, and Japanese dakuten survive
-(CCNet's and datatrove's default normalizers strip category Mn; we do not).
+`normalize` is Unicode NFC plus whitespace folding. It composes characters and never drops
+combining marks, so Vietnamese tone marks, Devanagari matras, viramas and anusvara, and
+Japanese dakuten survive (CCNet's and datatrove's default normalizers strip category Mn; we
+do not). It is for natural-language text; code is never normalized.
+
+`words` segments by language: a Unicode word regex for en and fi (letters with their marks),
+syllables for vi (its orthography writes one syllable per token), letter-and-mark runs for hi
+(matras and viramas are marks, so they stay inside their word), and a real morphological
+analyser for ja (fugashi with the UniDic-lite dictionary; see bench/heuristics.py for the
+choice against SudachiPy).
 """
 
+import importlib.util
+import os
+import runpy
 import unicodedata
+from functools import lru_cache
 
 import regex
 
-# Letters with their combining marks, digits and joiners form one word: "हिन्दी" stays whole.
-_WORD = regex.compile(r"[\p{L}\p{M}\p{N}_\u200c\u200d]+")
-# Japanese has no spaces: a word is a run of one script (kanji, hiragana, katakana, other letters, digits).
-_JA_WORD = regex.compile(
-    r"\p{Han}+|[\p{Hiragana}\u30fc]+|[\p{Katakana}\u30fc]+|[\p{L}\p{M}]+|\p{N}+"
-)
+_WORD = regex.compile(r"[\p{L}\p{M}\p{N}_\u200c\u200d]+(?:['’][\p{L}\p{M}]+)*")
+_HAS_WORD_CHAR = regex.compile(r"[\p{L}\p{N}]")
+_HORIZONTAL_SPACE = regex.compile(r"[^\S\n]+")
+_SPACE_BEFORE_NEWLINE = regex.compile(r" *\n *")
+_BLANK_LINES = regex.compile(r"\n{3,}")
 
 
 def normalize(text: str) -> str:
-    return unicodedata.normalize("NFC", text)
+    """NFC, runs of spaces and tabs folded to one space, at most one blank line, ends trimmed."""
+    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
+    text = _HORIZONTAL_SPACE.sub(" ", text)
+    text = _SPACE_BEFORE_NEWLINE.sub("\n", text)
+    return _BLANK_LINES.sub("\n\n", text).strip()
+
+
+@lru_cache(maxsize=1)
+def _japanese_tagger():
+    import fugashi
+
+    return fugashi.Tagger()
 
 
 def words(text: str, language: str) -> list[str]:
-    """Split text into words: script runs for Japanese, letter-and-mark runs elsewhere."""
+    """The words of `text` (punctuation and symbols excluded)."""
     if language == "ja":
-        return _JA_WORD.findall(text)
+        return [w for w in (m.surface for m in _japanese_tagger()(text)) if _HAS_WORD_CHAR.search(w)]
     return _WORD.findall(text)
+
+
+@lru_cache(maxsize=None)
+def stop_words(language: str) -> frozenset[str]:
+    """spaCy's stop-word list for the language, read from spaCy's installed files.
+
+    The lists are plain Python files; running them directly avoids importing spaCy itself,
+    which costs seconds in every worker process. Vietnamese entries join syllables with "_".
+    """
+    spec = importlib.util.find_spec("spacy")
+    path = os.path.join(os.path.dirname(spec.origin), "lang", language, "stop_words.py")
+    return frozenset(w.lower() for w in runpy.run_path(path)["STOP_WORDS"])
+
+
+def count_stop_words(doc_words: list[str], language: str) -> int:
+    """How many words are stop words; for vi, two-syllable stop words count once."""
+    stops = stop_words(language)
+    lowered = [w.lower() for w in doc_words]
+    count = sum(w in stops for w in lowered)
+    if language == "vi":
+        count += sum(f"{a}_{b}" in stops for a, b in zip(lowered, lowered[1:]))
+    return count

@@ -13,7 +13,7 @@ sources: [{name: web, paths: [data/*.jsonl.gz]}]
 output: out/fi
 assets: {lid_model: assets/lid.bin, tokenizer: assets/tokenizer.json}
 langid: {min_score: 0.6}
-heuristics: {min_doc_words: 40}
+heuristics: {gopher_quality: {min_doc_words: 40}, script: {min_script_fraction: 0.9}}
 tokenize: {max_shard_tokens: 1000}
 """
 
@@ -27,7 +27,8 @@ def _write(tmp_path, text):
 def test_good_recipe(tmp_path):
     recipe = load_recipe(_write(tmp_path, GOOD))
     assert recipe.language == "fi" and recipe.min_language_score == 0.6
-    assert recipe.heuristics == {"min_doc_words": 40} and recipe.max_shard_tokens == 1000
+    assert recipe.heuristics == {"gopher_quality": {"min_doc_words": 40}, "script": {"min_script_fraction": 0.9}}
+    assert recipe.max_shard_tokens == 1000
 
 
 @pytest.mark.parametrize(
@@ -35,7 +36,9 @@ def test_good_recipe(tmp_path):
     [
         (("language: fi", "language: xx"), "language 'xx' is not one of"),
         (("langid: {min_score: 0.6}", "langid: {min_score: high}"), "'langid.min_score' must be a number"),
-        (("min_doc_words: 40", "min_words: 40"), "unknown heuristic 'heuristics.min_words'"),
+        (("min_doc_words: 40", "min_words: 40"), "unknown rule 'heuristics.gopher_quality.min_words' for fi"),
+        (("script:", "scripts:"), "unknown heuristic group 'heuristics.scripts'"),
+        (("min_script_fraction: 0.9", "min_script_fraction: lots"), "'heuristics.script.min_script_fraction' must be a number"),
         (("output: out/fi", "outptu: out/fi"), "unknown key 'outptu'"),
         (("max_shard_tokens: 1000", "max_shard_tokens: -5"), "must be a positive integer"),
         (("lid_model: assets/lid.bin, ", ""), "missing key 'assets.lid_model'"),

@@ -1,0 +1,254 @@
+"""Language-aware quality heuristics: metrics as plain functions, rules as recipe thresholds.
+
+Five groups, each a datatrove step that removes a document with the reason `<group>.<rule>`:
+
+- `gopher_quality`   Gopher (Rae et al. 2021) quality rules, as in datatrove's GopherQualityFilter
+- `gopher_repetition` Gopher repetition rules (duplicate lines/paragraphs, top and duplicate n-grams)
+- `fineweb`          FineWeb's line rules (terminal punctuation, short lines, duplicated characters, newlines)
+- `web_ratios`       the stop-word ratio and symbol-and-digit ratio used for Aurora-M's web data
+- `script`           share of letters in the language's script, and mojibake
+
+A rule is a recipe key `min_<metric>` or `max_<metric>`: the document is removed when the metric
+is below a min or above a max. `aurora calibrate` prints every metric's distribution on clean
+text. Words come from `pipeline.text.words`, so each language is segmented properly.
+"""
+
+from collections import Counter
+from dataclasses import dataclass
+from functools import lru_cache
+
+import regex
+from datatrove.data import Document
+
+from filters.base import RecordedFilter
+from pipeline.text import count_stop_words, words
+
+GROUPS = ("gopher_quality", "gopher_repetition", "fineweb", "web_ratios", "script")
+# Settings that shape a metric rather than bound it.
+SETTINGS = {"short_line_length": 30}
+
+BULLETS = ("•", "●", "○", "▪", "■", "◦", "‣", "⁃", "- ", "* ", "· ", "➢", "►", "→")
+ELLIPSES = ("...", "…")
+# Sentence-final punctuation across our scripts: Latin, Devanagari danda, Japanese full width, closing quotes.
+TERMINAL_PUNCTUATION = (".", "!", "?", '"', "'", "”", "’", ")", "।", "॥", "。", "！", "？", "」", "』", "）", ":", ";")
+SCRIPTS = {
+    "en": r"\p{Latin}",
+    "fi": r"\p{Latin}",
+    "vi": r"\p{Latin}",
+    "hi": r"\p{Devanagari}",
+    "ja": r"[\p{Han}\p{Hiragana}\p{Katakana}ー]",
+}
+_LETTER = regex.compile(r"\p{L}")
+_SCRIPT = {lang: regex.compile(pattern) for lang, pattern in SCRIPTS.items()}
+# UTF-8 read as Windows-1252 (or Latin-1): each continuation byte 0x80-0xBF shows as one of
+# these characters. A 2-byte character (U+0080-U+01FF: ä, é, ă, đ, ơ, ư) becomes Â-Ç plus one of
+# them ("Ã¤"); a 3-byte one (Devanagari, Vietnamese tone letters, Japanese, "’") becomes à-ï plus
+# two ("à¤¹", "â€™"). Requiring the continuation characters keeps "ä”" in real text apart.
+_CONTINUATION = "\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013\u2014\u2018-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122"
+_MOJIBAKE = regex.compile(f"[\u00c2-\u00c7][{_CONTINUATION}]|[\u00e0-\u00ef][{_CONTINUATION}]{{2}}|\ufffd")
+_SYMBOL_OR_DIGIT = regex.compile(r"[\p{S}\p{N}]|[#@%&*_^~|\\/<>\[\]{}=+$]")
+_NON_SPACE = regex.compile(r"\S")
+_VIETNAMESE = regex.compile(r"[ăâđêôơưàáảãạằắẳẵặầấẩẫậèéẻẽẹềếểễệìíỉĩịòóỏõọồốổỗộờớởỡợùúủũụừứửữựỳýỷỹỵ]", regex.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    text: str
+    language: str
+    lines: list[str]  # non-empty lines, stripped
+    paragraphs: list[str]  # non-empty blocks between blank lines, stripped
+    words: list[str]
+
+
+@lru_cache(maxsize=16)
+def analyze(text: str, language: str) -> Analysis:
+    """Segment once; consecutive filters on the same document hit this cache."""
+    return Analysis(
+        text=text,
+        language=language,
+        lines=[line.strip() for line in text.split("\n") if line.strip()],
+        paragraphs=[p.strip() for p in regex.split(r"\n\s*\n", text) if p.strip()],
+        words=words(text, language),
+    )
+
+
+def _ratio(part: float, whole: float) -> float:
+    return part / whole if whole else 0.0
+
+
+def gopher_quality_metrics(a: Analysis, settings: dict) -> dict:
+    n = len(a.words)
+    symbols = a.text.count("#") + sum(a.text.count(e) for e in ELLIPSES)
+    return {
+        "doc_words": n,
+        "avg_word_length": _ratio(sum(map(len, a.words)), n),
+        "symbol_word_ratio": _ratio(symbols, n),
+        "bullet_lines_ratio": _ratio(sum(line.startswith(BULLETS) for line in a.lines), len(a.lines)),
+        "ellipsis_lines_ratio": _ratio(sum(line.endswith(ELLIPSES) for line in a.lines), len(a.lines)),
+        "alpha_words_ratio": _ratio(sum(any(c.isalpha() for c in w) for w in a.words), n),
+        "stop_words": count_stop_words(a.words, a.language),
+    }
+
+
+def _duplicates(elements: list[str]) -> tuple[int, int]:
+    """(number of elements seen before, their characters), as Gopher counts them."""
+    seen, count, chars = set(), 0, 0
+    for element in elements:
+        if element in seen:
+            count += 1
+            chars += len(element)
+        else:
+            seen.add(element)
+    return count, chars
+
+
+def _top_ngram_fraction(ws: list[str], n: int, total_chars: int) -> float:
+    ngrams = Counter(zip(*(ws[i:] for i in range(n))))
+    if not ngrams:
+        return 0.0
+    gram, count = ngrams.most_common(1)[0]
+    return _ratio(count * sum(map(len, gram)), total_chars) if count > 1 else 0.0
+
+
+def _duplicate_ngram_fraction(ws: list[str], n: int, total_chars: int) -> float:
+    """Characters of words covered by an n-gram that occurred earlier (each word counted once)."""
+    seen, covered = set(), [False] * len(ws)
+    for i in range(len(ws) - n + 1):
+        gram = tuple(ws[i : i + n])
+        if gram in seen:
+            for j in range(i, i + n):
+                covered[j] = True
+        else:
+            seen.add(gram)
+    return _ratio(sum(len(w) for w, c in zip(ws, covered) if c), total_chars)
+
+
+def gopher_repetition_metrics(a: Analysis, settings: dict) -> dict:
+    text_chars = len(a.text)
+    dup_lines, dup_line_chars = _duplicates(a.lines)
+    dup_paras, dup_para_chars = _duplicates(a.paragraphs)
+    word_chars = sum(map(len, a.words))
+    metrics = {
+        "dup_line_frac": _ratio(dup_lines, len(a.lines)),
+        "dup_para_frac": _ratio(dup_paras, len(a.paragraphs)),
+        "dup_line_char_frac": _ratio(dup_line_chars, text_chars),
+        "dup_para_char_frac": _ratio(dup_para_chars, text_chars),
+    }
+    for n in (2, 3, 4):
+        metrics[f"top_{n}gram_frac"] = _top_ngram_fraction(a.words, n, word_chars)
+    for n in range(5, 11):
+        metrics[f"dup_{n}gram_frac"] = _duplicate_ngram_fraction(a.words, n, word_chars)
+    return metrics
+
+
+def fineweb_metrics(a: Analysis, settings: dict) -> dict:
+    short = settings.get("short_line_length", SETTINGS["short_line_length"])
+    _, dup_line_chars = _duplicates(a.lines)
+    return {
+        "line_punct_ratio": _ratio(sum(line.endswith(TERMINAL_PUNCTUATION) for line in a.lines), len(a.lines)),
+        "short_line_ratio": _ratio(sum(len(line) <= short for line in a.lines), len(a.lines)),
+        "char_dup_ratio": _ratio(dup_line_chars, len(a.text.replace("\n", ""))),
+        "new_line_ratio": _ratio(a.text.count("\n"), len(a.words)),
+    }
+
+
+def web_ratio_metrics(a: Analysis, settings: dict) -> dict:
+    return {
+        "stop_word_ratio": _ratio(count_stop_words(a.words, a.language), len(a.words)),
+        "symbol_digit_ratio": _ratio(len(_SYMBOL_OR_DIGIT.findall(a.text)), len(_NON_SPACE.findall(a.text))),
+    }
+
+
+def script_metrics(a: Analysis, settings: dict) -> dict:
+    letters = len(_LETTER.findall(a.text))
+    metrics = {
+        "script_fraction": _ratio(len(_SCRIPT[a.language].findall(a.text)), letters),
+        "mojibake_ratio": _ratio(len(_MOJIBAKE.findall(a.text)), letters),
+    }
+    if a.language == "vi":
+        # Vietnamese is Latin with its own diacritics; most running text has them on many syllables.
+        metrics["vietnamese_diacritic_fraction"] = _ratio(sum(bool(_VIETNAMESE.search(w)) for w in a.words), len(a.words))
+    return metrics
+
+
+METRICS = {
+    "gopher_quality": gopher_quality_metrics,
+    "gopher_repetition": gopher_repetition_metrics,
+    "fineweb": fineweb_metrics,
+    "web_ratios": web_ratio_metrics,
+    "script": script_metrics,
+}
+
+
+def broken_rule(metrics: dict, thresholds: dict) -> str | None:
+    """The first rule (in threshold order) the metrics break, or None."""
+    for rule, limit in thresholds.items():
+        if limit is None or rule in SETTINGS:
+            continue
+        value = metrics[rule[4:]]
+        if (rule.startswith("min_") and value < limit) or (rule.startswith("max_") and value > limit):
+            return rule
+    return None
+
+
+RULES = {
+    "gopher_quality": [
+        "min_doc_words", "max_doc_words", "min_avg_word_length", "max_avg_word_length", "max_symbol_word_ratio",
+        "max_bullet_lines_ratio", "max_ellipsis_lines_ratio", "min_alpha_words_ratio", "min_stop_words",
+    ],
+    "gopher_repetition": ["max_dup_line_frac", "max_dup_para_frac", "max_dup_line_char_frac", "max_dup_para_char_frac"]
+    + [f"max_top_{n}gram_frac" for n in (2, 3, 4)]
+    + [f"max_dup_{n}gram_frac" for n in range(5, 11)],
+    "fineweb": ["min_line_punct_ratio", "max_short_line_ratio", "short_line_length", "max_char_dup_ratio", "max_new_line_ratio"],
+    "web_ratios": ["min_stop_word_ratio", "max_symbol_digit_ratio"],
+    "script": ["min_script_fraction", "max_mojibake_ratio", "min_vietnamese_diacritic_fraction"],
+}
+
+
+def rule_names(group: str, language: str) -> list[str]:
+    """Every key the group accepts for the language."""
+    return [r for r in RULES[group] if language == "vi" or r != "min_vietnamese_diacritic_fraction"]
+
+
+class HeuristicFilter(RecordedFilter):
+    """One group of rules with the recipe's thresholds for one language."""
+
+    group = ""
+
+    def __init__(self, output_folder, language: str, thresholds: dict):
+        super().__init__(output_folder)
+        self.language, self.thresholds = language, dict(thresholds)
+        self.settings = {k: v for k, v in self.thresholds.items() if k in SETTINGS}
+
+    def filter(self, doc: Document):
+        metrics = METRICS[self.group](analyze(doc.text, self.language), self.settings)
+        rule = broken_rule(metrics, self.thresholds)
+        return True if rule is None else (False, f"{self.group}.{rule}")
+
+
+class GopherQualityFilter(HeuristicFilter):
+    name = "🥇 Gopher quality"
+    step = group = "gopher_quality"
+
+
+class GopherRepetitionFilter(HeuristicFilter):
+    name = "👯 Gopher repetition"
+    step = group = "gopher_repetition"
+
+
+class FineWebQualityFilter(HeuristicFilter):
+    name = "🍷 FineWeb quality"
+    step = group = "fineweb"
+
+
+class WebRatiosFilter(HeuristicFilter):
+    name = "🔣 Stop-word and symbol ratios"
+    step = group = "web_ratios"
+
+
+class ScriptFilter(HeuristicFilter):
+    name = "🔤 Script"
+    step = group = "script"
+
+
+FILTERS = {cls.group: cls for cls in (GopherQualityFilter, GopherRepetitionFilter, FineWebQualityFilter, WebRatiosFilter, ScriptFilter)}
