@@ -34,7 +34,7 @@ def tokenizer_info(path: str, eod_token: str) -> dict:
 
 def build_pool_manifest(folder, recipe, inputs: list[tuple[str, str]]) -> dict:
     """Sum the task ledgers into the manifest; every task must have finished."""
-    shards, malformed, removed = [], Counter(), Counter()
+    shards, malformed, removed, redacted = [], Counter(), Counter(), Counter()
     documents_in = 0
     for rank in range(len(inputs)):
         records = read_task_records(folder, rank)
@@ -44,6 +44,7 @@ def build_pool_manifest(folder, recipe, inputs: list[tuple[str, str]]) -> dict:
         malformed.update(records["read"]["malformed"])
         for step, record in records.items():
             removed.update(record.get("removed", {}))
+            redacted.update(record.get("redacted", {}))
         shards += records["tokenize"]["shards"]
     kept = sum(s["documents"] for s in shards)
     funnel = {
@@ -54,7 +55,7 @@ def build_pool_manifest(folder, recipe, inputs: list[tuple[str, str]]) -> dict:
     }
     if documents_in != kept + sum(malformed.values()) + sum(removed.values()):
         raise AuroraError(f"funnel does not balance: {funnel}")
-    return {
+    manifest = {
         "kind": "pool",
         "name": recipe.name,
         "language": recipe.language,
@@ -65,6 +66,9 @@ def build_pool_manifest(folder, recipe, inputs: list[tuple[str, str]]) -> dict:
         "totals": {"documents": kept, "tokens": sum(s["tokens"] for s in shards)},
         "funnel": funnel,
     }
+    if redacted:
+        manifest["redactions"] = dict(sorted(redacted.items()))
+    return manifest
 
 
 def write_manifest(folder, manifest: dict) -> None:
@@ -104,4 +108,6 @@ def format_manifest(manifest: dict) -> str:
         for reason, n in funnel[group].items():
             lines.append(f"  - {n:>8,}  {group}: {reason}")
     lines.append(f"  = {funnel['kept']:>8,}  kept")
+    for kind, n in manifest.get("redactions", {}).items():
+        lines.append(f"  PII redacted: {n:,} {kind}")
     return "\n".join(lines)

@@ -14,6 +14,7 @@ from datatrove.io import get_datafolder
 from filters.code import CodeLanguageFilter, CodeQualityFilter
 from filters.heuristics import FILTERS, GROUPS
 from filters.language_id import LanguageFilter
+from filters.pii import PIIRedactor
 from manifests.manifest import build_pool_manifest, write_manifest
 from pipeline.errors import AuroraError
 from pipeline.readers import RawDocumentReader, input_format
@@ -53,6 +54,8 @@ def build_pipeline(recipe: Recipe, inputs, folder) -> list:
     steps = [RawDocumentReader([(source, absolute(path)) for source, path in inputs], folder, recipe.language)]
     if recipe.language == "code":
         steps += [CodeLanguageFilter(folder, recipe.code_languages), CodeQualityFilter(folder, recipe.heuristics)]
+        if recipe.redact_pii:
+            steps.append(PIIRedactor(folder))
     else:
         steps.append(LanguageFilter(folder, absolute(recipe.lid_model), recipe.language, recipe.min_language_score))
         steps += [

@@ -35,6 +35,7 @@ class Recipe:
     min_language_score: float = 0.0
     heuristics: dict = field(default_factory=dict)
     code_languages: list[str] = field(default_factory=list)
+    redact_pii: bool = False
     eod_token: str = EOD_TOKEN
     max_shard_tokens: int = 1 << 27
     batch_size: int = 1000
@@ -146,7 +147,7 @@ def load_recipe(path: str) -> Recipe:
     recipe.heuristics = _heuristics(data.get("heuristics") or {}, language, path)
 
     if language == "code":
-        code = _section(data, "code", {"languages"}, path)
+        code = _section(data, "code", {"languages", "redact_pii"}, path)
         from filters.code import EXTENSIONS
 
         languages = code.get("languages")
@@ -156,6 +157,9 @@ def load_recipe(path: str) -> Recipe:
         if unknown_languages:
             raise AuroraError(f"{path}: unknown code language '{unknown_languages[0]}'")
         recipe.code_languages = languages
+        if not isinstance(code.get("redact_pii", False), bool):
+            raise AuroraError(f"{path}: 'code.redact_pii' must be true or false")
+        recipe.redact_pii = code.get("redact_pii", False)
     else:
         if not isinstance(assets.get("lid_model"), str):
             raise AuroraError(f"{path}: missing key 'assets.lid_model'")
