@@ -39,7 +39,7 @@ SCRIPTS = {
     "ja": r"[\p{Han}\p{Hiragana}\p{Katakana}ー]",
 }
 _LETTER = regex.compile(r"\p{L}")
-_SCRIPT = {lang: regex.compile(pattern) for lang, pattern in SCRIPTS.items()}
+_SCRIPT = {lang: regex.compile(rf"(?=\p{{L}}){pattern}") for lang, pattern in SCRIPTS.items()}  # letters only
 # UTF-8 read as Windows-1252 (or Latin-1): each continuation byte 0x80-0xBF shows as one of
 # these characters. A 2-byte character (U+0080-U+01FF: ä, é, ă, đ, ơ, ư) becomes Â-Ç plus one of
 # them ("Ã¤"); a 3-byte one (Devanagari, Vietnamese tone letters, Japanese, "’") becomes à-ï plus

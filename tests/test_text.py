@@ -24,3 +24,8 @@ def test_japanese_dakuten_survive_and_words_come_from_the_segmenter():
 
 def test_latin_words_unicode_aware():
     assert words("Hyvää päivää, naïve café-owner!", "fi") == ["Hyvää", "päivää", "naïve", "café", "owner"]
+
+
+def test_whitespace_folding_keeps_lines_and_marks():
+    text = "  Tiê\u0301ng   Việt\t\tcó\u00a0dấu\r\n\n\n\nहिन्दी  \n "
+    assert normalize(text) == "Tiếng Việt có dấu\n\nहिन्दी"

@@ -1,0 +1,180 @@
+"""Language-aware heuristics: metrics on crafted documents, real clean text, the generator's junk."""
+
+import gzip
+import random
+from collections import Counter, defaultdict
+
+import orjson
+import pytest
+import yaml
+
+from conftest import LANGUAGES, ROOT, corpus_sentences
+from filters.heuristics import GROUPS, METRICS, analyze, broken_rule
+from pipeline.calibrate import calibrate, documents_from_sentences
+from pipeline.text import normalize
+
+
+def shipped_thresholds(language: str) -> dict:
+    return yaml.safe_load((ROOT / "recipes" / f"{language}.yaml").read_text())["heuristics"]
+
+
+def removal(text: str, language: str, thresholds: dict) -> str | None:
+    """The first rule of the shipped thresholds the document breaks, as `<group>.<rule>`."""
+    for group in GROUPS:
+        settings = {k: v for k, v in thresholds[group].items() if k == "short_line_length"}
+        rule = broken_rule(METRICS[group](analyze(text, language), settings), thresholds[group])
+        if rule:
+            return f"{group}.{rule}"
+    return None
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_clean_real_text_is_kept(language):
+    sentences = corpus_sentences(language)
+    thresholds = shipped_thresholds(language)
+    # A different seed from the calibration run, so this is not the sample the thresholds saw.
+    docs = documents_from_sentences(sentences, language, 600, seed=12345)
+    removed = Counter(r for r in (removal(d, language, thresholds) for d in docs) if r)
+    kept = 1 - sum(removed.values()) / len(docs)
+    assert kept >= 0.95, (language, kept, removed.most_common(5))
+
+
+JUNK_FOR_HEURISTICS = ("boilerplate", "keyword_spam", "symbol_soup", "number_table", "repeated_sentence", "too_short", "mojibake")
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_generator_junk_is_removed(workspace, language):
+    thresholds = shipped_thresholds(language)
+    by_kind = defaultdict(list)
+    for path in sorted((workspace / "data" / "demo" / language).glob("*.jsonl.gz")):
+        for line in gzip.open(path):
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if record.get("label") in JUNK_FOR_HEURISTICS:
+                by_kind[record["label"]].append(normalize(record["text"]))
+    assert set(by_kind) == set(JUNK_FOR_HEURISTICS)
+    for kind, texts in by_kind.items():
+        removed = sum(removal(t, language, thresholds) is not None for t in texts)
+        assert removed / len(texts) >= 0.95, (language, kind, removed, len(texts))
+
+
+def _metric(group, text, language="en", **settings):
+    return METRICS[group](analyze(text, language), settings)
+
+
+def _inside_and_outside(group, rule, text, language="en", inside=None, outside=None):
+    """The document passes `rule` at the `inside` threshold and breaks it at `outside`."""
+    settings = {"short_line_length": 30} if group == "fineweb" else {}
+    metrics = _metric(group, text, language, **settings)
+    assert broken_rule(metrics, {rule: inside}) is None, (rule, metrics[rule[4:]])
+    assert broken_rule(metrics, {rule: outside}) == rule, (rule, metrics[rule[4:]])
+    return metrics[rule[4:]]
+
+
+SENTENCE = "The committee met on Tuesday and agreed that the new library should open in the spring."
+WORDS_16 = SENTENCE  # 16 words
+
+
+def test_gopher_quality_rules_at_their_thresholds():
+    text = "\n".join([SENTENCE] * 1)
+    assert _inside_and_outside("gopher_quality", "min_doc_words", text, inside=16, outside=17) == 16
+    assert _inside_and_outside("gopher_quality", "max_doc_words", text, inside=16, outside=15) == 16
+    avg = sum(map(len, SENTENCE.replace(".", "").split())) / 16
+    assert _inside_and_outside("gopher_quality", "min_avg_word_length", text, inside=avg, outside=avg + 0.01) == avg
+    assert _inside_and_outside("gopher_quality", "max_avg_word_length", text, inside=avg, outside=avg - 0.01) == avg
+    hashes = SENTENCE + " #news #library"  # 2 hashes over 18 words
+    assert _inside_and_outside("gopher_quality", "max_symbol_word_ratio", hashes, inside=2 / 18, outside=0.11) == 2 / 18
+    bullets = "\n".join(["- " + SENTENCE, "- " + SENTENCE, SENTENCE, SENTENCE])
+    assert _inside_and_outside("gopher_quality", "max_bullet_lines_ratio", bullets, inside=0.5, outside=0.49) == 0.5
+    ellipses = "\n".join([SENTENCE + "..", "And then…", SENTENCE, SENTENCE])
+    assert _inside_and_outside("gopher_quality", "max_ellipsis_lines_ratio", ellipses, inside=0.5, outside=0.49) == 0.5
+    digits = SENTENCE + " 2024 2025 2026 2027"  # 16 alphabetic words of 20
+    assert _inside_and_outside("gopher_quality", "min_alpha_words_ratio", digits, inside=0.8, outside=0.81) == 0.8
+    # spaCy's English list: the, on, and, that, the, new, should, in
+    assert _inside_and_outside("gopher_quality", "min_stop_words", text, inside=8, outside=9) == 8
+
+
+def test_gopher_repetition_rules_at_their_thresholds():
+    lines = [f"Line number {w} says something different." for w in ("one", "two", "three", "four", "five", "six", "seven")]
+    text = "\n".join(lines + lines[:3])  # 3 of 10 lines repeat earlier ones
+    assert _inside_and_outside("gopher_repetition", "max_dup_line_frac", text, inside=0.3, outside=0.29) == 0.3
+    paragraphs = "\n\n".join(lines[:3] + lines[:1])  # 1 of 4 paragraphs repeats
+    assert _inside_and_outside("gopher_repetition", "max_dup_para_frac", paragraphs, inside=0.25, outside=0.24) == 0.25
+    char_frac = len(lines[0]) / len(paragraphs)
+    assert _inside_and_outside("gopher_repetition", "max_dup_line_char_frac", paragraphs, inside=char_frac, outside=char_frac - 0.001) == char_frac
+    assert _inside_and_outside("gopher_repetition", "max_dup_para_char_frac", paragraphs, inside=char_frac, outside=char_frac - 0.001) == char_frac
+    spam = "buy cheap shoes " * 5 + "and many other things for the whole family"
+    metrics = _metric("gopher_repetition", spam)
+    for n in (2, 3, 4):
+        value = metrics[f"top_{n}gram_frac"]
+        assert value > 0.2
+        _inside_and_outside("gopher_repetition", f"max_top_{n}gram_frac", spam, inside=value, outside=value - 0.001)
+    for n in range(5, 11):
+        value = metrics[f"dup_{n}gram_frac"]
+        assert value > 0
+        _inside_and_outside("gopher_repetition", f"max_dup_{n}gram_frac", spam, inside=value, outside=value - 0.001)
+    # Top 2-gram "buy cheap" (x5): 5 * 8 characters of the 58 + 33 word characters.
+    word_chars = sum(map(len, spam.split()))
+    assert metrics["top_2gram_frac"] == pytest.approx(5 * len("buycheap") / word_chars)
+
+
+def test_fineweb_rules_at_their_thresholds():
+    text = "\n".join([SENTENCE, SENTENCE.rstrip("."), "Short line", "Short too", SENTENCE])
+    assert _inside_and_outside("fineweb", "min_line_punct_ratio", text, inside=0.4, outside=0.41) == 0.4
+    assert _inside_and_outside("fineweb", "max_short_line_ratio", text, inside=0.4, outside=0.39) == 0.4
+    dup = len(SENTENCE) / len(text.replace("\n", ""))
+    assert _inside_and_outside("fineweb", "max_char_dup_ratio", text, inside=dup, outside=dup - 0.001) == dup
+    new_lines = 4 / len(_metric("gopher_quality", text) and analyze(text, "en").words)
+    assert _inside_and_outside("fineweb", "max_new_line_ratio", text, inside=new_lines, outside=new_lines - 0.001) == new_lines
+
+
+def test_web_ratio_rules_at_their_thresholds():
+    value = _inside_and_outside("web_ratios", "min_stop_word_ratio", SENTENCE, inside=0.1, outside=0.9)
+    assert 0 < value < 1
+    text = "Prices: 10 20 30 $$"  # 6 digits and 2 symbols of 15 non-space characters
+    ratio = _metric("web_ratios", text)["symbol_digit_ratio"]
+    assert ratio == pytest.approx(8 / 15)
+    _inside_and_outside("web_ratios", "max_symbol_digit_ratio", text, inside=ratio, outside=ratio - 0.001)
+
+
+def test_script_rules_at_their_thresholds():
+    hindi = "यह एक वाक्य है और यह हिन्दी में लिखा गया है। Hello"
+    fraction = _metric("script", hindi, "hi")["script_fraction"]
+    assert 0.8 < fraction < 1
+    _inside_and_outside("script", "min_script_fraction", hindi, "hi", inside=fraction, outside=fraction + 0.001)
+    garbled = "Hyvää päivää".encode("utf-8").decode("cp1252")  # "HyvÃ¤Ã¤ pÃ¤ivÃ¤Ã¤"
+    value = _inside_and_outside("script", "max_mojibake_ratio", garbled, "fi", inside=1.0, outside=0.0)
+    assert value > 0.2
+    assert _metric("script", "Hyvää päivää ”lainaus”", "fi")["mojibake_ratio"] == 0  # real ä next to a quote
+    vietnamese = "Hôm nay trời đẹp và tôi đi học"
+    value = _inside_and_outside("script", "min_vietnamese_diacritic_fraction", vietnamese, "vi", inside=0.5, outside=0.9)
+    assert value == pytest.approx(7 / 8)  # all but "nay"
+
+
+def test_japanese_is_counted_by_the_segmenter():
+    text = "私は東京で寿司を食べました。"
+    assert _metric("gopher_quality", text, "ja")["doc_words"] == 9
+    assert _metric("gopher_quality", text, "ja")["stop_words"] >= 3  # は, で, を
+
+
+def test_calibrate_prints_thresholds_and_marks_loosened_ones(tmp_path):
+    rng = random.Random(0)
+    sentences = [" ".join(rng.choice(["alpha", "beta", "gamma", "delta"]) for _ in range(12)) + "..." for _ in range(300)]
+    path = tmp_path / "clean.txt"
+    path.write_text("\n".join(sentences))
+    out = calibrate([str(path)], "en", documents=200)
+    parsed = yaml.safe_load(out)["heuristics"]
+    assert set(parsed) == set(GROUPS)
+    # Every line ends in "..." here, so the published 0.3 would remove all of it: loosened.
+    assert parsed["gopher_quality"]["max_ellipsis_lines_ratio"] > 1.0
+    assert "max_ellipsis_lines_ratio: 1.1  # calibrated (published 0.3)" in out
+    assert parsed["gopher_quality"]["min_doc_words"] == 50  # policy, not calibrated
+
+
+def test_shipped_recipes_say_where_thresholds_came_from():
+    for language in LANGUAGES:
+        text = (ROOT / "recipes" / f"{language}.yaml").read_text()
+        assert "aurora calibrate" in text and "published" in text
+        assert shipped_thresholds(language) == yaml.safe_load((ROOT / "recipes" / "demo" / f"{language}.yaml").read_text())["heuristics"]
