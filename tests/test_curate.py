@@ -17,6 +17,7 @@ from megatron.core.datasets.indexed_dataset import IndexedDataset
 from tokenizers import Tokenizer
 
 from conftest import curate_demo, tree_bytes
+from filters.pii import redact
 from manifests.audit import audit
 from manifests.manifest import load_manifest
 from pipeline.cli import main
@@ -50,7 +51,8 @@ def _input_records(workspace, lang):
             except orjson.JSONDecodeError:
                 continue
             if isinstance(record.get("text"), str) and record["text"].strip():
-                text = record["text"] if lang == "code" else normalize(record["text"])  # code is kept as is
+                # Code is kept as it is, but for the PII the demo recipe redacts.
+                text = redact(record["text"])[0] if lang == "code" else normalize(record["text"])
                 records.append((record["id"], text))
     return records
 
@@ -94,6 +96,15 @@ def test_funnel_balances_exactly(workspace, demo_runs, lang):
     assert funnel["documents_in"] == lines
     assert funnel["documents_in"] == funnel["kept"] + sum(funnel["malformed"].values()) + sum(funnel["removed"].values())
     assert set(funnel["malformed"]) == {"broken_json", "invalid_utf8", "missing_text", "text_not_string", "empty_text"}
+
+
+def test_code_pii_is_redacted_and_counted(workspace, demo_runs):
+    manifest = demo_runs["code"]
+    assert manifest["redactions"]["email"] > 0  # the standard library names its authors
+    tokenizer = Tokenizer.from_file(str(workspace / "assets" / "tokenizer.json"))
+    dataset = IndexedDataset(str(_run_dir(workspace, "code") / manifest["shards"][0]["prefix"]))
+    texts = [tokenizer.decode(dataset[i].tolist()[:-1]) for i in range(len(dataset))]
+    assert not any("@python.org" in t for t in texts)
 
 
 def test_junk_is_removed_and_clean_text_kept(workspace, demo_runs):
