@@ -21,4 +21,9 @@ class RecordedFilter(BaseFilter):
 
     def run(self, data, rank: int = 0, world_size: int = 1):
         yield from super().run(data, rank, world_size)
-        write_task_record(self.output_folder, rank, self.step, {"removed": dict(self.exclusion_writer.counts)})
+        record = {"removed": dict(self.exclusion_writer.counts), **self.task_summary()}
+        write_task_record(self.output_folder, rank, self.step, record)
+
+    def task_summary(self) -> dict:
+        """More counts for the task ledger (the manifest sums them); none by default."""
+        return {}

@@ -34,6 +34,9 @@ class LanguageFilter(RecordedFilter):
         self.model_path, self.language, self.min_score = model_path, language, min_score
         self._model = None
 
+    def __getstate__(self):  # the loaded model stays in its process
+        return {**self.__dict__, "_model": None}
+
     def filter_batch(self, batch: list[Document]):
         if self._model is None:
             self._model = load_fasttext(self.model_path)

@@ -34,7 +34,7 @@ def tokenizer_info(path: str, eod_token: str) -> dict:
 
 def build_pool_manifest(folder, recipe, inputs: list[tuple[str, str]]) -> dict:
     """Sum the task ledgers into the manifest; every task must have finished."""
-    shards, malformed, removed, redacted = [], Counter(), Counter(), Counter()
+    shards, malformed, removed, redacted, buckets = [], Counter(), Counter(), Counter(), Counter()
     documents_in = 0
     for rank in range(len(inputs)):
         records = read_task_records(folder, rank)
@@ -45,6 +45,7 @@ def build_pool_manifest(folder, recipe, inputs: list[tuple[str, str]]) -> dict:
         for step, record in records.items():
             removed.update(record.get("removed", {}))
             redacted.update(record.get("redacted", {}))
+            buckets.update(record.get("perplexity_buckets", {}))
         shards += records["tokenize"]["shards"]
     kept = sum(s["documents"] for s in shards)
     funnel = {
@@ -53,6 +54,8 @@ def build_pool_manifest(folder, recipe, inputs: list[tuple[str, str]]) -> dict:
         "removed": dict(sorted(removed.items())),
         "kept": kept,
     }
+    if buckets:  # documents scored per CCNet bucket, kept or not
+        funnel["perplexity_buckets"] = {b: buckets[b] for b in ("head", "middle", "tail")}
     if documents_in != kept + sum(malformed.values()) + sum(removed.values()):
         raise AuroraError(f"funnel does not balance: {funnel}")
     manifest = {
@@ -108,6 +111,8 @@ def format_manifest(manifest: dict) -> str:
         for reason, n in funnel[group].items():
             lines.append(f"  - {n:>8,}  {group}: {reason}")
     lines.append(f"  = {funnel['kept']:>8,}  kept")
+    if "perplexity_buckets" in funnel:
+        lines.append("  perplexity buckets: " + ", ".join(f"{b} {n:,}" for b, n in funnel["perplexity_buckets"].items()))
     for kind, n in manifest.get("redactions", {}).items():
         lines.append(f"  PII redacted: {n:,} {kind}")
     return "\n".join(lines)

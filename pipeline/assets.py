@@ -4,6 +4,11 @@
   the same format as lid.176.bin, which can replace it by path).
 - `tokenizer.json`: a byte-level BPE tokenizer in StarCoder's style: digits split one by one,
   StarCoder's special tokens with `<|endoftext|>` first (id 0, the end-of-document token).
+- `<lang>.sp.model` and `<lang>.arpa.bin` per language: the CCNet perplexity models (names as
+  CCNet and edugp publish them, so real ones drop in by path): SentencePiece on the normalized
+  sample text, then a KenLM order-5 model of its pieces (`lmplz`, `--discount_fallback` only
+  when the text is too small for modified Kneser-Ney's discounts), binarized by `build_binary`.
+  KenLM's tools are compiled once from the kenlm source distribution into `kenlm/bin/`.
 
 Both trainings are single-threaded with fixed seeds, so the files are byte-identical on every
 run with the same sample text and Python. `assets.json` lists each file's sha256 and how it
@@ -14,10 +19,12 @@ import hashlib
 from importlib import metadata
 import os
 import random
+import subprocess
 import tempfile
 
 import orjson
 
+from pipeline.errors import AuroraError
 from pipeline.recipe import TEXT_LANGUAGES
 from pipeline.sample import python_version, sample_path, sample_sentences, stdlib_files
 
@@ -30,6 +37,10 @@ STARCODER_SPECIAL_TOKENS = [
 LID_PARAMS = dict(lr=0.5, epoch=30, dim=16, minn=1, maxn=4, wordNgrams=1, bucket=200_000, thread=1, seed=0, verbose=0)
 TOKENIZER_VOCAB_SIZE = 8192
 TOKENIZER_CODE_FILES = 60  # the first stdlib modules, so code shapes the merges too
+SENTENCEPIECE_PARAMS = dict(
+    vocab_size=2000, model_type="unigram", hard_vocab_limit=False, num_threads=1, minloglevel=2,
+)
+KENLM_ORDER = 5
 
 
 def _sha256(path: str) -> str:
@@ -99,44 +110,119 @@ def build_tokenizer(path: str) -> None:
     tokenizer.save(path)
 
 
+def build_sentencepiece(language: str, path: str) -> None:
+    import sentencepiece
+
+    from filters.perplexity import ccnet_normalize
+
+    sentences = [ccnet_normalize(s) for s in sample_sentences(language)]
+    sentencepiece.set_random_generator_seed(0)
+    # Written through model_writer, so no temporary path is recorded in the model's trainer spec.
+    with open(path, "wb") as f:
+        sentencepiece.SentencePieceTrainer.train(
+            sentence_iterator=iter(sentences), model_writer=f,
+            character_coverage=0.9995 if language == "ja" else 1.0, **SENTENCEPIECE_PARAMS,
+        )
+
+
+def build_kenlm(language: str, sp_path: str, path: str, tools: dict) -> str:
+    """Train and binarize the language's KenLM model; returns the lmplz options used."""
+    from filters.perplexity import PerplexityModel
+
+    model = PerplexityModel(sp_path, lm_path=path)  # only its SentencePiece half is used here
+    with tempfile.TemporaryDirectory() as tmp:
+        text, arpa = os.path.join(tmp, "pieces.txt"), os.path.join(tmp, "model.arpa")
+        with open(text, "w", encoding="utf-8") as f:
+            f.write("\n".join(model.pieces(sample_sentences(language))) + "\n")
+        options = ["-o", str(KENLM_ORDER), "-S", "10%", "-T", tmp]
+        command = [tools["lmplz"], *options, "--text", text, "--arpa", arpa]
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0 and "discount" in result.stderr.lower():
+            options.append("--discount_fallback")  # too little text for Kneser-Ney's own discounts
+            result = subprocess.run(command + ["--discount_fallback"], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise AuroraError(f"lmplz failed for {language}: {result.stderr.strip().splitlines()[-1]}")
+        result = subprocess.run([tools["build_binary"], arpa, path], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise AuroraError(f"build_binary failed for {language}: {result.stderr.strip()[-200:]}")
+    return " ".join(o for o in options if o not in ("-T", tmp))
+
+
 def _inputs() -> dict:
     inputs = {f"sample_text/{lang}.txt": _sha256(str(sample_path(lang))) for lang in TEXT_LANGUAGES}
     inputs["python"] = python_version()
-    for package in ("fasttext-community", "tokenizers"):
+    for package in ("fasttext-community", "tokenizers", "sentencepiece", "kenlm"):
         inputs[package] = metadata.version(package)
     return inputs
 
 
-ASSETS = {
-    "lid.bin": (build_lid, f"fastText train_supervised on the sample text of {', '.join(TEXT_LANGUAGES)}: {LID_PARAMS}"),
-    "tokenizer.json": (
-        build_tokenizer,
-        f"HF tokenizers byte-level BPE, vocab {TOKENIZER_VOCAB_SIZE}, digits split, StarCoder special tokens; "
-        f"trained on the sample text and the first {TOKENIZER_CODE_FILES} standard-library modules",
-    ),
-}
+def _record(path: str, how: str) -> dict:
+    return {"sha256": _sha256(path), "made_by": how}
 
 
-def build_assets(output: str, force: bool = False) -> tuple[dict, bool]:
-    """Build every asset into `output`; returns (assets.json content, whether anything was built)."""
+def _build(path: str, build) -> None:
+    build(path + ".tmp")
+    os.replace(path + ".tmp", path)
+
+
+def _up_to_date(output: str, record_path: str, inputs: dict, names: list[str]) -> dict | None:
+    if not os.path.exists(record_path):
+        return None
+    with open(record_path, "rb") as f:
+        record = orjson.loads(f.read())
+    files = record.get("files", {})
+    if record.get("inputs") != inputs or set(files) != set(names):
+        return None
+    for name, entry in files.items():
+        path = os.path.join(output, name)
+        if not os.path.exists(path) or _sha256(path) != entry["sha256"]:
+            return None
+    return record
+
+
+def asset_names() -> list[str]:
+    names = ["lid.bin", "tokenizer.json"]
+    for language in TEXT_LANGUAGES:
+        names += [f"{language}.sp.model", f"{language}.arpa.bin"]
+    return names
+
+
+def build_assets(output: str, force: bool = False, kenlm_cache: str | None = None) -> tuple[dict, bool]:
+    """Build every asset into `output`; returns (assets.json content, whether anything was built).
+
+    KenLM's tools are compiled once into `kenlm_cache` (default `<output>/kenlm`) and reused."""
+    from pipeline.kenlm_build import ensure_kenlm_tools
+
     os.makedirs(output, exist_ok=True)
     record_path = os.path.join(output, "assets.json")
+    tools, _ = ensure_kenlm_tools(kenlm_cache or os.path.join(output, "kenlm"))
     inputs = _inputs()
-    if not force and os.path.exists(record_path):
-        with open(record_path, "rb") as f:
-            record = orjson.loads(f.read())
-        up_to_date = record.get("inputs") == inputs and all(
-            os.path.exists(os.path.join(output, name)) and _sha256(os.path.join(output, name)) == entry["sha256"]
-            for name, entry in record.get("files", {}).items()
-        ) and set(record.get("files", {})) == set(ASSETS)
-        if up_to_date:
-            return record, False
+    if not force and (record := _up_to_date(output, record_path, inputs, asset_names())):
+        return record, False
     files = {}
-    for name, (build, how) in ASSETS.items():
-        path = os.path.join(output, name)
-        build(path + ".tmp")
-        os.replace(path + ".tmp", path)
-        files[name] = {"sha256": _sha256(path), "made_by": how}
+    _build(os.path.join(output, "lid.bin"), build_lid)
+    files["lid.bin"] = _record(
+        os.path.join(output, "lid.bin"),
+        f"fastText train_supervised on the sample text of {', '.join(TEXT_LANGUAGES)}: {LID_PARAMS}",
+    )
+    _build(os.path.join(output, "tokenizer.json"), build_tokenizer)
+    files["tokenizer.json"] = _record(
+        os.path.join(output, "tokenizer.json"),
+        f"HF tokenizers byte-level BPE, vocab {TOKENIZER_VOCAB_SIZE}, digits split, StarCoder special tokens; "
+        f"trained on the sample text and the first {TOKENIZER_CODE_FILES} standard-library modules",
+    )
+    for language in TEXT_LANGUAGES:
+        sp_path = os.path.join(output, f"{language}.sp.model")
+        lm_path = os.path.join(output, f"{language}.arpa.bin")
+        _build(sp_path, lambda p: build_sentencepiece(language, p))
+        files[f"{language}.sp.model"] = _record(
+            sp_path, f"SentencePiece on the CCNet-normalized (accents kept) {language} sample text: {SENTENCEPIECE_PARAMS}"
+        )
+        options = []
+        _build(lm_path, lambda p: options.append(build_kenlm(language, sp_path, p, tools)))
+        files[f"{language}.arpa.bin"] = _record(
+            lm_path, f"KenLM lmplz {options[0]} on the {language} sample text's pieces, then build_binary"
+        )
     record = {"inputs": inputs, "files": files}
     with open(record_path, "wb") as f:
         f.write(orjson.dumps(record, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")

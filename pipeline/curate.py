@@ -14,7 +14,9 @@ from datatrove.io import get_datafolder
 from filters.code import CodeLanguageFilter, CodeQualityFilter
 from filters.heuristics import FILTERS, GROUPS
 from filters.language_id import LanguageFilter
+from filters.perplexity import PerplexityFilter, PerplexityModel
 from filters.pii import PIIRedactor
+from pipeline.buckets import ensure_cutoffs
 from manifests.manifest import build_pool_manifest, write_manifest
 from pipeline.errors import AuroraError
 from pipeline.readers import RawDocumentReader, input_format
@@ -61,6 +63,8 @@ def build_pipeline(recipe: Recipe, inputs, folder) -> list:
         steps += [
             FILTERS[group](folder, recipe.language, recipe.heuristics[group]) for group in GROUPS if group in recipe.heuristics
         ]
+        if recipe.perplexity:
+            steps.append(_perplexity_step(recipe, inputs, folder, filters=steps[1:]))
     steps.append(
         MegatronShardWriter(
             folder, recipe.name, absolute(recipe.tokenizer), recipe.eod_token, recipe.max_shard_tokens, recipe.batch_size
@@ -69,8 +73,20 @@ def build_pipeline(recipe: Recipe, inputs, folder) -> list:
     return steps
 
 
+def _perplexity_step(recipe: Recipe, inputs, folder, filters) -> PerplexityFilter:
+    settings = recipe.perplexity
+    model = PerplexityModel(absolute(settings["sp_model"]), absolute(settings["kenlm_model"]), settings["strip_accents"])
+    if settings["mode"] == "max":
+        return PerplexityFilter(folder, model, max_perplexity=settings["max_perplexity"])
+    cutoffs = ensure_cutoffs(folder, [(s, absolute(p)) for s, p in inputs], filters, model, settings["sample_documents"])
+    return PerplexityFilter(folder, model, cutoffs_path=cutoffs, keep=settings["keep"])
+
+
 def _check_assets(recipe: Recipe) -> None:
-    for what, path in (("tokenizer", recipe.tokenizer), ("language-ID model", recipe.lid_model)):
+    models = [("tokenizer", recipe.tokenizer), ("language-ID model", recipe.lid_model)]
+    if recipe.perplexity:
+        models += [("SentencePiece model", recipe.perplexity["sp_model"]), ("KenLM model", recipe.perplexity["kenlm_model"])]
+    for what, path in models:
         if path is not None and not os.path.exists(path):
             raise AuroraError(f"{what} {path} not found (run `make assets` or fix assets in {recipe.path})")
     tokenizer = load_tokenizer(recipe.tokenizer)

@@ -36,6 +36,7 @@ class Recipe:
     heuristics: dict = field(default_factory=dict)
     code_languages: list[str] = field(default_factory=list)
     redact_pii: bool = False
+    perplexity: dict | None = None  # mode, keep or max_perplexity, strip_accents, sample_documents, model paths
     eod_token: str = EOD_TOKEN
     max_shard_tokens: int = 1 << 27
     batch_size: int = 1000
@@ -101,7 +102,7 @@ def load_recipe(path: str) -> Recipe:
         raise AuroraError(f"{path}: invalid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise AuroraError(f"{path}: a recipe must be a YAML mapping")
-    allowed = {"name", "language", "sources", "output", "assets", "langid", "heuristics", "code", "tokenize"}
+    allowed = {"name", "language", "sources", "output", "assets", "langid", "heuristics", "perplexity", "code", "tokenize"}
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise AuroraError(f"{path}: unknown key '{unknown[0]}' (allowed: {', '.join(sorted(allowed))})")
@@ -127,7 +128,7 @@ def load_recipe(path: str) -> Recipe:
             raise AuroraError(f"{where} needs a string 'name' and a list of path globs 'paths'")
         parsed_sources.append(Source(source["name"], paths))
 
-    assets = _section(data, "assets", {"tokenizer", "lid_model"}, path)
+    assets = _section(data, "assets", {"tokenizer", "lid_model", "sp_model", "kenlm_model"}, path)
     if not isinstance(assets.get("tokenizer"), str):
         raise AuroraError(f"{path}: missing key 'assets.tokenizer'")
     recipe = Recipe(
@@ -169,4 +170,37 @@ def load_recipe(path: str) -> Recipe:
         if not 0 <= score <= 1:
             raise AuroraError(f"{path}: 'langid.min_score' must be between 0 and 1")
         recipe.min_language_score = score
+        recipe.perplexity = _perplexity(data, assets, path)
     return recipe
+
+
+def _perplexity(data: dict, assets: dict, path: str) -> dict | None:
+    """The perplexity step's settings, or None when the recipe has no `perplexity` section."""
+    if data.get("perplexity") is None:
+        return None
+    section = _section(data, "perplexity", {"mode", "max_perplexity", "keep", "strip_accents", "sample_documents"}, path)
+    for key in ("sp_model", "kenlm_model"):
+        if not isinstance(assets.get(key), str):
+            raise AuroraError(f"{path}: the perplexity step needs 'assets.{key}'")
+    settings = {
+        "sp_model": assets["sp_model"], "kenlm_model": assets["kenlm_model"],
+        "strip_accents": section.get("strip_accents", False), "mode": section.get("mode"),
+    }
+    if not isinstance(settings["strip_accents"], bool):
+        raise AuroraError(f"{path}: 'perplexity.strip_accents' must be true or false")
+    if settings["mode"] == "max":
+        settings["max_perplexity"] = _number(section.get("max_perplexity"), "perplexity.max_perplexity", path)
+    elif settings["mode"] == "buckets":
+        from filters.perplexity import BUCKETS
+
+        keep = section.get("keep")
+        if not isinstance(keep, list) or not keep or set(keep) - set(BUCKETS):
+            raise AuroraError(f"{path}: 'perplexity.keep' must list buckets among {', '.join(BUCKETS)}")
+        settings["keep"] = keep
+        sample = section.get("sample_documents", 2000)
+        if isinstance(sample, bool) or not isinstance(sample, int) or sample < 10:
+            raise AuroraError(f"{path}: 'perplexity.sample_documents' must be an integer of at least 10")
+        settings["sample_documents"] = sample
+    else:
+        raise AuroraError(f"{path}: 'perplexity.mode' must be 'max' or 'buckets'")
+    return settings

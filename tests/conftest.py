@@ -16,7 +16,8 @@ def workspace(tmp_path_factory):
     from pipeline.demo_data import write_demo_data
 
     root = tmp_path_factory.mktemp("workspace")
-    build_assets(str(root / "assets"))
+    # KenLM's tools are compiled once into the project's assets/kenlm and reused by every session.
+    build_assets(str(root / "assets"), kenlm_cache=str(ROOT / "assets" / "kenlm"))
     write_demo_data(str(root / "data" / "demo"))
     shutil.copytree(ROOT / "recipes", root / "recipes")
     return root

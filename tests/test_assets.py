@@ -3,18 +3,19 @@ import json
 
 from tokenizers import Tokenizer
 
+from conftest import ROOT
 from pipeline.assets import STARCODER_SPECIAL_TOKENS, build_assets
 
 
 def test_assets_are_deterministic_and_recorded(workspace, tmp_path):
-    record, built = build_assets(str(tmp_path))
+    record, built = build_assets(str(tmp_path), kenlm_cache=str(ROOT / "assets" / "kenlm"))
     assert built
     first = json.loads((workspace / "assets" / "assets.json").read_text())
     assert record["files"] == first["files"]  # same bytes as the session's build
     for name, entry in record["files"].items():
         assert hashlib.sha256((tmp_path / name).read_bytes()).hexdigest() == entry["sha256"]
         assert entry["made_by"]
-    assert build_assets(str(tmp_path))[1] is False  # up to date: nothing rebuilt
+    assert build_assets(str(tmp_path), kenlm_cache=str(ROOT / "assets" / "kenlm"))[1] is False  # up to date
 
 
 def test_tokenizer_is_starcoder_style(workspace):

@@ -1,0 +1,59 @@
+"""CCNet's perplexity buckets: cut-offs from a sampling pass over the same data, before the run.
+
+The sample is the first `sample_documents` documents that pass language ID and the heuristics,
+taken from the input files in turn (one from each file, round-robin), so it spreads over the
+whole input and is the same on every run. The cut-offs (30th and 60th percentiles) are written
+to `perplexity_cutoffs.json` in the run folder; a resumed run reuses that file.
+"""
+
+import itertools
+
+import orjson
+
+from filters.perplexity import CUTOFF_PERCENTILES, PerplexityModel, bucket_cutoffs
+from pipeline.readers import iter_records, parse_record
+
+CUTOFFS_FILE = "perplexity_cutoffs.json"
+
+
+def _documents(path: str):
+    for fallback_id, record, reason, _ in iter_records(path):
+        if reason is None:
+            doc, reason = parse_record(record, fallback_id)
+            if reason is None:
+                yield doc
+
+
+def _passes(doc, filters) -> bool:
+    return all(f.filter(doc) is True for f in filters)
+
+
+def sample_documents(inputs: list[tuple[str, str]], filters, count: int) -> list[str]:
+    streams = [_documents(path) for _, path in inputs]
+    sample = []
+    for doc in itertools.chain.from_iterable(itertools.zip_longest(*streams)):
+        if doc is not None and _passes(doc, filters):
+            sample.append(doc.text)
+            if len(sample) == count:
+                break
+    return sample
+
+
+def ensure_cutoffs(folder, inputs, filters, model: PerplexityModel, count: int) -> str:
+    """Write the cut-offs file unless the run folder already has it; returns its name."""
+    if folder.exists(CUTOFFS_FILE):
+        return CUTOFFS_FILE
+    sample = sample_documents(inputs, filters, count)
+    if len(sample) < 10:
+        from pipeline.errors import AuroraError
+
+        raise AuroraError(f"only {len(sample)} documents pass the filters before perplexity: too few for buckets")
+    record = {
+        "cutoffs": bucket_cutoffs(model.perplexities(sample)),
+        "percentiles": list(CUTOFF_PERCENTILES),
+        "sample_documents": len(sample),
+    }
+    with folder.open(CUTOFFS_FILE + ".tmp", "wb") as f:
+        f.write(orjson.dumps(record, option=orjson.OPT_INDENT_2))
+    folder.mv(CUTOFFS_FILE + ".tmp", CUTOFFS_FILE)
+    return CUTOFFS_FILE

@@ -1,0 +1,97 @@
+"""KenLM perplexity, CCNet style: scores equal KenLM's own `query`, CCNet's normalization, buckets."""
+
+import json
+import re
+import shutil
+import subprocess
+
+import kenlm
+import pytest
+
+from conftest import ROOT, curate_demo
+from filters.perplexity import PerplexityModel, bucket, bucket_cutoffs, ccnet_normalize, perplexity
+
+SENTENCES = {
+    "en": "The committee met on Tuesday and agreed that the library should open in spring.",
+    "fi": "Kirjasto avataan keväällä, ja lapset pääsevät lukemaan satuja joka lauantai.",
+    "hi": "गाँव के पुस्तकालय में बच्चे हर शनिवार कहानियाँ पढ़ते हैं।",
+    "ja": "図書館は春に開館し、子どもたちは毎週土曜日に物語を読む。",
+    "vi": "Thư viện sẽ mở cửa vào mùa xuân và trẻ em được đọc truyện mỗi thứ bảy.",
+}
+
+
+def _model(workspace, language) -> PerplexityModel:
+    return PerplexityModel(str(workspace / "assets" / f"{language}.sp.model"), str(workspace / "assets" / f"{language}.arpa.bin"))
+
+
+@pytest.mark.parametrize("language", list(SENTENCES))
+def test_scores_equal_kenlm_query_and_the_python_module(workspace, language):
+    model = _model(workspace, language)
+    line = model.pieces([SENTENCES[language]])[0]
+    ours, tokens = model.score_documents([SENTENCES[language]])[0]
+    assert tokens == len(line.split()) + 1
+    # KenLM's own `query` program, compiled from its sources by `aurora assets build`.
+    query = ROOT / "assets" / "kenlm" / "bin" / "query"
+    out = subprocess.run([str(query), str(workspace / "assets" / f"{language}.arpa.bin")], input=line + "\n",
+                         capture_output=True, text=True, check=True).stdout
+    total = float(re.search(r"Total: (\S+)", out).group(1))
+    assert ours == pytest.approx(total, abs=1e-4)
+    assert ours == pytest.approx(kenlm.Model(str(workspace / "assets" / f"{language}.arpa.bin")).score(line), abs=1e-6)
+
+
+def test_document_perplexity_is_ccnet_doclm(workspace):
+    model = _model(workspace, "en")
+    text = "First line of a page.\nAnd a second one, longer than the first."
+    lines = model.pieces(text.split("\n"))
+    lm = kenlm.Model(str(workspace / "assets" / "en.arpa.bin"))
+    log10 = sum(lm.score(line) for line in lines)
+    tokens = sum(len(line.split()) + 1 for line in lines)
+    assert model.perplexities([text])[0] == pytest.approx(10 ** (-log10 / tokens))
+    assert perplexity(-4.0, 2) == pytest.approx(100.0)
+
+
+# Expected outputs written from CCNet's text_normalizer.normalize (lower case, NFD without Mn
+# marks as CCNet leaves it, digits to 0, its Unicode punctuation table, control characters removed).
+CCNET_CASES = [
+    ("Hello World", "hello world"),
+    ("  Café au LAIT  ", "cafe\u0301 au lait".replace("e\u0301", "e")),
+    ("Prix: 12,50 € — «soldes»", "prix: 00,00 €  -  \"soldes\""),
+    ("Tiếng Việt", "tieng viet"),
+    ("東京タワー，２０２４年。", "東京タワー,0000年."),  # full-width digits are digits: 0 before punctuation
+    ("Tab\there\u0085end", "tabhereend"),
+    ("Wait… what？！", "wait... what?!"),
+]
+
+
+@pytest.mark.parametrize("text, expected", CCNET_CASES)
+def test_strip_accents_reproduces_ccnet(text, expected):
+    assert ccnet_normalize(text, strip_accents=True) == expected
+
+
+def test_default_normalization_keeps_vietnamese_and_hindi_marks():
+    assert ccnet_normalize("Tiếng Việt có dấu") == "tiếng việt có dấu"
+    hindi = "हिन्दी में संख्याएँ"
+    assert ccnet_normalize(hindi) == hindi
+    assert ccnet_normalize(hindi, strip_accents=True) != hindi  # CCNet erases the virama and chandrabindu
+
+
+def test_bucket_cutoffs_are_the_30th_and_60th_percentiles():
+    values = [float(v) for v in range(1, 101)]
+    low, high = bucket_cutoffs(values)
+    assert low == pytest.approx(30.7) and high == pytest.approx(60.4)
+    assert [bucket(v, [low, high]) for v in (1, 30.7, 31, 60.4, 61, 100)] == ["head", "middle", "middle", "tail", "tail", "tail"]
+
+
+def test_buckets_are_computed_once_and_a_resumed_run_reuses_them(in_workspace, tmp_path):
+    out = tmp_path / "vi"
+    manifest = curate_demo("vi", out)
+    cutoffs = json.loads((out / "perplexity_cutoffs.json").read_text())
+    assert cutoffs["sample_documents"] == 500 and cutoffs["percentiles"] == [30, 60]
+    funnel = manifest["funnel"]["perplexity_buckets"]
+    assert sum(funnel.values()) == manifest["funnel"]["kept"]  # the demo keeps every bucket
+    # Tamper with the cut-offs and rerun every task (as after a kill): the file is reused, not recomputed.
+    (out / "perplexity_cutoffs.json").write_text(json.dumps({**cutoffs, "cutoffs": [0.0, 1e9]}))
+    shutil.rmtree(out / "logs" / "completions")
+    (out / "manifest.json").unlink()
+    rerun = curate_demo("vi", out)
+    assert rerun["funnel"]["perplexity_buckets"] == {"head": 0, "middle": manifest["funnel"]["kept"], "tail": 0}
