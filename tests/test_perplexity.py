@@ -95,3 +95,21 @@ def test_buckets_are_computed_once_and_a_resumed_run_reuses_them(in_workspace, t
     (out / "manifest.json").unlink()
     rerun = curate_demo("vi", out)
     assert rerun["funnel"]["perplexity_buckets"] == {"head": 0, "middle": manifest["funnel"]["kept"], "tail": 0}
+
+
+def test_missing_build_dependencies_are_named_in_one_line(monkeypatch):
+    from pipeline import kenlm_build
+    from pipeline.errors import AuroraError
+
+    monkeypatch.setattr(kenlm_build, "_HEADERS", kenlm_build._HEADERS + ["boost/not_installed_here.hpp"])
+    monkeypatch.setattr(kenlm_build.os, "geteuid", lambda: 1000)  # not root: nothing is installed
+    with pytest.raises(AuroraError, match="libboost-program-options-dev .* zlib1g-dev") as error:
+        kenlm_build._ensure_build_dependencies()
+    assert "\n" not in str(error.value)
+
+
+def test_cached_tools_are_reused(tmp_path):
+    from pipeline.kenlm_build import ensure_kenlm_tools
+
+    paths, built = ensure_kenlm_tools(str(ROOT / "assets" / "kenlm"))
+    assert built is False and set(paths) == {"lmplz", "build_binary", "query"}
