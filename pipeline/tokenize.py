@@ -5,8 +5,6 @@ would pass `max_shard_tokens` (a document longer than that gets a shard of its o
 task's shard list, with checksums and counts, goes to the task ledger for the manifest.
 """
 
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from itertools import chain
 
 import numpy as np
@@ -17,7 +15,6 @@ from pipeline.ledger import write_task_record
 from pipeline.shards import ShardWriter, token_dtype
 
 SHARDS_DIR = "shards"
-IN_FLIGHT = 2  # batches being tokenized at once
 
 
 def load_tokenizer(path: str):
@@ -27,7 +24,9 @@ def load_tokenizer(path: str):
 
 
 def encode_documents(tokenizer, texts: list[str], eod_id: int) -> tuple[np.ndarray, list[int]]:
-    """Token ids of all texts, each followed by EOD, concatenated; and each document's length."""
+    """Token ids of all texts, each followed by EOD, concatenated; and each document's length.
+
+    `encode_batch_fast` skips the character offsets that `encode_batch` computes and we never use."""
     encodings = tokenizer.encode_batch_fast(texts, add_special_tokens=False)
     ids = [e.ids for e in encodings]
     for doc_ids in ids:
@@ -82,26 +81,15 @@ class MegatronShardWriter(PipelineStep):
         self.tokenizer_path, self.eod_token = tokenizer_path, eod_token
         self.max_shard_tokens, self.batch_size = max_shard_tokens, batch_size
 
-    def _write(self, shards: ShardSequence, batch, encoded) -> None:
-        tokens, lengths = encoded.result()
-        shards.write(batch, tokens, lengths)
-        self.stat_update("documents", value=len(batch))
-        self.stat_update("tokens", value=len(tokens))
-
     def run(self, data, rank: int = 0, world_size: int = 1):
         tokenizer = load_tokenizer(self.tokenizer_path)
         eod_id = tokenizer.token_to_id(self.eod_token)
         prefix = f"{SHARDS_DIR}/{self.name_prefix}_{rank:05d}"
         shards = ShardSequence(self.output_folder, prefix, token_dtype(tokenizer.get_vocab_size()), self.max_shard_tokens)
-        # Tokenizers encode in a Rust thread pool with the GIL released. Keeping the next batch in
-        # flight on a helper thread overlaps it with the upstream steps, the shard writing here and
-        # the tail of the previous batch, instead of leaving cores idle in between.
-        with ThreadPoolExecutor(max_workers=IN_FLIGHT) as pool:
-            in_flight = deque()
-            for batch in batched(data, self.batch_size):
-                in_flight.append((batch, pool.submit(encode_documents, tokenizer, [d.text for d in batch], eod_id)))
-                if len(in_flight) == IN_FLIGHT:
-                    self._write(shards, *in_flight.popleft())
-            while in_flight:
-                self._write(shards, *in_flight.popleft())
+        for batch in batched(data, self.batch_size):
+            with self.track_time("batch"):
+                tokens, lengths = encode_documents(tokenizer, [doc.text for doc in batch], eod_id)
+            shards.write(batch, tokens, lengths)
+            self.stat_update("documents", value=len(batch))
+            self.stat_update("tokens", value=len(tokens))
         write_task_record(self.output_folder, rank, "tokenize", {"shards": shards.close()})
