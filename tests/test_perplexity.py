@@ -113,3 +113,21 @@ def test_cached_tools_are_reused(tmp_path):
 
     paths, built = ensure_kenlm_tools(str(ROOT / "assets" / "kenlm"))
     assert built is False and set(paths) == {"lmplz", "build_binary", "query"}
+
+
+def test_max_mode_removes_documents_above_the_threshold(workspace, tmp_path):
+    from datatrove.data import Document
+    from datatrove.io import get_datafolder
+
+    from filters.perplexity import PerplexityFilter
+
+    model = _model(workspace, "en")
+    texts = [SENTENCES["en"], "zzqx vrbl kkkj ppqw xxyz qqqq wwvv"]
+    values = model.perplexities(texts)
+    assert values[0] < values[1]
+    step = PerplexityFilter(get_datafolder(str(tmp_path)), model, max_perplexity=(values[0] + values[1]) / 2)
+    docs = [Document(text=t, id=str(i)) for i, t in enumerate(texts)]
+    kept = list(step.run(iter(docs)))
+    assert [d.id for d in kept] == ["0"] and kept[0].metadata["perplexity"] == round(values[0], 1)
+    record = json.loads((tmp_path / "tasks" / "00000" / "perplexity.json").read_text())
+    assert record["removed"] == {"perplexity.max_perplexity": 1}
