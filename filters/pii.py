@@ -12,7 +12,6 @@ import ipaddress
 from collections import Counter
 
 import regex
-from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
 
 from pipeline.ledger import write_task_record
