@@ -1,7 +1,9 @@
+import gzip
 import os
 import shutil
 from pathlib import Path
 
+import orjson
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +36,20 @@ def corpus_sentences(language: str) -> list[str]:
     if not path.exists():
         pytest.skip(f"{path} is absent (it is present in CI)")
     return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def demo_records(workspace, language: str) -> list[dict]:
+    """The demo input's records that parse as JSON objects, in the order the tasks read them."""
+    records = []
+    for path in sorted((workspace / "data" / "demo" / language).glob("*.jsonl.gz")):
+        for line in gzip.open(path):
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+    return records
 
 
 def curate_demo(language: str, output, executor="local", workers=2, inputs=None):

@@ -11,12 +11,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import orjson
 import pytest
 from megatron.core.datasets.indexed_dataset import IndexedDataset
 from tokenizers import Tokenizer
 
-from conftest import curate_demo, tree_bytes
+from conftest import curate_demo, demo_records, tree_bytes
 from filters.pii import redact
 from manifests.audit import audit
 from manifests.manifest import load_manifest
@@ -44,16 +43,11 @@ def _run_dir(workspace, lang) -> Path:
 def _input_records(workspace, lang):
     """(id, normalized text) of every well-formed record, in the order the tasks read them."""
     records = []
-    for path in sorted((workspace / "data" / "demo" / lang).glob("*.jsonl.gz")):
-        for line in gzip.open(path):
-            try:
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(record.get("text"), str) and record["text"].strip():
-                # Code is kept as it is, but for the PII the demo recipe redacts.
-                text = redact(record["text"])[0] if lang == "code" else normalize(record["text"])
-                records.append((record["id"], text))
+    for record in demo_records(workspace, lang):
+        if isinstance(record.get("text"), str) and record["text"].strip():
+            # Code is kept as it is, but for the PII the demo recipe redacts.
+            text = redact(record["text"])[0] if lang == "code" else normalize(record["text"])
+            records.append((record["id"], text))
     return records
 
 
@@ -110,14 +104,7 @@ def test_code_pii_is_redacted_and_counted(workspace, demo_runs):
 def test_junk_is_removed_and_clean_text_kept(workspace, demo_runs):
     for lang in ("en", "fi", "hi", "ja", "vi"):
         rejected = _rejected_ids(_run_dir(workspace, lang))
-        labels = {}
-        for path in (workspace / "data" / "demo" / lang).glob("*.jsonl.gz"):
-            for line in gzip.open(path):
-                try:
-                    record = orjson.loads(line)
-                    labels[record["id"]] = record["label"]
-                except (orjson.JSONDecodeError, KeyError):
-                    pass
+        labels = {r["id"]: r["label"] for r in demo_records(workspace, lang) if "label" in r}
         clean = [i for i, label in labels.items() if label == "clean"]
         assert sum(i not in rejected for i in clean) / len(clean) >= 0.98, lang
         for kind in ("boilerplate", "number_table", "too_short", "wrong_language", "symbol_soup", "keyword_spam",

@@ -1,14 +1,12 @@
 """Language-aware heuristics: metrics on crafted documents, real clean text, the generator's junk."""
 
-import gzip
 import random
 from collections import Counter, defaultdict
 
-import orjson
 import pytest
 import yaml
 
-from conftest import LANGUAGES, ROOT, corpus_sentences
+from conftest import LANGUAGES, ROOT, corpus_sentences, demo_records
 from filters.heuristics import GROUPS, METRICS, analyze, broken_rule
 from pipeline.calibrate import calibrate, documents_from_sentences
 from pipeline.text import normalize
@@ -46,14 +44,9 @@ JUNK_FOR_HEURISTICS = ("boilerplate", "keyword_spam", "symbol_soup", "number_tab
 def test_generator_junk_is_removed(workspace, language):
     thresholds = shipped_thresholds(language)
     by_kind = defaultdict(list)
-    for path in sorted((workspace / "data" / "demo" / language).glob("*.jsonl.gz")):
-        for line in gzip.open(path):
-            try:
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue
-            if record.get("label") in JUNK_FOR_HEURISTICS:
-                by_kind[record["label"]].append(normalize(record["text"]))
+    for record in demo_records(workspace, language):
+        if record.get("label") in JUNK_FOR_HEURISTICS:
+            by_kind[record["label"]].append(normalize(record["text"]))
     assert set(by_kind) == set(JUNK_FOR_HEURISTICS)
     for kind, texts in by_kind.items():
         removed = sum(removal(t, language, thresholds) is not None for t in texts)
