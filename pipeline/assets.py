@@ -110,12 +110,12 @@ def build_tokenizer(path: str) -> None:
     tokenizer.save(path)
 
 
-def build_sentencepiece(language: str, path: str) -> None:
+def build_sentencepiece(language: str, sentences: list[str], path: str) -> None:
     import sentencepiece
 
     from filters.perplexity import ccnet_normalize
 
-    sentences = [ccnet_normalize(s) for s in sample_sentences(language)]
+    sentences = [ccnet_normalize(s) for s in sentences]
     sentencepiece.set_random_generator_seed(0)
     # Written through model_writer, so no temporary path is recorded in the model's trainer spec.
     with open(path, "wb") as f:
@@ -125,7 +125,7 @@ def build_sentencepiece(language: str, path: str) -> None:
         )
 
 
-def build_kenlm(language: str, sp_path: str, path: str, tools: dict) -> str:
+def build_kenlm(language: str, sentences: list[str], sp_path: str, path: str, tools: dict) -> str:
     """Train and binarize the language's KenLM model; returns the lmplz options used."""
     from filters.perplexity import PerplexityModel
 
@@ -133,7 +133,7 @@ def build_kenlm(language: str, sp_path: str, path: str, tools: dict) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         text, arpa = os.path.join(tmp, "pieces.txt"), os.path.join(tmp, "model.arpa")
         with open(text, "w", encoding="utf-8") as f:
-            f.write("\n".join(model.pieces(sample_sentences(language))) + "\n")
+            f.write("\n".join(model.pieces(sentences)) + "\n")
         options = ["-o", str(KENLM_ORDER), "-S", "10%", "-T", tmp]
         command = [tools["lmplz"], *options, "--text", text, "--arpa", arpa]
         result = subprocess.run(command, capture_output=True, text=True)
@@ -214,12 +214,12 @@ def build_assets(output: str, force: bool = False, kenlm_cache: str | None = Non
     for language in TEXT_LANGUAGES:
         sp_path = os.path.join(output, f"{language}.sp.model")
         lm_path = os.path.join(output, f"{language}.arpa.bin")
-        _build(sp_path, lambda p: build_sentencepiece(language, p))
+        _build(sp_path, lambda p: build_sentencepiece(language, sample_sentences(language), p))
         files[f"{language}.sp.model"] = _record(
             sp_path, f"SentencePiece on the CCNet-normalized (accents kept) {language} sample text: {SENTENCEPIECE_PARAMS}"
         )
         options = []
-        _build(lm_path, lambda p: options.append(build_kenlm(language, sp_path, p, tools)))
+        _build(lm_path, lambda p: options.append(build_kenlm(language, sample_sentences(language), sp_path, p, tools)))
         files[f"{language}.arpa.bin"] = _record(
             lm_path, f"KenLM lmplz {options[0]} on the {language} sample text's pieces, then build_binary"
         )
