@@ -71,7 +71,27 @@ def build_pool_manifest(folder, recipe, inputs: list[tuple[str, str]]) -> dict:
     }
     if redacted:
         manifest["redactions"] = dict(sorted(redacted.items()))
+    if recipe.dedup:
+        manifest["dedup"] = dedup_summary(folder, recipe.dedup)
     return manifest
+
+
+def dedup_summary(folder, settings: dict) -> dict:
+    """The dedup settings and `clusters.parquet`: its checksum, clusters and documents in them."""
+    import pyarrow.parquet as pq
+
+    from pipeline.dedup import CLUSTERS_FILE
+
+    with folder.open(CLUSTERS_FILE, "rb") as f:
+        sha = file_sha256(f)
+    with folder.open(CLUSTERS_FILE, "rb") as f:
+        kept = pq.read_table(f, columns=["kept"]).column("kept").to_pylist()
+    return {
+        "settings": dict(sorted(settings.items())),
+        "clusters_file": {"path": CLUSTERS_FILE, "sha256": sha},
+        "clusters": sum(kept),
+        "documents_in_clusters": len(kept),
+    }
 
 
 def write_manifest(folder, manifest: dict) -> None:

@@ -1,8 +1,10 @@
 """`aurora curate`: one language's raw sources -> filtered, tokenized Megatron shards + manifest.
 
 One datatrove task per input file, so what a task writes depends only on its file: the shards
-and the manifest are the same whatever the executor or the number of workers. A task that is
-killed is simply run again (datatrove skips the completed ones), overwriting its own outputs.
+and the manifest are the same whatever the executor or the number of workers. With dedup, the
+stages between (one task per LSH band, then one for clusters) depend only on the files the
+filter stage wrote. Stages run in order, each with its own logs; a task that is killed is
+simply run again (datatrove skips the completed ones), overwriting its own outputs.
 """
 
 import os
@@ -12,12 +14,14 @@ import orjson
 from datatrove.io import get_datafolder
 
 from filters.code import CodeLanguageFilter, CodeQualityFilter
+from filters.dedup import DedupDocsReader, DedupFilter, DedupSignatures
 from filters.heuristics import FILTERS, GROUPS
 from filters.language_id import LanguageFilter
 from filters.perplexity import PerplexityFilter, PerplexityModel
 from filters.pii import PIIRedactor
-from pipeline.buckets import ensure_cutoffs
 from manifests.manifest import build_pool_manifest, write_manifest
+from pipeline.buckets import ensure_cutoffs
+from pipeline.dedup import BucketStage, ClusterStage
 from pipeline.errors import AuroraError
 from pipeline.readers import RawDocumentReader, input_format
 from pipeline.recipe import Recipe, Source
@@ -52,7 +56,8 @@ def absolute(path: str) -> str:
     return path if "://" in path else os.path.abspath(path)
 
 
-def build_pipeline(recipe: Recipe, inputs, folder) -> list:
+def filter_steps(recipe: Recipe, inputs, folder) -> list:
+    """Read, then every filter of the recipe, in order."""
     steps = [RawDocumentReader([(source, absolute(path)) for source, path in inputs], folder, recipe.language)]
     if recipe.language == "code":
         steps += [CodeLanguageFilter(folder, recipe.code_languages), CodeQualityFilter(folder, recipe.heuristics)]
@@ -65,12 +70,30 @@ def build_pipeline(recipe: Recipe, inputs, folder) -> list:
         ]
         if recipe.perplexity:
             steps.append(_perplexity_step(recipe, inputs, folder, filters=steps[1:]))
-    steps.append(
-        MegatronShardWriter(
-            folder, recipe.name, absolute(recipe.tokenizer), recipe.eod_token, recipe.max_shard_tokens, recipe.batch_size
-        )
-    )
     return steps
+
+
+def shard_writer(recipe: Recipe, folder) -> MegatronShardWriter:
+    return MegatronShardWriter(
+        folder, recipe.name, absolute(recipe.tokenizer), recipe.eod_token, recipe.max_shard_tokens, recipe.batch_size
+    )
+
+
+def stages(recipe: Recipe, inputs, folder) -> list[tuple[str, list, int]]:
+    """(name, pipeline, tasks) to run in order. Without dedup, one stage reads, filters and
+    tokenizes each input file; with it, the filter stage hands its kept documents to the
+    bucket and cluster stages (pipeline.dedup), then the tokenize stage drops the duplicates."""
+    tasks = len(inputs)
+    if not recipe.dedup:
+        return [("curate", filter_steps(recipe, inputs, folder) + [shard_writer(recipe, folder)], tasks)]
+    d = recipe.dedup
+    signatures = DedupSignatures(folder, recipe.language, d["num_perm"], d["seed"], d["ngram"], recipe.batch_size)
+    return [
+        ("filter", filter_steps(recipe, inputs, folder) + [signatures], tasks),
+        ("buckets", [BucketStage(folder, tasks, d["num_perm"], d["bands"], d["rows"], d["memory_mb"])], d["bands"] + 1),
+        ("clusters", [ClusterStage(folder, tasks, d["bands"])], 1),
+        ("tokenize", [DedupDocsReader(folder), DedupFilter(folder), shard_writer(recipe, folder)], tasks),
+    ]
 
 
 def _perplexity_step(recipe: Recipe, inputs, folder, filters) -> PerplexityFilter:
@@ -139,10 +162,9 @@ def curate(recipe: Recipe, inputs: list[str] | None = None, output: str | None =
     folder = get_datafolder(absolute(recipe.output))
     _claim_output(folder, {"recipe_sha256": recipe.sha256, "inputs": [{"source": s, "path": p} for s, p in files]})
 
-    pipeline = build_pipeline(recipe, files, folder)
-    logging_dir = os.path.join(absolute(recipe.output), "logs")
-    run = _executor(executor, pipeline, len(files), min(workers, len(files)), logging_dir)
-    run.run()
+    for stage, pipeline, tasks in stages(recipe, files, folder):
+        logging_dir = os.path.join(absolute(recipe.output), "logs", stage)
+        _executor(executor, pipeline, tasks, min(workers, tasks), logging_dir).run()
     manifest = build_pool_manifest(folder, recipe, files)
     write_manifest(folder, manifest)
     return manifest

@@ -37,6 +37,7 @@ class Recipe:
     code_languages: list[str] = field(default_factory=list)
     redact_pii: bool = False
     perplexity: dict | None = None  # mode, keep or max_perplexity, strip_accents, sample_documents, model paths
+    dedup: dict | None = None  # threshold, num_perm, ngram, seed, bands, rows, memory_mb
     eod_token: str = EOD_TOKEN
     max_shard_tokens: int = 1 << 27
     batch_size: int = 1000
@@ -102,7 +103,7 @@ def load_recipe(path: str) -> Recipe:
         raise AuroraError(f"{path}: invalid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise AuroraError(f"{path}: a recipe must be a YAML mapping")
-    allowed = {"name", "language", "sources", "output", "assets", "langid", "heuristics", "perplexity", "code", "tokenize"}
+    allowed = {"name", "language", "sources", "output", "assets", "langid", "heuristics", "perplexity", "dedup", "code", "tokenize"}
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise AuroraError(f"{path}: unknown key '{unknown[0]}' (allowed: {', '.join(sorted(allowed))})")
@@ -171,7 +172,35 @@ def load_recipe(path: str) -> Recipe:
             raise AuroraError(f"{path}: 'langid.min_score' must be between 0 and 1")
         recipe.min_language_score = score
         recipe.perplexity = _perplexity(data, assets, path)
+    recipe.dedup = _dedup(data, path)
     return recipe
+
+
+DEDUP_DEFAULTS = {"threshold": 0.8, "num_perm": 128, "ngram": 5, "seed": 1, "memory_mb": 512}
+
+
+def _dedup(data: dict, path: str) -> dict | None:
+    """Dedup settings with defaults filled in, bands and rows from datasketch unless both are given;
+    None when the recipe has no `dedup` section."""
+    if data.get("dedup") is None:
+        return None
+    section = _section(data, "dedup", set(DEDUP_DEFAULTS) | {"bands", "rows"}, path)
+    settings = {**DEDUP_DEFAULTS, **section}
+    threshold = _number(settings["threshold"], "dedup.threshold", path)
+    if not 0 < threshold < 1:
+        raise AuroraError(f"{path}: 'dedup.threshold' must be between 0 and 1")
+    for key in ("num_perm", "ngram", "seed", "memory_mb", "bands", "rows"):
+        if key in settings and (isinstance(settings[key], bool) or not isinstance(settings[key], int) or settings[key] < 1):
+            raise AuroraError(f"{path}: 'dedup.{key}' must be a positive integer")
+    if ("bands" in settings) != ("rows" in settings):
+        raise AuroraError(f"{path}: give both 'dedup.bands' and 'dedup.rows', or neither")
+    if "bands" not in settings:
+        from filters.dedup import lsh_params
+
+        settings["bands"], settings["rows"] = lsh_params(threshold, settings["num_perm"])
+    if settings["bands"] * settings["rows"] > settings["num_perm"]:
+        raise AuroraError(f"{path}: dedup.bands x dedup.rows must not exceed dedup.num_perm ({settings['num_perm']})")
+    return settings
 
 
 def _perplexity(data: dict, assets: dict, path: str) -> dict | None:

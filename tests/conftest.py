@@ -62,9 +62,9 @@ def curate_demo(language: str, output, executor="local", workers=2, inputs=None)
 
 
 def tree_bytes(folder) -> dict[str, bytes]:
-    """Every shard and the manifest of a run, by relative path (logs and ledgers excluded)."""
+    """Every shard, the manifest and the dedup clusters of a run, by relative path (logs and ledgers excluded)."""
     folder = Path(folder)
-    files = sorted(folder.glob("shards/*")) + [folder / "manifest.json"]
+    files = sorted(folder.glob("shards/*")) + sorted(folder.glob("clusters.parquet")) + [folder / "manifest.json"]
     return {str(p.relative_to(folder)): p.read_bytes() for p in files}
 
 

@@ -51,8 +51,13 @@ def _input_records(workspace, lang):
     return records
 
 
-def _rejected_ids(run_dir: Path) -> set:
-    return {json.loads(line)["id"] for p in run_dir.glob("rejects/*/*.jsonl.gz") for line in gzip.open(p)}
+def _rejected_ids(run_dir: Path, steps: str = "*") -> set:
+    return {json.loads(line)["id"] for p in run_dir.glob(f"rejects/{steps}/*.jsonl.gz") for line in gzip.open(p)}
+
+
+def _filtered_ids(run_dir: Path) -> set:
+    """Documents removed before dedup."""
+    return {i for step in run_dir.glob("rejects/*") if step.name != "dedup" for i in _rejected_ids(run_dir, step.name)}
 
 
 @pytest.mark.parametrize("lang", ALL)
@@ -103,19 +108,53 @@ def test_code_pii_is_redacted_and_counted(workspace, demo_runs):
 
 def test_junk_is_removed_and_clean_text_kept(workspace, demo_runs):
     for lang in ("en", "fi", "hi", "ja", "vi"):
-        rejected = _rejected_ids(_run_dir(workspace, lang))
+        rejected = _filtered_ids(_run_dir(workspace, lang))
         labels = {r["id"]: r["label"] for r in demo_records(workspace, lang) if "label" in r}
         clean = [i for i, label in labels.items() if label == "clean"]
-        assert sum(i not in rejected for i in clean) / len(clean) >= 0.98, lang
+        assert sum(i not in rejected for i in clean) / len(clean) >= 0.98, lang  # dedup may drop a clean copy
         for kind in ("boilerplate", "number_table", "too_short", "wrong_language", "symbol_soup", "keyword_spam",
                      "repeated_sentence", "mojibake"):
             ids = [i for i, label in labels.items() if label == kind]
             assert all(i in rejected for i in ids), (lang, kind)
 
 
-def test_same_run_twice_and_with_one_worker_is_byte_identical(in_workspace, demo_runs, tmp_path):
-    curate_demo("fi", tmp_path / "again", workers=1)
+@pytest.mark.parametrize("workers", [1, 4])
+def test_same_run_twice_and_with_other_worker_counts_is_byte_identical(in_workspace, demo_runs, tmp_path, workers):
+    curate_demo("fi", tmp_path / "again", workers=workers)
+    assert (tmp_path / "again" / "clusters.parquet").exists()
     assert tree_bytes(tmp_path / "again") == tree_bytes(_run_dir(in_workspace, "fi"))
+
+
+def test_duplicates_are_removed_and_first_copies_kept(workspace, demo_runs):
+    import pyarrow.parquet as pq
+
+    for lang in ("en", "fi", "hi", "ja", "vi", "code"):
+        run = _run_dir(workspace, lang)
+        labels = {r["id"]: r["label"] for r in demo_records(workspace, lang) if "label" in r}
+        removed = {}
+        for path in (run / "rejects" / "dedup").glob("*.jsonl.gz"):
+            for line in gzip.open(path):
+                record = json.loads(line)
+                removed[record["id"]] = record
+        assert all(r["reason"] in ("exact_duplicate", "near_duplicate") for r in removed.values())
+        # Of the documents that pass the filters, one copy of each text is kept (the generator's
+        # copies may come before their originals), and the planted near duplicates are clustered.
+        filtered = _filtered_ids(run)
+        passed = [r for r in demo_records(workspace, lang) if isinstance(r.get("text"), str) and r["text"] and r["id"] not in filtered]
+        texts = [r["text"] if lang == "code" else normalize(r["text"]) for r in passed]
+        assert sum(r["reason"] == "exact_duplicate" for r in removed.values()) == len(texts) - len(set(texts))
+        table = pq.read_table(run / "clusters.parquet").to_pylist()
+        planted = [i for i, label in labels.items() if label == "near_duplicate" and i not in filtered]
+        clustered = {row["id"] for row in table}
+        assert sum(i in clustered for i in planted) >= 0.95 * len(planted), lang
+        # A removed copy points at a kept document of its cluster, and clusters.parquet agrees.
+        kept = {row["id"] for row in table if row["kept"]}
+        assert {row["id"] for row in table if not row["kept"]} == set(removed)
+        assert all(record["metadata"]["cluster_id"] in kept for record in removed.values())
+        manifest = json.loads((run / "manifest.json").read_text())
+        assert manifest["dedup"]["clusters"] == len(kept)
+        for reason in ("exact_duplicate", "near_duplicate"):
+            assert manifest["funnel"]["removed"].get(reason, 0) == sum(r["reason"] == reason for r in removed.values())
 
 
 def test_ray_executor_matches_local(in_workspace, demo_runs, tmp_path):
@@ -181,8 +220,10 @@ def test_audit_catches_damage(workspace, demo_runs, tmp_path, capsys, damage):
     assert any(expected in line for line in lines), lines
 
 
-def test_killed_run_resumes_to_the_same_result(in_workspace, demo_runs, tmp_path):
-    # Sixteen input files (four copies of the demo's four) so the run has many tasks to kill.
+@pytest.mark.parametrize("stage", ["filter", "tokenize"])
+def test_killed_run_resumes_to_the_same_result(in_workspace, demo_runs, tmp_path, stage):
+    # Sixteen input files (four copies of the demo's four) so the run has many tasks to kill; the
+    # copies are exact duplicates, so dedup removes three of every four kept documents.
     inputs = tmp_path / "inputs"
     inputs.mkdir()
     for copy in range(4):
@@ -193,8 +234,8 @@ def test_killed_run_resumes_to_the_same_result(in_workspace, demo_runs, tmp_path
     killed = tmp_path / "killed"
     process = subprocess.Popen(command + ["--output", str(killed)], start_new_session=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    completions = killed / "logs" / "completions"
-    deadline = time.time() + 120
+    completions = killed / "logs" / stage / "completions"
+    deadline = time.time() + 180
     while time.time() < deadline and len(list(completions.glob("*"))) < 3:
         time.sleep(0.01)
     os.killpg(process.pid, signal.SIGKILL)  # the whole run: the CLI and the processes it started

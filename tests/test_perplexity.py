@@ -91,7 +91,8 @@ def test_buckets_are_computed_once_and_a_resumed_run_reuses_them(in_workspace, t
     assert sum(funnel.values()) == manifest["funnel"]["kept"]  # the demo keeps every bucket
     # Tamper with the cut-offs and rerun every task (as after a kill): the file is reused, not recomputed.
     (out / "perplexity_cutoffs.json").write_text(json.dumps({**cutoffs, "cutoffs": [0.0, 1e9]}))
-    shutil.rmtree(out / "logs" / "completions")
+    for completions in (out / "logs").glob("*/completions"):
+        shutil.rmtree(completions)
     (out / "manifest.json").unlink()
     rerun = curate_demo("vi", out)
     assert rerun["funnel"]["perplexity_buckets"] == {"head": 0, "middle": manifest["funnel"]["kept"], "tail": 0}
