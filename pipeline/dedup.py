@@ -13,10 +13,9 @@ Cluster stage, one task: edges of exact duplicates point at their first copy; ne
 edges, with exact duplicates taken out, are joined into connected components. The kept
 representative of a cluster is its first document in the order above; the others are near
 duplicates of it. Exact duplicates join their first copy's cluster. Memory grows with the number
-of documents that have a duplicate, not with the corpus.
+of documents that have a duplicate (and one task's id column at a time), not with the corpus.
 """
 
-import io
 import math
 import os
 import tempfile
@@ -168,9 +167,11 @@ def clusters(exact: np.ndarray, near: list[np.ndarray]) -> dict[str, np.ndarray]
     }
 
 
-def _document_ids(folder, task: int) -> list[str]:
+def _document_ids(folder, task: int, positions: np.ndarray) -> list[str]:
+    """The ids of the task's documents at these positions (the column stays in Arrow's memory)."""
     with folder.open(f"{DEDUP_DIR}/docs/{task:05d}.parquet", "rb") as f:
-        return pq.read_table(io.BytesIO(f.read()), columns=["id"]).column("id").to_pylist()
+        column = pq.read_table(f, columns=["id"]).column("id")
+    return column.take(pa.array(positions, pa.int64())).to_pylist()
 
 
 def _write_parquet(folder, path: str, table: pa.Table) -> None:
@@ -201,9 +202,8 @@ class ClusterStage(PipelineStep):
         names: dict[int, str] = {}  # global id -> document id, for every document in a cluster
         needed = np.unique(np.concatenate([decided["id"], decided["cluster"], decided["duplicate_of"]]))
         for task in np.unique((needed >> np.uint64(32)).astype(np.int64)):
-            ids = _document_ids(folder, int(task))
-            for gid in needed[(needed >> np.uint64(32)) == task]:
-                names[int(gid)] = ids[int(gid) & 0xFFFFFFFF]
+            gids = needed[(needed >> np.uint64(32)) == task]
+            names.update(zip(gids.tolist(), _document_ids(folder, int(task), (gids & np.uint64(0xFFFFFFFF)).astype(np.int64))))
 
         def name(values):
             return [names[int(v)] for v in values]

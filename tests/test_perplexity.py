@@ -88,14 +88,16 @@ def test_buckets_are_computed_once_and_a_resumed_run_reuses_them(in_workspace, t
     cutoffs = json.loads((out / "perplexity_cutoffs.json").read_text())
     assert cutoffs["sample_documents"] == 500 and cutoffs["percentiles"] == [30, 60]
     funnel = manifest["funnel"]["perplexity_buckets"]
-    assert sum(funnel.values()) == manifest["funnel"]["kept"]  # the demo keeps every bucket
+    removed = manifest["funnel"]["removed"]
+    scored = manifest["funnel"]["kept"] + removed["exact_duplicate"] + removed["near_duplicate"]  # dedup comes after
+    assert sum(funnel.values()) == scored  # the demo keeps every bucket
     # Tamper with the cut-offs and rerun every task (as after a kill): the file is reused, not recomputed.
     (out / "perplexity_cutoffs.json").write_text(json.dumps({**cutoffs, "cutoffs": [0.0, 1e9]}))
     for completions in (out / "logs").glob("*/completions"):
         shutil.rmtree(completions)
     (out / "manifest.json").unlink()
     rerun = curate_demo("vi", out)
-    assert rerun["funnel"]["perplexity_buckets"] == {"head": 0, "middle": manifest["funnel"]["kept"], "tail": 0}
+    assert rerun["funnel"]["perplexity_buckets"] == {"head": 0, "middle": scored, "tail": 0}
 
 
 def test_missing_build_dependencies_are_named_in_one_line(monkeypatch):
