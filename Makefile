@@ -9,7 +9,9 @@ EXECUTOR ?= ray
 WORKERS ?= 2
 LANGS := en fi hi ja vi code
 
-.PHONY: setup demo demo-data test assets audit clean $(addprefix recipe-,$(LANGS))
+STAGES := cap cat
+
+.PHONY: setup demo demo-data test assets audit report clean $(addprefix recipe-,$(LANGS)) $(addprefix mix-,$(STAGES))
 
 setup: $(STAMP)
 
@@ -27,15 +29,28 @@ demo-data: $(STAMP)
 $(addprefix recipe-,$(LANGS)): recipe-%: $(STAMP) assets
 	$(BIN)/aurora curate $(RECIPES)/$*.yaml --executor $(EXECUTOR) --workers $(WORKERS)
 
+# Training stages from the curated pools: `aurora mix` plans (see --dry-run), then writes the stage.
+$(addprefix mix-,$(STAGES)): mix-%: $(STAMP) assets
+	$(BIN)/aurora mix $(RECIPES)/$*.yaml --executor $(EXECUTOR) --workers $(WORKERS)
+
 demo: $(STAMP) assets demo-data
-	rm -rf out/demo  # a demo starts from scratch; `aurora curate` alone resumes
+	rm -rf out/demo  # a demo starts from scratch; `aurora curate` and `aurora mix` alone resume
 	$(MAKE) --no-print-directory $(addprefix recipe-,$(LANGS)) RECIPES=recipes/demo
+	$(MAKE) --no-print-directory $(addprefix mix-,$(STAGES)) RECIPES=recipes/demo
 	$(MAKE) --no-print-directory audit
-	@echo "Demo finished. Shards: out/demo/<lang>/shards/; manifests:"
+	$(MAKE) --no-print-directory report
+	@echo "Demo finished. Pools: out/demo/<lang>/, stages: out/demo/cap/ and out/demo/cat/; manifests:"
 	@ls -1 out/demo/*/manifest.json
+	@echo "Report: out/demo/report/report.md"
+
+# Every manifest of the demo: the pools, the stages and the stages' instruction pools.
+DEMO_MANIFESTS = $(wildcard out/demo/*/manifest.json out/demo/*/sources/*/manifest.json)
 
 audit: $(STAMP)
-	$(BIN)/aurora manifest audit out/demo/*/manifest.json
+	$(BIN)/aurora manifest audit $(DEMO_MANIFESTS)
+
+report: $(STAMP)
+	$(BIN)/aurora manifest report $(wildcard out/demo/*/manifest.json) --output out/demo/report
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

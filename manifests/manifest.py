@@ -115,8 +115,21 @@ def load_manifest(path: str) -> tuple[dict, object]:
         raise AuroraError(f"{path}: manifest is not valid JSON ({e})") from None
 
 
+def format_stage(manifest: dict) -> str:
+    """A plain-text table of a stage's components: budgets, actual tokens and shares."""
+    lines = [f"stage {manifest['name']}: {manifest['totals']['tokens']:,} tokens in {manifest['totals']['documents']:,} "
+             f"documents, {len(manifest['shards'])} shards, seed {manifest['seed']}",
+             f"{'component':<16} {'language':<8} {'budget':>12} {'tokens':>12} {'documents':>10} {'epochs':>7} {'share':>7}"]
+    for c in manifest["components"]:
+        lines.append(f"{c['name']:<16} {c['language']:<8} {c['budget_tokens']:>12,} {c['tokens']:>12,} {c['documents']:>10,} "
+                     f"{c['epochs']:>7.2f} {c['share']:>7.1%}")
+    return "\n".join(lines)
+
+
 def format_manifest(manifest: dict) -> str:
     """A plain-text table of the shards, totals and funnel."""
+    if manifest["kind"] == "stage":
+        return format_stage(manifest)
     lines = [f"{manifest['kind']} {manifest['name']} ({manifest['language']}), tokenizer {manifest['tokenizer']['path']}"]
     width = max([len(s["prefix"]) for s in manifest["shards"]] + [5])
     lines.append(f"{'shard':<{width}}  {'source':<10} {'documents':>10} {'tokens':>12}")

@@ -37,6 +37,20 @@ def _curate(args) -> int:
     return 0
 
 
+def _mix(args) -> int:
+    from manifests.manifest import format_manifest
+    from pipeline.mix import load_stage_recipe, mix
+
+    recipe = load_stage_recipe(args.recipe)
+    plan, manifest = mix(recipe, dry_run=args.dry_run, output=args.output, executor=args.executor, workers=args.workers)
+    print(plan)
+    if manifest is not None:
+        print()
+        print(format_manifest(manifest))
+        print(f"stage shards and manifest: {recipe.output}/manifest.json")
+    return 0
+
+
 def _calibrate(args) -> int:
     from pipeline.calibrate import calibrate
     from pipeline.recipe import TEXT_LANGUAGES
@@ -75,6 +89,14 @@ def _manifest_show(args) -> int:
     return 0
 
 
+def _manifest_report(args) -> int:
+    from manifests.report import write_report
+
+    path = write_report(args.paths, args.output)
+    print(f"report: {path}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="aurora", description="Curate multilingual web and code data into audited Megatron shards.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -99,6 +121,14 @@ def parser() -> argparse.ArgumentParser:
     curate.add_argument("--workers", type=int, default=1, help="tasks run at once")
     curate.set_defaults(func=_curate)
 
+    mix = sub.add_parser("mix", help="build a training stage (CAP, CAT) from pools to exact token budgets")
+    mix.add_argument("recipe")
+    mix.add_argument("--dry-run", action="store_true", help="print the plan and stop")
+    mix.add_argument("--output", help="output folder (local or s3://), replacing the recipe's")
+    mix.add_argument("--executor", choices=["local", "ray"], default="local")
+    mix.add_argument("--workers", type=int, default=1, help="parts written at once")
+    mix.set_defaults(func=_mix)
+
     cal = sub.add_parser("calibrate", help="heuristic metrics on clean text, and suggested thresholds as YAML")
     cal.add_argument("--language", required=True)
     cal.add_argument("files", nargs="+", metavar="FILE", help="text (one sentence a line) or JSONL documents")
@@ -114,6 +144,10 @@ def parser() -> argparse.ArgumentParser:
     show = manifest_sub.add_parser("show", help="print a manifest as a table")
     show.add_argument("path")
     show.set_defaults(func=_manifest_show)
+    report = manifest_sub.add_parser("report", help="report.md and PNG charts of pools and stages")
+    report.add_argument("paths", nargs="+", metavar="PATH", help="manifests or their folders")
+    report.add_argument("--output", required=True, help="folder for report.md and the charts")
+    report.set_defaults(func=_manifest_report)
     return p
 
 

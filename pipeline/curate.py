@@ -117,7 +117,7 @@ def _check_assets(recipe: Recipe) -> None:
         raise AuroraError(f"tokenizer {recipe.tokenizer} has no token {recipe.eod_token!r} for end of document")
 
 
-def _claim_output(folder, run: dict) -> None:
+def claim_output(folder, run: dict) -> None:
     """Refuse to mix two different runs in one folder; a rerun of the same run resumes."""
     if folder.exists(RUN_FILE):
         with folder.open(RUN_FILE, "rb") as f:
@@ -130,7 +130,7 @@ def _claim_output(folder, run: dict) -> None:
         f.write(orjson.dumps(run, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2))
 
 
-def _executor(kind: str, pipeline, tasks: int, workers: int, logging_dir: str):
+def make_executor(kind: str, pipeline, tasks: int, workers: int, logging_dir: str):
     if kind == "local":
         from datatrove.executor import LocalPipelineExecutor
 
@@ -160,11 +160,11 @@ def curate(recipe: Recipe, inputs: list[str] | None = None, output: str | None =
     _check_assets(recipe)
     files = resolve_inputs(recipe.sources)
     folder = get_datafolder(absolute(recipe.output))
-    _claim_output(folder, {"recipe_sha256": recipe.sha256, "inputs": [{"source": s, "path": p} for s, p in files]})
+    claim_output(folder, {"recipe_sha256": recipe.sha256, "inputs": [{"source": s, "path": p} for s, p in files]})
 
     for stage, pipeline, tasks in stages(recipe, files, folder):
         logging_dir = os.path.join(absolute(recipe.output), "logs", stage)
-        _executor(executor, pipeline, tasks, min(workers, tasks), logging_dir).run()
+        make_executor(executor, pipeline, tasks, min(workers, tasks), logging_dir).run()
     manifest = build_pool_manifest(folder, recipe, files)
     write_manifest(folder, manifest)
     return manifest

@@ -3,7 +3,8 @@
 Per language (en fi hi ja vi): clean documents (paragraphs of sample sentences) and junk of the
 kinds web crawls are full of, spam, navigation and page furniture drawn from `pipeline.web_junk`; for code, the running Python's standard library plus generated
 junk. Every file also carries malformed records (broken JSON, invalid UTF-8, missing or
-non-string or empty text). Same seed, same bytes.
+non-string or empty text). Instruction and safety records for the CAT stage are the project's own,
+with bad records mixed in. Same seed, same bytes.
 """
 
 import gzip
@@ -13,7 +14,7 @@ import random
 import orjson
 
 from pipeline.recipe import TEXT_LANGUAGES
-from pipeline.sample import sample_sentences, stdlib_files
+from pipeline.sample import SAMPLE_DIR, sample_sentences, stdlib_files
 from pipeline.text import words
 from pipeline.web_junk import NAVIGATION, PAGE_FRAGMENTS, SPAM_KEYWORDS
 
@@ -198,8 +199,34 @@ def code_parts(seed: int) -> list[list[bytes]]:
     return parts
 
 
-def write_demo_data(output: str, seed: int = 0, languages=TEXT_LANGUAGES + ("code",)) -> list[str]:
+# Records the CAT stage must reject: broken JSON, an empty response, a conversation that does not
+# alternate, an unknown role.
+BAD_INSTRUCTIONS = [
+    b'{"id": "bad-json", "prompt": "unterminated',
+    orjson.dumps({"id": "bad-empty", "prompt": "Say something.", "response": "   "}),
+    orjson.dumps({"id": "bad-turns", "messages": [{"role": "user", "content": "Hi"}, {"role": "user", "content": "Hello?"}]}),
+    orjson.dumps({"id": "bad-role", "messages": [{"role": "narrator", "content": "Once upon a time"}]}),
+]
+
+
+def write_instruction_data(output: str) -> list[str]:
+    """The project's instruction and safety records (`pipeline/sample_text/*.jsonl`), each file
+    with the bad records above mixed in, as `<output>/{instructions,safety}/<name>.jsonl`."""
     written = []
+    for name in ("instructions", "safety"):
+        lines = (SAMPLE_DIR / f"{name}.jsonl").read_bytes().splitlines()
+        lines = lines[:3] + BAD_INSTRUCTIONS + lines[3:]
+        path = os.path.join(output, name, f"{name}.jsonl")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path + ".tmp", "wb") as f:
+            f.write(b"\n".join(lines) + b"\n")
+        os.replace(path + ".tmp", path)
+        written.append(path)
+    return written
+
+
+def write_demo_data(output: str, seed: int = 0, languages=TEXT_LANGUAGES + ("code",)) -> list[str]:
+    written = write_instruction_data(output)
     for language in languages:
         parts = code_parts(seed) if language == "code" else language_parts(language, seed)
         for part, lines in enumerate(parts):

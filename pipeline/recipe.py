@@ -92,17 +92,23 @@ def _heuristics(heuristics, language: str, path: str) -> dict:
     return heuristics
 
 
-def load_recipe(path: str) -> Recipe:
+def read_yaml(path: str, what: str) -> tuple[bytes, dict]:
+    """A recipe file's bytes (for its hash) and its YAML mapping; one-line errors otherwise."""
     try:
         raw = open(path, "rb").read()
     except OSError as e:
-        raise AuroraError(f"cannot read recipe {path}: {e.strerror}") from None
+        raise AuroraError(f"cannot read {what} {path}: {e.strerror}") from None
     try:
         data = yaml.safe_load(raw)
     except yaml.YAMLError as e:
         raise AuroraError(f"{path}: invalid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(data, dict):
-        raise AuroraError(f"{path}: a recipe must be a YAML mapping")
+        raise AuroraError(f"{path}: a {what} must be a YAML mapping")
+    return raw, data
+
+
+def load_recipe(path: str) -> Recipe:
+    raw, data = read_yaml(path, "recipe")
     allowed = {"name", "language", "sources", "output", "assets", "langid", "heuristics", "perplexity", "dedup", "code", "tokenize"}
     unknown = sorted(set(data) - allowed)
     if unknown:

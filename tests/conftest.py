@@ -25,6 +25,17 @@ def workspace(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope="session")
+def demo_runs(workspace):
+    """Every demo recipe, curated once with the local executor and 2 workers."""
+    cwd = os.getcwd()
+    os.chdir(workspace)
+    try:
+        return {lang: curate_demo(lang, workspace / "out" / "demo" / lang) for lang in LANGUAGES + ("code",)}
+    finally:
+        os.chdir(cwd)
+
+
 @pytest.fixture
 def in_workspace(workspace, monkeypatch):
     monkeypatch.chdir(workspace)

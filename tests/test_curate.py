@@ -25,17 +25,6 @@ from pipeline.text import normalize
 ALL = ("en", "fi", "hi", "ja", "vi", "code")
 
 
-@pytest.fixture(scope="session")
-def demo_runs(workspace):
-    """Every demo recipe, curated once with the local executor and 2 workers."""
-    cwd = os.getcwd()
-    os.chdir(workspace)
-    try:
-        return {lang: curate_demo(lang, workspace / "out" / "demo" / lang) for lang in ALL}
-    finally:
-        os.chdir(cwd)
-
-
 def _run_dir(workspace, lang) -> Path:
     return workspace / "out" / "demo" / lang
 
@@ -190,7 +179,7 @@ def test_audit_passes_on_a_good_run(workspace, demo_runs, capsys):
         assert code == 0 and lines[-1].endswith("tokens)") and ": OK (" in lines[-1]
 
 
-@pytest.mark.parametrize("damage", ["flip_byte", "truncate_bin", "missing_shard", "edit_count", "lose_rejects"])
+@pytest.mark.parametrize("damage", ["flip_byte", "truncate_bin", "missing_shard", "edit_count", "lose_rejects", "edit_clusters"])
 def test_audit_catches_damage(workspace, demo_runs, tmp_path, capsys, damage):
     run = tmp_path / "fi"
     shutil.copytree(_run_dir(workspace, "fi"), run)
@@ -212,9 +201,18 @@ def test_audit_catches_damage(workspace, demo_runs, tmp_path, capsys, damage):
         manifest["shards"][0]["tokens"] += 1
         (run / "manifest.json").write_text(json.dumps(manifest))
         expected = "tokens in the index, manifest says"
-    else:
+    elif damage == "lose_rejects":
         next(run.glob("rejects/language/*.jsonl.gz")).unlink()
         expected = "rejects/ holds"
+    else:  # a removed duplicate marked kept
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(run / "clusters.parquet")
+        kept = table.column("kept").to_pylist()
+        kept[kept.index(False)] = True
+        pq.write_table(table.set_column(3, "kept", pa.array(kept)), run / "clusters.parquet")
+        expected = "clusters.parquet: sha256 differs"
     code, lines = _audit_lines(run, capsys)
     assert code == 1
     assert any(expected in line for line in lines), lines

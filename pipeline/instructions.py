@@ -1,0 +1,76 @@
+"""Instruction and safety records -> text, for the CAT stage.
+
+A record is single-turn, `{"prompt": ..., "response": ...}`, or multi-turn,
+`{"messages": [{"role": "system" | "user" | "assistant", "content": ...}, ...]}`. Each is
+rendered with one plain-text template (no special tokens, so any tokenizer takes it):
+
+    ### System:            (only when the conversation has a system message first)
+    <content>
+
+    ### User:
+    <content>
+
+    ### Assistant:
+    <content>
+
+turns separated by a blank line. A record that cannot be rendered is rejected with its reason.
+"""
+
+import orjson
+
+HEADERS = {"system": "### System:", "user": "### User:", "assistant": "### Assistant:"}
+
+
+def _turns(record: dict) -> tuple[list[tuple[str, str]] | None, str | None]:
+    if "messages" in record:
+        messages = record["messages"]
+        if not isinstance(messages, list) or not messages:
+            return None, "messages_not_a_list"
+        turns = []
+        for message in messages:
+            if not isinstance(message, dict) or not isinstance(message.get("content"), str):
+                return None, "message_without_text"
+            if message.get("role") not in HEADERS:
+                return None, "unknown_role"
+            turns.append((message["role"], message["content"]))
+        return turns, None
+    if "prompt" in record or "response" in record:
+        if not isinstance(record.get("prompt"), str) or not isinstance(record.get("response"), str):
+            return None, "prompt_or_response_not_text"
+        return [("user", record["prompt"]), ("assistant", record["response"])], None
+    return None, "neither_prompt_nor_messages"
+
+
+def render(record) -> tuple[str | None, str | None]:
+    """(text, None) or (None, reason the record is rejected)."""
+    if not isinstance(record, dict):
+        return None, "not_an_object"
+    turns, reason = _turns(record)
+    if reason:
+        return None, reason
+    if any(not content.strip() for _, content in turns):
+        return None, "empty_turn"
+    roles = [role for role, _ in turns]
+    if "system" in roles[1:]:
+        return None, "system_not_first"
+    conversation = [r for r in roles if r != "system"]
+    if conversation[:1] != ["user"] or conversation[-1] != "assistant" or any(
+        a == b for a, b in zip(conversation, conversation[1:])
+    ):
+        return None, "turns_not_alternating"
+    return "\n\n".join(f"{HEADERS[role]}\n{content.strip()}" for role, content in turns), None
+
+
+def read_instruction_file(f):
+    """(id, text, None) or (id, None, reason) per line of a JSONL file object."""
+    for number, line in enumerate(f, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            yield f"line {number}", None, "broken_json"
+            continue
+        doc_id = record.get("id") if isinstance(record, dict) and isinstance(record.get("id"), str) else f"line {number}"
+        text, reason = render(record)
+        yield doc_id, text, reason
