@@ -147,7 +147,7 @@ def audit_stage(manifest: dict, folder, sample_per_shard: int = 16) -> list[str]
 
     problems = []
     eod_id = manifest["tokenizer"]["eod_id"]
-    for shard in manifest["shards"]:
+    for shard in manifest["shards"] + manifest.get("validation", []):
         problems += _audit_shard(folder, shard, eod_id)
     problems += _totals(manifest)
     pools, pool_problems = _stage_pools(manifest, folder)

@@ -68,6 +68,7 @@ class StageRecipe:
     parts: int
     max_shard_tokens: int
     eod_token: str
+    validation_documents: int  # held out of each component for the trainer's validation
     components: list[Component]
 
 
@@ -83,7 +84,8 @@ def _positive_int(value, key: str, path: str) -> int:
 
 def load_stage_recipe(path: str) -> StageRecipe:
     raw, data = read_yaml(path, "stage recipe")
-    allowed = {"name", "seed", "tokens", "output", "tokenizer", "parts", "max_shard_tokens", "eod_token", "components"}
+    allowed = {"name", "seed", "tokens", "output", "tokenizer", "parts", "max_shard_tokens", "eod_token",
+               "validation_documents", "components"}
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise _error(path, f"unknown key '{unknown[0]}' (allowed: {', '.join(sorted(allowed))})")
@@ -101,7 +103,11 @@ def load_stage_recipe(path: str) -> StageRecipe:
         parts=_positive_int(data.get("parts", 1), "parts", path),
         max_shard_tokens=_positive_int(data.get("max_shard_tokens", 1 << 27), "max_shard_tokens", path),
         eod_token=data.get("eod_token", "<|endoftext|>"), components=[],
+        validation_documents=data.get("validation_documents", 0),
     )
+    if isinstance(recipe.validation_documents, bool) or not isinstance(recipe.validation_documents, int) \
+            or recipe.validation_documents < 0:
+        raise _error(path, "'validation_documents' must be a non-negative integer")
     names = set()
     for i, item in enumerate(components):
         where = f"components[{i}]"
@@ -229,25 +235,43 @@ def document_keys(seed: int, component: str, shard_prefix: str, count: int) -> n
     return _splitmix64(np.uint64(int.from_bytes(base, "little")) + np.arange(count, dtype=np.uint64))
 
 
-def _keyed_shards(pool: Pool, seed: int):
+def _keyed_shards(pool: Pool, seed: int, holdout: int | None = None):
+    """(shard number, index, keys, which documents are for training: all but the held-out)."""
     for number, index in pool.shards():
         prefix = pool.manifest["shards"][number]["prefix"]
-        yield number, index, document_keys(seed, pool.component.name, prefix, len(index.lengths))
+        keys = document_keys(seed, pool.component.name, prefix, len(index.lengths))
+        yield number, index, keys, (keys < np.uint64(holdout)) if holdout is not None else np.ones(len(keys), bool)
 
 
-def partial_cut(pool: Pool, seed: int, remainder: int) -> np.uint64:
-    """The largest key to take so the documents with keys up to it first reach `remainder` tokens."""
+def holdout_key(pool: Pool, seed: int, count: int) -> int | None:
+    """The smallest key of the `count` documents with the largest keys: those are held out for
+    validation (with bounded memory: at most `count` keys from each shard are kept)."""
+    if count == 0:
+        return None
+    if count >= pool.manifest["totals"]["documents"]:
+        raise AuroraError(f"component '{pool.component.name}': holding out {count} validation documents "
+                          "leaves none to train on")
+    top = np.zeros(0, dtype=np.uint64)
+    for _, _, keys, _ in _keyed_shards(pool, seed):
+        top = np.concatenate([top, keys])
+        top = np.partition(top, len(top) - count)[-count:] if len(top) > count else top
+    return int(top.min())
+
+
+def partial_cut(pool: Pool, seed: int, remainder: int, holdout: int | None = None) -> np.uint64:
+    """The largest key to take so the training documents with keys up to it first reach `remainder` tokens."""
     if remainder <= 0:
         return None
     histogram = np.zeros(1 << 16, dtype=np.int64)
-    for _, index, keys in _keyed_shards(pool, seed):
-        histogram += np.bincount((keys >> _BIN_SHIFT).astype(np.int64), weights=index.lengths, minlength=1 << 16).astype(np.int64)
+    for _, index, keys, train in _keyed_shards(pool, seed, holdout):
+        histogram += np.bincount((keys[train] >> _BIN_SHIFT).astype(np.int64), weights=index.lengths[train],
+                                 minlength=1 << 16).astype(np.int64)
     cumulative = np.cumsum(histogram)
     crossing = int(np.searchsorted(cumulative, remainder))
     before = int(cumulative[crossing - 1]) if crossing else 0
     keys, lengths = [], []
-    for _, index, shard_keys in _keyed_shards(pool, seed):
-        inside = (shard_keys >> _BIN_SHIFT) == crossing
+    for _, index, shard_keys, train in _keyed_shards(pool, seed, holdout):
+        inside = train & ((shard_keys >> _BIN_SHIFT) == crossing)
         keys.append(shard_keys[inside])
         lengths.append(index.lengths[inside].astype(np.int64))
     keys, lengths = np.concatenate(keys), np.concatenate(lengths)
@@ -265,6 +289,7 @@ class Plan:
     budget: int
     full_epochs: int
     cut: int | None  # key cut of the partial epoch, or None
+    holdout: int | None  # documents with keys from here on are held out for validation, or None
     part_tokens: list[int]  # tokens each part will write
 
     @property
@@ -278,22 +303,24 @@ def plan_stage(recipe: StageRecipe, pools: list[Pool]) -> list[Plan]:
         component = pool.component
         if pool.tokens == 0:
             raise AuroraError(f"component '{component.name}': its pool has no tokens")
-        if budget > component.max_epochs * pool.tokens:
+        holdout = holdout_key(pool, recipe.seed, recipe.validation_documents)
+        available = sum(int(index.lengths[train].sum()) for _, index, _, train in _keyed_shards(pool, recipe.seed, holdout))
+        if budget > component.max_epochs * available:
             raise AuroraError(
-                f"component '{component.name}': a budget of {budget:,} tokens needs {budget / pool.tokens:.2f} "
-                f"epochs of its {pool.tokens:,}-token pool, more than max_epochs {component.max_epochs}"
+                f"component '{component.name}': a budget of {budget:,} tokens needs {budget / available:.2f} "
+                f"epochs of its {available:,}-token pool, more than max_epochs {component.max_epochs}"
             )
-        full = budget // pool.tokens
-        cut = partial_cut(pool, recipe.seed, budget - full * pool.tokens)
+        full = budget // available
+        cut = partial_cut(pool, recipe.seed, budget - full * available, holdout)
         part_tokens = np.zeros(recipe.parts, dtype=np.int64)
-        for _, index, keys in _keyed_shards(pool, recipe.seed):
+        for _, index, keys, train in _keyed_shards(pool, recipe.seed, holdout):
             parts = (keys % np.uint64(recipe.parts)).astype(np.int64)
-            part_tokens += full * np.bincount(parts, weights=index.lengths, minlength=recipe.parts).astype(np.int64)
+            part_tokens += full * np.bincount(parts[train], weights=index.lengths[train], minlength=recipe.parts).astype(np.int64)
             if cut is not None:
-                taken = keys <= cut
+                taken = train & (keys <= cut)
                 part_tokens += np.bincount(parts[taken], weights=index.lengths[taken], minlength=recipe.parts).astype(np.int64)
-        plans.append(Plan(component.name, component.language, pool.tokens, budget, int(full),
-                          None if cut is None else int(cut), part_tokens.tolist()))
+        plans.append(Plan(component.name, component.language, available, budget, int(full),
+                          None if cut is None else int(cut), holdout, part_tokens.tolist()))
     return plans
 
 
@@ -313,8 +340,8 @@ def _component_documents(pool: Pool, plan: Plan, seed: int, parts: int, part: in
     whole epochs first, then the partial sample; one document in memory at a time."""
     passes = [None] * plan.full_epochs + ([plan.cut] if plan.cut is not None else [])
     for cut in passes:
-        for number, index, keys in _keyed_shards(pool, seed):
-            mine = (keys % np.uint64(parts)) == np.uint64(part)
+        for number, index, keys, train in _keyed_shards(pool, seed, plan.holdout):
+            mine = train & ((keys % np.uint64(parts)) == np.uint64(part))
             if cut is not None:
                 mine &= keys <= np.uint64(cut)
             prefix = pool.manifest["shards"][number]["prefix"]
@@ -323,6 +350,18 @@ def _component_documents(pool: Pool, plan: Plan, seed: int, parts: int, part: in
                     f.seek(int(index.pointers[doc]))
                     data = f.read(int(index.lengths[doc]) * index.dtype.itemsize)
                     yield number, doc, np.frombuffer(data, dtype=index.dtype)
+
+
+def write_validation(folder, pool: Pool, plan: Plan, seed: int, dtype) -> dict:
+    """The component's held-out documents, in pool order, as the shard `validation/<component>`."""
+    writer = ShardWriter(folder, f"validation/{plan.name}", dtype)
+    for number, index, _, train in _keyed_shards(pool, seed, plan.holdout):
+        prefix = pool.manifest["shards"][number]["prefix"]
+        with pool.folder.open(prefix + ".bin", "rb") as f:
+            for doc in np.flatnonzero(~train).tolist():
+                f.seek(int(index.pointers[doc]))
+                writer.add(np.frombuffer(f.read(int(index.lengths[doc]) * index.dtype.itemsize), dtype=index.dtype))
+    return {**writer.close(), "component": plan.name, "language": plan.language}
 
 
 def interleave(streams: list, targets: list[int]):
@@ -422,7 +461,7 @@ def stage_manifest(recipe: StageRecipe, pools: list[Pool], plans: list[Plan], fo
             "pool": {"path": pool.component.pool or f"{SOURCES_DIR}/{pool.component.name}", "in_stage": pool.component.pool is None,
                      "manifest_sha256": pool.manifest_sha256, "shards": [s["prefix"] for s in pool.manifest["shards"]]},
             "available_tokens": plan.available, "budget_tokens": plan.budget, "tokens": actual, "documents": count,
-            "epochs": round(actual / plan.available, 6), "full_epochs": plan.full_epochs, "cut": plan.cut,
+            "epochs": round(actual / plan.available, 6), "full_epochs": plan.full_epochs, "cut": plan.cut, "holdout": plan.holdout,
             "planned_share": round(plan.budget / sum(p.budget for p in plans), 6), "share": round(actual / total, 6),
         })
     return {
@@ -466,5 +505,7 @@ def mix(recipe: StageRecipe, dry_run: bool = False, output: str | None = None, e
     make_executor(executor, [MixPart(folder, recipe, pools, plans, dtype)], recipe.parts,
                   min(workers, recipe.parts), logging_dir).run()
     manifest = stage_manifest(recipe, pools, plans, folder)
+    if recipe.validation_documents:
+        manifest["validation"] = [write_validation(folder, pool, plan, recipe.seed, dtype) for pool, plan in zip(pools, plans)]
     write_manifest(folder, manifest)
     return text, manifest

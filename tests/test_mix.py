@@ -66,6 +66,24 @@ def test_budgets_are_met_within_one_document(workspace, stages):
     assert cat["instructions"]["full_epochs"] >= 1 and cat["safety"]["full_epochs"] >= 1
 
 
+def test_validation_documents_are_held_out_of_the_stage(workspace, stages):
+    from pipeline.mix import document_keys
+
+    manifest, folder = stages["cap"]
+    assert [v["documents"] for v in manifest["validation"]] == [8] * len(manifest["components"])
+    for c, component in enumerate(manifest["components"]):
+        pool_shards = component["pool"]["shards"]
+        keys = {}
+        for shard in manifest["shards"]:
+            lineage = pq.read_table(folder / shard["lineage"]["path"]).to_pylist()
+            for row in (r for r in lineage if r["component"] == c):
+                prefix = pool_shards[row["pool_shard"]]
+                if prefix not in keys:
+                    pool_index = decode_index((workspace / component["pool"]["path"] / f"{prefix}.idx").read_bytes())
+                    keys[prefix] = document_keys(manifest["seed"], component["name"], prefix, len(pool_index.lengths))
+                assert keys[prefix][row["document"]] < component["holdout"]
+
+
 def test_components_are_interleaved(stages):
     manifest, folder = stages["cap"]
     first = pq.read_table(folder / manifest["shards"][0]["lineage"]["path"]).column("component").to_pylist()[:60]
@@ -112,7 +130,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(in_workspace, demo_runs, tmp
     path.write_text(Path("recipes/demo/cap.yaml").read_text().replace("out/demo/cap", str(tmp_path / "cap")))
     assert main(["mix", str(path), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "1.23 epochs (1 whole + a sample)" in out and "of the pool" in out
+    assert "epochs (1 whole + a sample)" in out and "of the pool" in out
     assert not (tmp_path / "cap").exists()
 
 
