@@ -9,6 +9,8 @@
   sample text, then a KenLM order-5 model of its pieces (`lmplz`, `--discount_fallback` only
   when the text is too small for modified Kneser-Ney's discounts), binarized by `build_binary`.
   KenLM's tools are compiled once from the kenlm source distribution into `kenlm/bin/`.
+- `tiny-gpt-bigcode/`: a small random GPT-BigCode in Hugging Face format with the tokenizer's
+  vocabulary, standing in for StarCoderPlus as the start of CAP (needs the `train` extra).
 
 Both trainings are single-threaded with fixed seeds, so the files are byte-identical on every
 run with the same sample text and Python. `assets.json` lists each file's sha256 and how it
@@ -19,6 +21,7 @@ import hashlib
 from importlib import metadata
 import os
 import random
+import shutil
 import subprocess
 import tempfile
 
@@ -148,10 +151,38 @@ def build_kenlm(language: str, sentences: list[str], sp_path: str, path: str, to
     return " ".join(o for o in options if o not in ("-T", tmp))
 
 
+TINY_MODEL = "tiny-gpt-bigcode"  # stands in for StarCoderPlus as the CAP starting point
+TINY_MODEL_CONFIG = dict(n_positions=512, n_embd=64, n_layer=2, n_head=4, multi_query=True,
+                         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+
+
+def build_tiny_model(tokenizer_path: str, path: str) -> None:
+    """A small random GPT-BigCode (StarCoder's architecture: multi-query attention, learned
+    positions) with the tokenizer's vocabulary, saved in Hugging Face format (safetensors)."""
+    try:
+        import torch
+        from transformers import GPTBigCodeConfig, GPTBigCodeForCausalLM
+    except ImportError:
+        raise AuroraError("the tiny GPT-BigCode checkpoint needs the train extra: pip install -e '.[train]'") from None
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(tokenizer_path)
+    eod = tokenizer.token_to_id(STARCODER_SPECIAL_TOKENS[0])
+    config = GPTBigCodeConfig(vocab_size=tokenizer.get_vocab_size(), bos_token_id=eod, eos_token_id=eod,
+                              **TINY_MODEL_CONFIG)
+    torch.manual_seed(0)
+    model = GPTBigCodeForCausalLM(config)
+    model.generation_config.pad_token_id = eod
+    if os.path.exists(path):
+        shutil.rmtree(path)
+    model.save_pretrained(path, safe_serialization=True)
+    shutil.copy(tokenizer_path, os.path.join(path, "tokenizer.json"))
+
+
 def _inputs() -> dict:
     inputs = {f"sample_text/{lang}.txt": _sha256(str(sample_path(lang))) for lang in TEXT_LANGUAGES}
     inputs["python"] = python_version()
-    for package in ("fasttext-community", "tokenizers", "sentencepiece", "kenlm"):
+    for package in ("fasttext-community", "tokenizers", "sentencepiece", "kenlm", "torch", "transformers"):
         inputs[package] = metadata.version(package)
     return inputs
 
@@ -181,7 +212,7 @@ def _up_to_date(output: str, record_path: str, inputs: dict, names: list[str]) -
 
 
 def asset_names() -> list[str]:
-    names = ["lid.bin", "tokenizer.json"]
+    names = ["lid.bin", "tokenizer.json", f"{TINY_MODEL}/config.json", f"{TINY_MODEL}/model.safetensors"]
     for language in TEXT_LANGUAGES:
         names += [f"{language}.sp.model", f"{language}.arpa.bin"]
     return names
@@ -211,6 +242,13 @@ def build_assets(output: str, force: bool = False, kenlm_cache: str | None = Non
         f"HF tokenizers byte-level BPE, vocab {TOKENIZER_VOCAB_SIZE}, digits split, StarCoder special tokens; "
         f"trained on the sample text and the first {TOKENIZER_CODE_FILES} standard-library modules",
     )
+    model_path = os.path.join(output, TINY_MODEL)
+    build_tiny_model(os.path.join(output, "tokenizer.json"), model_path)
+    for name in ("config.json", "model.safetensors"):
+        files[f"{TINY_MODEL}/{name}"] = _record(
+            os.path.join(model_path, name),
+            f"transformers GPTBigCodeForCausalLM, random init (seed 0), vocabulary of tokenizer.json: {TINY_MODEL_CONFIG}",
+        )
     for language in TEXT_LANGUAGES:
         sp_path = os.path.join(output, f"{language}.sp.model")
         lm_path = os.path.join(output, f"{language}.arpa.bin")

@@ -1,0 +1,104 @@
+"""Training configs (`recipes/train/*.yaml`, `recipes/demo/train-*.yaml`) and the checks that run
+before any work: a missing stage manifest, shards of another tokenizer than the model's, or a
+sequence longer than the model's positions are one clear line each."""
+
+import json
+import os
+from dataclasses import dataclass, fields
+
+from manifests.manifest import load_manifest, tokenizer_info
+from pipeline.errors import AuroraError
+from pipeline.recipe import read_yaml
+
+
+@dataclass
+class TrainConfig:
+    path: str
+    name: str  # the stage: cap or cat
+    stage: str  # the stage manifest (or its folder)
+    init: str  # Hugging Face checkpoint folder to start from (StarCoderPlus; CAP's final model for CAT)
+    output: str
+    seed: int
+    sequence_length: int
+    global_batch_tokens: int  # tokens per optimizer step, over all processes
+    micro_batch_size: int  # sequences per forward pass on one process
+    steps: int
+    learning_rate: float
+    min_learning_rate: float
+    warmup_steps: int
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0
+    checkpoint_every: int = 1000
+    validation_sequences: int = 64  # per language, from the stage's validation shards
+    bf16: bool = True  # autocast on GPUs; CPUs run in float32
+    activation_checkpointing: bool = False
+
+    @property
+    def global_batch_sequences(self) -> int:
+        return self.global_batch_tokens // self.sequence_length
+
+
+_REQUIRED = ("name", "stage", "init", "output", "seed", "sequence_length", "global_batch_tokens", "micro_batch_size",
+             "steps", "learning_rate", "min_learning_rate", "warmup_steps")
+
+
+def load_config(path: str) -> TrainConfig:
+    _, data = read_yaml(path, "training config")
+    known = {f.name for f in fields(TrainConfig)} - {"path"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise AuroraError(f"{path}: unknown key '{unknown[0]}' (allowed: {', '.join(sorted(known))})")
+    missing = [k for k in _REQUIRED if k not in data]
+    if missing:
+        raise AuroraError(f"{path}: missing key '{missing[0]}'")
+    for f in fields(TrainConfig):
+        if f.name in data and f.type in (int, float, bool, str):
+            value = data[f.name]
+            ok = isinstance(value, bool) if f.type is bool else (
+                isinstance(value, (int, float)) and not isinstance(value, bool) if f.type is float else
+                isinstance(value, f.type) and not isinstance(value, bool))
+            if not ok:
+                raise AuroraError(f"{path}: '{f.name}' must be {f.type.__name__}, got {value!r}")
+    config = TrainConfig(path=path, **data)
+    for key in ("sequence_length", "global_batch_tokens", "micro_batch_size", "steps", "checkpoint_every"):
+        if getattr(config, key) < 1:
+            raise AuroraError(f"{path}: '{key}' must be at least 1")
+    if config.global_batch_tokens % config.sequence_length:
+        raise AuroraError(f"{path}: global_batch_tokens must be a multiple of sequence_length")
+    return config
+
+
+def check_config(config: TrainConfig, world_size: int) -> dict:
+    """Everything that can be checked before training; returns the stage manifest."""
+    try:
+        manifest, _ = load_manifest(config.stage)
+    except AuroraError:
+        raise AuroraError(f"{config.path}: no stage manifest at {config.stage} (run `aurora mix` first)") from None
+    if manifest.get("kind") != "stage":
+        raise AuroraError(f"{config.path}: {config.stage} is a {manifest.get('kind')} manifest, not a stage")
+    model_config = os.path.join(config.init, "config.json")
+    if not os.path.exists(model_config):
+        raise AuroraError(f"{config.path}: no Hugging Face checkpoint at {config.init} (config.json missing)")
+    with open(model_config) as f:
+        model = json.load(f)
+    if config.sequence_length > model.get("n_positions", 0):
+        raise AuroraError(f"{config.path}: sequence_length {config.sequence_length} is above the model's "
+                          f"{model.get('n_positions')} positions")
+    tokenizer_path = os.path.join(config.init, "tokenizer.json")
+    if os.path.exists(tokenizer_path):
+        ours = tokenizer_info(tokenizer_path, "<|endoftext|>")["sha256"]
+        if ours != manifest["tokenizer"]["sha256"]:
+            raise AuroraError(f"{config.path}: the stage's shards were made with another tokenizer than the model's "
+                              f"({manifest['tokenizer']['path']} vs {tokenizer_path})")
+    if manifest["tokenizer"]["vocab_size"] > model["vocab_size"]:
+        raise AuroraError(f"{config.path}: the stage's tokenizer has {manifest['tokenizer']['vocab_size']} tokens, "
+                          f"the model only {model['vocab_size']}")
+    per_step = config.micro_batch_size * world_size
+    if config.global_batch_sequences % per_step:
+        raise AuroraError(f"{config.path}: {config.global_batch_sequences} sequences per step do not split into "
+                          f"micro-batches of {config.micro_batch_size} on {world_size} processes")
+    if not manifest.get("validation"):
+        raise AuroraError(f"{config.path}: the stage has no validation shards (set validation_documents in its recipe)")
+    return manifest

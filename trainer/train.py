@@ -1,0 +1,248 @@
+"""`aurora train CONFIG`: continual pre-training of a GPT-BigCode model on one stage's shards.
+
+CAP starts from a Hugging Face checkpoint (StarCoderPlus; the demo's tiny stand-in); CAT starts
+from CAP's final model with a fresh optimizer and its own schedule. One process runs as it is;
+`torchrun` runs many, sharded with FSDP (`fully_shard`): NCCL on NVIDIA, RCCL on AMD (ROCm
+builds of PyTorch use the same `torch.cuda` API and `nccl` backend name), gloo on CPU.
+
+The loop, top to bottom: AdamW; linear warm-up then cosine decay to a minimum learning rate;
+gradient accumulation to a global batch given in tokens; gradient clipping; bf16 autocast on
+GPUs. Every `checkpoint_every` steps and at the end a checkpoint is written atomically, and the
+same command restarted resumes from the latest one, exactly. Validation loss per language (on
+the stage's held-out shards) is measured at the start and end of the stage: the forgetting check.
+"""
+
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from pipeline.errors import AuroraError
+from trainer import checkpoint
+from trainer.config import TrainConfig, check_config, load_config
+
+
+def setup_distributed() -> tuple[int, int, torch.device]:
+    """(rank, world size, device). A single process still gets a process group: megatron's
+    dataset builder and the checkpoint code expect one."""
+    if "WORLD_SIZE" in os.environ:  # started by torchrun
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    else:
+        store = dist.FileStore(tempfile.mktemp(prefix="aurora-train-"), 1)
+        dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+    rank, world = dist.get_rank(), dist.get_world_size()
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", 0))
+        torch.cuda.set_device(local)
+        return rank, world, torch.device("cuda", local)
+    return rank, world, torch.device("cpu")
+
+
+def accelerator(device: torch.device) -> str:
+    if device.type == "cpu":
+        return "CPU"
+    name = torch.cuda.get_device_name(device)
+    return f"ROCm {torch.version.hip} ({name})" if torch.version.hip else f"CUDA {torch.version.cuda} ({name})"
+
+
+def learning_rate(step: int, config: TrainConfig) -> float:
+    """Linear warm-up to the peak, then cosine decay to the minimum at the last step."""
+    if step < config.warmup_steps:
+        return config.learning_rate * (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    cosine = 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    return config.min_learning_rate + (config.learning_rate - config.min_learning_rate) * cosine
+
+
+def load_model(path: str, config: TrainConfig, device: torch.device, world: int):
+    from transformers import GPTBigCodeForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # ours is the one to watch
+    model = GPTBigCodeForCausalLM.from_pretrained(path, attn_implementation="sdpa", dtype=torch.float32)
+    if config.activation_checkpointing:
+        model.gradient_checkpointing_enable()
+    model.to(device)
+    if world > 1:
+        from torch.distributed.fsdp import fully_shard
+
+        for block in model.transformer.h:
+            fully_shard(block)
+        fully_shard(model)
+    return model
+
+
+def token_losses(model, inputs: torch.Tensor, labels: torch.Tensor, autocast) -> torch.Tensor:
+    """Summed next-token cross entropy of a batch."""
+    with autocast:
+        logits = model(input_ids=inputs).logits
+    return F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), reduction="sum")
+
+
+@torch.no_grad()
+def validate(model, data, config: TrainConfig, device, autocast) -> dict[str, float]:
+    """Mean validation loss per language; each process takes every world-th batch."""
+    model.eval()
+    rank, world = dist.get_rank(), dist.get_world_size()
+    losses = {}
+    for language in data.languages:
+        total = torch.zeros(2, dtype=torch.float64, device=device)
+        batches = list(data.validation_batches(language, config.validation_sequences, config.micro_batch_size))
+        # Every process runs the same number of forward passes (FSDP needs all of them for each).
+        for i in range(0, len(batches), world):
+            inputs, labels = batches[min(i + rank, len(batches) - 1)]
+            loss = token_losses(model, inputs.to(device), labels.to(device), autocast)
+            if i + rank < len(batches):
+                total += torch.tensor([loss.item(), labels.numel()], dtype=torch.float64, device=device)
+        dist.all_reduce(total)
+        losses[language] = (total[0] / total[1]).item()
+    model.train()
+    return losses
+
+
+def main(argv=None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: aurora train CONFIG   (or: torchrun ... -m trainer CONFIG)", file=sys.stderr)
+        return 2
+    rank, world, device = setup_distributed()
+    try:
+        return train(load_config(args[0]), rank, world, device)
+    except AuroraError as e:
+        if rank == 0:
+            print(f"aurora: error: {e}", file=sys.stderr)
+        return 2
+    finally:
+        dist.destroy_process_group()
+
+
+def train(config: TrainConfig, rank: int, world: int, device: torch.device) -> int:
+    from tqdm import tqdm
+
+    from trainer.data import StageData
+    from trainer.report import plot_curves, summary
+
+    manifest = check_config(config, world)
+    say = print if rank == 0 else (lambda *a, **k: None)
+    say(f"aurora train {config.name}: {world} process(es) on {accelerator(device)}"
+        f"{', FSDP' if world > 1 else ''}; stage {config.stage}; from {config.init}")
+    os.makedirs(config.output, exist_ok=True)
+    torch.manual_seed(config.seed)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and config.bf16)
+
+    # Data: megatron builds its index caches once (first process), the others then read them.
+    global_sequences = config.global_batch_sequences
+    stage_folder = config.stage[: -len("manifest.json")] if config.stage.endswith("manifest.json") else config.stage
+    build = lambda: StageData(manifest, stage_folder, config.sequence_length, config.seed,  # noqa: E731
+                              config.steps * global_sequences, os.path.join(config.output, "cache"))
+    data = build() if rank == 0 else None
+    dist.barrier()
+    data = data or build()
+
+    # Model, optimizer, schedule; resumed from the latest checkpoint when there is one.
+    resume = checkpoint.latest(config.output)
+    model = load_model(os.path.join(resume, "model") if resume else config.init, config, device, world)
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.learning_rate, betas=(config.beta1, config.beta2),
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: learning_rate(s, config) / config.learning_rate)
+    state = {"step": 0, "samples": 0, "tokens": Counter()}
+    if resume:
+        state = checkpoint.load_trainer_state(resume, model, optimizer, scheduler)
+        say(f"resumed from {resume} at step {state['step']}")
+    tokenizer = os.path.join(config.init, "tokenizer.json")
+    tokenizer = tokenizer if os.path.exists(tokenizer) else None
+
+    log_path = os.path.join(config.output, "train.jsonl")
+    validation_path = os.path.join(config.output, "validation.json")
+    if rank == 0:  # a resumed run's log ends where its checkpoint was taken
+        kept = [line for line in open(log_path)] if resume and os.path.exists(log_path) else []
+        with open(log_path, "w") as log:
+            log.writelines(line for line in kept if json.loads(line)["step"] <= state["step"])
+    if state["step"] == 0:
+        validation = {"start": validate(model, data, config, device, autocast)}
+        if rank == 0:
+            with open(validation_path, "w") as f:
+                json.dump(validation, f, indent=2)
+    with open(validation_path) as f:
+        validation = json.load(f)
+
+    # The loop: each step takes the next global batch of samples; this process its share of it.
+    per_process = global_sequences // world
+    accumulation = per_process // config.micro_batch_size
+    tokens_per_step = global_sequences * config.sequence_length
+    progress = tqdm(total=config.steps, initial=state["step"], disable=rank != 0, unit="step", dynamic_ncols=True)
+    model.train()
+    while state["step"] < config.steps:
+        started = time.perf_counter()
+        first = state["samples"] + rank * per_process
+        loss_sum, languages = torch.zeros((), dtype=torch.float64, device=device), Counter()
+        for micro in range(accumulation):
+            start = first + micro * config.micro_batch_size
+            batch, counts = data.batch(list(range(start, start + config.micro_batch_size)))
+            languages.update(counts)
+            batch = batch.to(device)
+            if world > 1:  # reduce gradients once, after the last micro-batch
+                model.set_requires_gradient_sync(micro == accumulation - 1)
+            loss = token_losses(model, batch[:, :-1], batch[:, 1:], autocast)
+            (loss / (tokens_per_step / world)).backward()
+            loss_sum += loss.detach().double()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
+        lr = scheduler.get_last_lr()[0]
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+
+        dist.all_reduce(loss_sum)
+        gathered = [None] * world
+        dist.all_gather_object(gathered, languages)
+        for counts in gathered:
+            state["tokens"].update(counts)
+        state["step"] += 1
+        state["samples"] += global_sequences
+        seconds = time.perf_counter() - started
+        record = {"step": state["step"], "loss": loss_sum.item() / tokens_per_step, "lr": lr,
+                  "grad_norm": grad_norm.item(), "tokens_per_s": tokens_per_step / seconds,
+                  "tokens": dict(sorted(state["tokens"].items()))}
+        if rank == 0:
+            with open(log_path, "a") as log:
+                log.write(json.dumps(record) + "\n")
+        progress.update(1)
+        progress.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{lr:.2e}")
+        if state["step"] % config.checkpoint_every == 0 or state["step"] == config.steps:
+            checkpoint.save(config.output, state["step"], model, optimizer, scheduler, state, tokenizer)
+    progress.close()
+
+    if "end" not in validation:
+        validation["end"] = validate(model, data, config, device, autocast)
+        if rank == 0:
+            with open(validation_path, "w") as f:
+                json.dump(validation, f, indent=2)
+    if rank == 0:
+        final = os.path.join(config.output, "final")
+        shutil.rmtree(final + ".tmp", ignore_errors=True)
+        shutil.copytree(os.path.join(checkpoint.latest(config.output), "model"), final + ".tmp")
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(final + ".tmp", final)
+        records = [json.loads(line) for line in open(log_path)]
+        plot_curves(records, validation, os.path.join(config.output, "curves.png"))
+        text = summary(config, manifest, records, validation, final)
+        with open(os.path.join(config.output, "summary.txt"), "w") as f:
+            f.write(text + "\n")
+        print(text)
+    dist.barrier()
+    return 0
