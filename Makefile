@@ -10,8 +10,10 @@ WORKERS ?= 2
 LANGS := en fi hi ja vi code
 
 STAGES := cap cat
+# Training configs: the demo's (CPU, minutes) by default; `TRAIN=recipes/train/` for reference scale.
+TRAIN ?= recipes/demo/train-
 
-.PHONY: setup demo demo-data test assets audit report clean $(addprefix recipe-,$(LANGS)) $(addprefix mix-,$(STAGES))
+.PHONY: setup demo demo-data test assets audit report clean $(addprefix recipe-,$(LANGS)) $(addprefix mix-,$(STAGES)) $(addprefix train-,$(STAGES))
 
 setup: $(STAMP)
 
@@ -33,13 +35,19 @@ $(addprefix recipe-,$(LANGS)): recipe-%: $(STAMP) assets
 $(addprefix mix-,$(STAGES)): mix-%: $(STAMP) assets
 	$(BIN)/aurora mix $(RECIPES)/$*.yaml --executor $(EXECUTOR) --workers $(WORKERS)
 
+# CAP from the base checkpoint, then CAT from CAP's final model; a rerun resumes from the latest checkpoint.
+$(addprefix train-,$(STAGES)): train-%: $(STAMP) assets
+	$(BIN)/aurora train $(TRAIN)$*.yaml
+
 demo: $(STAMP) assets demo-data
 	rm -rf out/demo  # a demo starts from scratch; `aurora curate` and `aurora mix` alone resume
 	$(MAKE) --no-print-directory $(addprefix recipe-,$(LANGS)) RECIPES=recipes/demo
 	$(MAKE) --no-print-directory $(addprefix mix-,$(STAGES)) RECIPES=recipes/demo
 	$(MAKE) --no-print-directory audit
+	$(MAKE) --no-print-directory train-cap train-cat TRAIN=recipes/demo/train-
 	$(MAKE) --no-print-directory report
-	@echo "Demo finished. Pools: out/demo/<lang>/, stages: out/demo/cap/ and out/demo/cat/; manifests:"
+	@echo "Demo finished. Pools: out/demo/<lang>/, stages: out/demo/cap/ and out/demo/cat/,"
+	@echo "models: out/demo/train/cap/final and out/demo/train/cat/final; manifests:"
 	@ls -1 out/demo/*/manifest.json
 	@echo "Report: out/demo/report/report.md"
 

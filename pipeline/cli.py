@@ -51,6 +51,14 @@ def _mix(args) -> int:
     return 0
 
 
+def _train(args) -> int:
+    try:
+        from trainer.train import main as train_main
+    except ImportError as e:
+        raise AuroraError(f"training needs the train extra (pip install -e '.[train]'): {e}") from None
+    return train_main([args.config])
+
+
 def _calibrate(args) -> int:
     from pipeline.calibrate import calibrate
     from pipeline.recipe import TEXT_LANGUAGES
@@ -128,6 +136,10 @@ def parser() -> argparse.ArgumentParser:
     mix.add_argument("--executor", choices=["local", "ray"], default="local")
     mix.add_argument("--workers", type=int, default=1, help="parts written at once")
     mix.set_defaults(func=_mix)
+
+    train = sub.add_parser("train", help="train on a stage (CAP, CAT) in one process; torchrun -m trainer for many")
+    train.add_argument("config")
+    train.set_defaults(func=_train)
 
     cal = sub.add_parser("calibrate", help="heuristic metrics on clean text, and suggested thresholds as YAML")
     cal.add_argument("--language", required=True)

@@ -127,12 +127,12 @@ def main(argv=None) -> int:
 
 
 def train(config: TrainConfig, rank: int, world: int, device: torch.device) -> int:
+    manifest = check_config(config, world)  # before any work
     from tqdm import tqdm
 
     from trainer.data import StageData
     from trainer.report import plot_curves, summary
 
-    manifest = check_config(config, world)
     say = print if rank == 0 else (lambda *a, **k: None)
     say(f"aurora train {config.name}: {world} process(es) on {accelerator(device)}"
         f"{', FSDP' if world > 1 else ''}; stage {config.stage}; from {config.init}")
@@ -172,13 +172,14 @@ def train(config: TrainConfig, rank: int, world: int, device: torch.device) -> i
         kept = [line for line in open(log_path)] if resume and os.path.exists(log_path) else []
         with open(log_path, "w") as log:
             log.writelines(line for line in kept if json.loads(line)["step"] <= state["step"])
-    if state["step"] == 0:
+    if state["step"] == 0:  # every process gets the same figures (they are all-reduced)
         validation = {"start": validate(model, data, config, device, autocast)}
         if rank == 0:
             with open(validation_path, "w") as f:
                 json.dump(validation, f, indent=2)
-    with open(validation_path) as f:
-        validation = json.load(f)
+    else:
+        with open(validation_path) as f:
+            validation = json.load(f)
 
     # The loop: each step takes the next global batch of samples; this process its share of it.
     per_process = global_sequences // world

@@ -1,0 +1,191 @@
+"""The training runner on CPU: CAP then CAT on the demo stages, exact resume, FSDP on two
+processes, checkpoints that transformers loads, tokens per language, config errors."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from pipeline.mix import load_stage_recipe, mix
+
+SMALL = """name: {name}
+stage: out/demo/{name}
+init: {init}
+output: {output}
+seed: 5
+sequence_length: 64
+global_batch_tokens: 512
+micro_batch_size: 2
+steps: {steps}
+learning_rate: 3.0e-3
+min_learning_rate: 3.0e-4
+warmup_steps: 1
+checkpoint_every: {every}
+validation_sequences: 4
+"""
+
+
+@pytest.fixture(scope="module")
+def stages(workspace, demo_runs):
+    """The demo's CAP and CAT stages, mixed as `make demo` does."""
+    cwd = os.getcwd()
+    os.chdir(workspace)
+    try:
+        for stage in ("cap", "cat"):
+            if not (workspace / "out" / "demo" / stage / "manifest.json").exists():
+                mix(load_stage_recipe(f"recipes/demo/{stage}.yaml"), workers=2)
+    finally:
+        os.chdir(cwd)
+    return workspace
+
+
+@pytest.fixture(scope="module")
+def process_group():
+    """megatron's dataset builder runs inside a process group, as in the trainer."""
+    import torch.distributed as dist
+
+    from trainer.train import setup_distributed
+
+    setup_distributed()
+    yield
+    dist.destroy_process_group()
+
+
+def _config(tmp_path, name="cap", init="assets/tiny-gpt-bigcode", steps=4, every=2, output=None, **changes) -> Path:
+    text = SMALL.format(name=name, init=init, steps=steps, every=every, output=output or tmp_path / f"run-{name}")
+    for key, value in changes.items():
+        text = "\n".join(f"{key}: {value}" if line.startswith(f"{key}:") else line for line in text.splitlines()) + "\n"
+    path = tmp_path / f"{name}-{len(list(tmp_path.glob('*.yaml')))}.yaml"
+    path.write_text(text)
+    return path
+
+
+def _train(workspace, config: Path, processes: int = 1) -> subprocess.CompletedProcess:
+    if processes == 1:
+        command = [sys.executable, "-m", "trainer", str(config)]
+    else:
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
+                   "-m", "trainer", str(config)]
+    return subprocess.run(command, cwd=workspace, capture_output=True, text=True, timeout=600)
+
+
+def _losses(output: Path) -> list[float]:
+    return [json.loads(line)["loss"] for line in (output / "train.jsonl").read_text().splitlines()]
+
+
+def test_cap_then_cat_run_end_to_end_and_the_model_loads_and_generates(stages, tmp_path):
+    cap = _train(stages, _config(tmp_path, steps=6, every=3))
+    assert cap.returncode == 0, cap.stderr[-3000:]
+    final = tmp_path / "run-cap" / "final"
+    cat = _train(stages, _config(tmp_path, name="cat", init=final, steps=3, every=3))
+    assert cat.returncode == 0, cat.stderr[-3000:]
+    assert "stage cat: 3 steps" in cat.stdout and "val loss start" in cat.stdout
+    for run in ("run-cap", "run-cat"):
+        out = tmp_path / run
+        records = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
+        assert {"loss", "lr", "grad_norm", "tokens_per_s", "tokens"} <= set(records[-1])
+        validation = json.loads((out / "validation.json").read_text())
+        assert set(validation) == {"start", "end"} and "code" in validation["start"]  # the forgetting check
+        assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (out / "summary.txt").exists()
+    # CAT started from CAP's final weights with a fresh optimizer: its first learning rate is its own warm-up's.
+    cat_first = json.loads((tmp_path / "run-cat" / "train.jsonl").read_text().splitlines()[0])
+    assert cat_first["lr"] == pytest.approx(3.0e-3)
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "run-cat" / "final")
+    generated = model.generate(torch.tensor([[1, 2, 3]]), max_new_tokens=5, do_sample=False)
+    assert generated.shape == (1, 8)
+
+
+def test_loss_falls_on_a_small_repeated_batch(stages, process_group):
+    from trainer.config import load_config
+    from trainer.data import StageData
+    from trainer.train import load_model, token_losses
+
+    torch.manual_seed(0)
+    manifest = json.loads((stages / "out/demo/cap/manifest.json").read_text())
+    data = StageData(manifest, str(stages / "out/demo/cap"), 64, 5, 8, str(stages / "out/demo/cap-cache"))
+    batch, _ = data.batch(list(range(4)))
+    config = load_config(str(stages / "recipes/demo/train-cap.yaml"))
+    model = load_model(str(stages / "assets/tiny-gpt-bigcode"), config, torch.device("cpu"), world=1)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(30):
+        loss = token_losses(model, batch[:, :-1], batch[:, 1:], torch.autocast("cpu", enabled=False)) / batch[:, 1:].numel()
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_a_killed_run_resumes_to_the_same_losses(stages, tmp_path):
+    whole = _train(stages, _config(tmp_path, steps=8, every=3, output=tmp_path / "whole"))
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    killed = tmp_path / "killed"
+    config = _config(tmp_path, steps=8, every=3, output=killed)
+    process = subprocess.Popen([sys.executable, "-m", "trainer", str(config)], cwd=stages, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (killed / "checkpoints" / "step_0000003").exists():
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (killed / "final").exists(), "the kill should land mid-run"
+    resumed = _train(stages, config)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resumed from" in resumed.stdout
+    assert _losses(killed) == pytest.approx(_losses(tmp_path / "whole"), abs=1e-6)
+
+
+def test_two_processes_with_fsdp_give_the_losses_of_one(stages, tmp_path):
+    one = _train(stages, _config(tmp_path, output=tmp_path / "one"))
+    two = _train(stages, _config(tmp_path, output=tmp_path / "two"), processes=2)
+    assert one.returncode == 0, one.stderr[-3000:]
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert "2 process(es) on CPU, FSDP" in two.stdout
+    assert _losses(tmp_path / "two") == pytest.approx(_losses(tmp_path / "one"), abs=1e-4)
+
+
+def test_tokens_per_language_follow_the_manifest_shares(stages, process_group):
+    from trainer.data import StageData
+
+    manifest = json.loads((stages / "out/demo/cap/manifest.json").read_text())
+    samples = 4000
+    data = StageData(manifest, str(stages / "out/demo/cap"), 128, 5, samples, str(stages / "out/demo/cap-cache"))
+    _, counts = data.batch(list(range(samples)))
+    total = sum(counts.values())
+    planned = {}
+    for c in manifest["components"]:
+        planned[c["language"]] = planned.get(c["language"], 0) + c["share"]
+    assert total == samples * 128
+    for language, share in planned.items():
+        assert abs(counts[language] / total - share) < 0.02, (language, counts[language] / total, share)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"stage": "out/demo/nowhere"}, "no stage manifest at out/demo/nowhere"),
+    ({"sequence_length": 1024, "global_batch_tokens": 2048}, "sequence_length 1024 is above the model's 512 positions"),
+    ("other_tokenizer", "made with another tokenizer than the model's"),
+])
+def test_config_errors_are_one_line_before_any_work(stages, tmp_path, change, message):
+    init = "assets/tiny-gpt-bigcode"
+    if change == "other_tokenizer":
+        init = tmp_path / "model"
+        shutil.copytree(stages / "assets/tiny-gpt-bigcode", init)
+        tokenizer = json.loads((init / "tokenizer.json").read_text())
+        tokenizer["model"]["merges"] = tokenizer["model"]["merges"][:-1]
+        (init / "tokenizer.json").write_text(json.dumps(tokenizer))
+        change = {}
+    result = _train(stages, _config(tmp_path, init=init, output=tmp_path / "out", **change))
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0] and lines[0].startswith("aurora: error:"), result.stderr[-2000:]
+    assert not (tmp_path / "out").exists()
