@@ -154,22 +154,28 @@ def build_instruction_pool(component: Component, recipe: StageRecipe, folder) ->
         raise AuroraError(f"component '{component.name}': no instruction files match {component.instructions}")
     tokenizer = load_tokenizer(recipe.tokenizer)
     eod_id = tokenizer.token_to_id(recipe.eod_token)
-    writer = ShardWriter(folder, f"shards/{component.name}_00000_0000", token_dtype(tokenizer.get_vocab_size()))
-    documents_in, kept, malformed = 0, 0, {}
+    dtype = token_dtype(tokenizer.get_vocab_size())
+    shards, writer, documents_in = [], None, 0
     with RejectWriter(folder, "instructions") as rejects:
         for path in paths:
             with fsspec.open(path, "rb", compression="infer") as f:
                 for doc_id, text, reason in read_instruction_file(f):
                     documents_in += 1
-                    if reason is None:
-                        tokens, lengths = encode_documents(tokenizer, [text], eod_id)
-                        writer.add_many(tokens, lengths)
-                        kept += 1
-                    else:
+                    if reason is not None:
                         rejects.write_record({"id": doc_id, "reason": reason, "source": path}, rank=0)
+                        continue
+                    tokens, lengths = encode_documents(tokenizer, [text], eod_id)
+                    if writer is not None and writer.tokens + len(tokens) > recipe.max_shard_tokens:
+                        shards.append({**writer.close(), "source": component.name, "language": component.language})
+                        writer = None
+                    if writer is None:
+                        writer = ShardWriter(folder, f"shards/{component.name}_00000_{len(shards):04d}", dtype)
+                    writer.add_many(tokens, lengths)
         removed = dict(sorted(rejects.counts.items()))
+    if writer is not None:
+        shards.append({**writer.close(), "source": component.name, "language": component.language})
     malformed = {k: removed.pop(k) for k in list(removed) if k == "broken_json"}
-    shard = {**writer.close(), "source": component.name, "language": component.language}
+    kept = sum(s["documents"] for s in shards)
     write_manifest(folder, {
         "kind": "pool",
         "name": component.name,
@@ -177,8 +183,8 @@ def build_instruction_pool(component: Component, recipe: StageRecipe, folder) ->
         "tokenizer": tokenizer_info(recipe.tokenizer, recipe.eod_token),
         "recipe_sha256": recipe.sha256,
         "inputs": [{"source": component.name, "path": p} for p in paths],
-        "shards": [shard] if shard["documents"] else [],
-        "totals": {"documents": kept, "tokens": shard["tokens"]},
+        "shards": shards,
+        "totals": {"documents": kept, "tokens": sum(s["tokens"] for s in shards)},
         "funnel": {"documents_in": documents_in, "malformed": malformed, "removed": removed, "kept": kept},
     })
 

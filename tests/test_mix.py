@@ -218,3 +218,19 @@ def test_reference_scale_stage_recipes_are_valid():
     for stage, total in (("cap", 377_000_000_000), ("cat", 58_000_000_000)):
         recipe = load_stage_recipe(str(Path(__file__).resolve().parents[1] / "recipes" / f"{stage}.yaml"))
         assert recipe.tokens == total and sum(budgets(recipe)) == total
+
+
+def test_instruction_sources_become_a_pool_with_rejects_counted(in_workspace, tmp_path):
+    from datatrove.io import get_datafolder
+
+    from pipeline.mix import build_instruction_pool
+
+    recipe = load_stage_recipe("recipes/demo/cat.yaml")
+    recipe.max_shard_tokens = 500  # several shards
+    component = next(c for c in recipe.components if c.name == "instructions")
+    build_instruction_pool(component, recipe, get_datafolder(str(tmp_path / "pool")))
+    manifest, folder = load_manifest(str(tmp_path / "pool"))
+    assert len(manifest["shards"]) > 3 and all(s["tokens"] <= 500 for s in manifest["shards"][:-1])
+    assert manifest["funnel"]["malformed"] == {"broken_json": 1}
+    assert manifest["funnel"]["removed"] == {"empty_turn": 1, "turns_not_alternating": 1, "unknown_role": 1}
+    assert manifest["funnel"]["kept"] == 25 and audit(manifest, folder) == []
