@@ -33,18 +33,17 @@ from trainer.config import TrainConfig, check_config, load_config
 def setup_distributed() -> tuple[int, int, torch.device]:
     """(rank, world size, device). A single process still gets a process group: megatron's
     dataset builder and the checkpoint code expect one."""
+    device = torch.device("cpu")
+    if torch.cuda.is_available():  # the device first: NCCL/RCCL bind to the current one
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
+    backend = "nccl" if device.type == "cuda" else "gloo"
     if "WORLD_SIZE" in os.environ:  # started by torchrun
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
         dist.init_process_group(backend)
     else:
         store = dist.FileStore(tempfile.mktemp(prefix="aurora-train-"), 1)
-        dist.init_process_group("gloo", store=store, rank=0, world_size=1)
-    rank, world = dist.get_rank(), dist.get_world_size()
-    if torch.cuda.is_available():
-        local = int(os.environ.get("LOCAL_RANK", 0))
-        torch.cuda.set_device(local)
-        return rank, world, torch.device("cuda", local)
-    return rank, world, torch.device("cpu")
+        dist.init_process_group(backend, store=store, rank=0, world_size=1)
+    return dist.get_rank(), dist.get_world_size(), device
 
 
 def accelerator(device: torch.device) -> str:
