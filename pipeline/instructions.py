@@ -14,9 +14,9 @@ rendered with one plain-text template (no special tokens, so any tokenizer takes
     <content>
 
 turns separated by a blank line. A record that cannot be rendered is rejected with its reason.
+Files are read by `pipeline.readers.iter_records` (jsonl, jsonl.gz, jsonl.zst, parquet), so
+broken JSON and invalid UTF-8 are counted as malformed, as in curation.
 """
-
-import orjson
 
 HEADERS = {"system": "### System:", "user": "### User:", "assistant": "### Assistant:"}
 
@@ -59,18 +59,3 @@ def render(record) -> tuple[str | None, str | None]:
     ):
         return None, "turns_not_alternating"
     return "\n\n".join(f"{HEADERS[role]}\n{content.strip()}" for role, content in turns), None
-
-
-def read_instruction_file(f):
-    """(id, text, None) or (id, None, reason) per line of a JSONL file object."""
-    for number, line in enumerate(f, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            yield f"line {number}", None, "broken_json"
-            continue
-        doc_id = record.get("id") if isinstance(record, dict) and isinstance(record.get("id"), str) else f"line {number}"
-        text, reason = render(record)
-        yield doc_id, text, reason

@@ -22,9 +22,9 @@ import heapq
 import os
 import tempfile
 from array import array
+from collections import Counter
 from dataclasses import dataclass, field
 
-import fsspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -33,8 +33,9 @@ from datatrove.pipeline.base import PipelineStep
 
 from manifests.manifest import MANIFEST, file_sha256, load_manifest, tokenizer_info, write_manifest
 from pipeline.errors import AuroraError
-from pipeline.instructions import read_instruction_file
+from pipeline.instructions import render
 from pipeline.ledger import read_task_records, write_task_record
+from pipeline.readers import iter_records, raw_text
 from pipeline.recipe import read_yaml
 from pipeline.rejects import RejectWriter
 from pipeline.shards import ShardWriter, decode_index, token_dtype
@@ -146,35 +147,36 @@ def budgets(recipe: StageRecipe) -> list[int]:
 
 def build_instruction_pool(component: Component, recipe: StageRecipe, folder) -> None:
     """Render and tokenize an instruction component into a pool of its own (shards, rejects, manifest)."""
-    paths = []
-    for pattern in component.instructions:
-        fs, _, found = fsspec.core.get_fs_token_paths(pattern)
-        paths += sorted(fs.unstrip_protocol(p) if "://" in pattern else p for p in found)
-    if not paths:
-        raise AuroraError(f"component '{component.name}': no instruction files match {component.instructions}")
+    from pipeline.curate import resolve_inputs
+    from pipeline.recipe import Source
+
+    paths = [path for _, path in resolve_inputs([Source(component.name, component.instructions)])]
     tokenizer = load_tokenizer(recipe.tokenizer)
     eod_id = tokenizer.token_to_id(recipe.eod_token)
     dtype = token_dtype(tokenizer.get_vocab_size())
-    shards, writer, documents_in = [], None, 0
+    shards, writer, documents_in, malformed = [], None, 0, Counter()
     with RejectWriter(folder, "instructions") as rejects:
         for path in paths:
-            with fsspec.open(path, "rb", compression="infer") as f:
-                for doc_id, text, reason in read_instruction_file(f):
-                    documents_in += 1
-                    if reason is not None:
-                        rejects.write_record({"id": doc_id, "reason": reason, "source": path}, rank=0)
-                        continue
-                    tokens, lengths = encode_documents(tokenizer, [text], eod_id)
-                    if writer is not None and writer.tokens + len(tokens) > recipe.max_shard_tokens:
-                        shards.append({**writer.close(), "source": component.name, "language": component.language})
-                        writer = None
-                    if writer is None:
-                        writer = ShardWriter(folder, f"shards/{component.name}_00000_{len(shards):04d}", dtype)
-                    writer.add_many(tokens, lengths)
-        removed = dict(sorted(rejects.counts.items()))
+            for fallback_id, record, reason, raw in iter_records(path):
+                documents_in += 1
+                if reason is not None:  # not a parsable record at all
+                    malformed[reason] += 1
+                else:
+                    text, reason = render(record)
+                if reason is not None:
+                    doc_id = record.get("id") if isinstance(record, dict) and isinstance(record.get("id"), str) else fallback_id
+                    rejects.write_record({"id": doc_id, "reason": reason, "raw": raw_text(raw if raw is not None else record)}, 0)
+                    continue
+                tokens, lengths = encode_documents(tokenizer, [text], eod_id)
+                if writer is not None and writer.tokens + len(tokens) > recipe.max_shard_tokens:
+                    shards.append({**writer.close(), "source": component.name, "language": component.language})
+                    writer = None
+                if writer is None:
+                    writer = ShardWriter(folder, f"shards/{component.name}_00000_{len(shards):04d}", dtype)
+                writer.add_many(tokens, lengths)
+        removed = rejects.counts - malformed
     if writer is not None:
         shards.append({**writer.close(), "source": component.name, "language": component.language})
-    malformed = {k: removed.pop(k) for k in list(removed) if k == "broken_json"}
     kept = sum(s["documents"] for s in shards)
     write_manifest(folder, {
         "kind": "pool",
@@ -185,7 +187,8 @@ def build_instruction_pool(component: Component, recipe: StageRecipe, folder) ->
         "inputs": [{"source": component.name, "path": p} for p in paths],
         "shards": shards,
         "totals": {"documents": kept, "tokens": sum(s["tokens"] for s in shards)},
-        "funnel": {"documents_in": documents_in, "malformed": malformed, "removed": removed, "kept": kept},
+        "funnel": {"documents_in": documents_in, "malformed": dict(sorted(malformed.items())),
+                   "removed": dict(sorted(removed.items())), "kept": kept},
     })
 
 

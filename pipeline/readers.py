@@ -93,7 +93,8 @@ def iter_records(path: str):
             yield from _jsonl_records(f, path)
 
 
-def _raw_text(raw) -> str:
+def raw_text(raw) -> str:
+    """A rejected record as text: the line as read, or the parsed record as JSON."""
     if isinstance(raw, bytes):
         return raw.rstrip(b"\r\n").decode("utf-8", errors="backslashreplace")
     return orjson.dumps(raw, default=str).decode()
@@ -121,7 +122,7 @@ class RawDocumentReader(PipelineStep):
                         if reason is not None:
                             self.stat_update(f"malformed_{reason}")
                             rejects.write_record(
-                                {"id": fallback_id, "reason": reason, "raw": _raw_text(raw if raw is not None else record)},
+                                {"id": fallback_id, "reason": reason, "raw": raw_text(raw if raw is not None else record)},
                                 rank,
                             )
                             continue

@@ -1,5 +1,6 @@
 """Stage mixing: exact budgets, determinism, refusals, lineage audit, instruction rendering, report."""
 
+import gzip
 import json
 import shutil
 from pathlib import Path
@@ -234,3 +235,6 @@ def test_instruction_sources_become_a_pool_with_rejects_counted(in_workspace, tm
     assert manifest["funnel"]["malformed"] == {"broken_json": 1}
     assert manifest["funnel"]["removed"] == {"empty_turn": 1, "turns_not_alternating": 1, "unknown_role": 1}
     assert manifest["funnel"]["kept"] == 25 and audit(manifest, folder) == []
+    rejects = [json.loads(line) for line in gzip.open(next((tmp_path / "pool" / "rejects" / "instructions").glob("*.gz")))]
+    assert sorted(r["id"].rsplit("/", 1)[-1] for r in rejects) == ["bad-empty", "bad-role", "bad-turns", "instructions.jsonl:4"]
+    assert all(r["raw"] for r in rejects)  # nothing lost: each rejected record is kept as read
