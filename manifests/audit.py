@@ -54,13 +54,8 @@ def audit_pool(manifest: dict, folder) -> list[str]:
     eod_id = manifest["tokenizer"]["eod_id"]
     for shard in manifest["shards"]:
         problems += _audit_shard(folder, shard, eod_id)
+    problems += _totals(manifest)
     documents = sum(s["documents"] for s in manifest["shards"])
-    tokens = sum(s["tokens"] for s in manifest["shards"])
-    totals = manifest["totals"]
-    if totals["documents"] != documents:
-        problems.append(f"totals.documents is {totals['documents']}, the shards hold {documents}")
-    if totals["tokens"] != tokens:
-        problems.append(f"totals.tokens is {totals['tokens']}, the shards hold {tokens}")
 
     funnel = manifest["funnel"]
     if funnel["kept"] != documents:
@@ -197,13 +192,9 @@ def audit_stage(manifest: dict, folder, sample_per_shard: int = 16) -> list[str]
         with folder.open(shard["prefix"] + ".bin", "rb") as f:
             for i in range(0, len(lineage_rows), step):
                 c, pool_shard, doc = lineage_rows[i]
-                f.seek(int(index.pointers[i]))
-                ours = f.read(int(index.lengths[i]) * index.dtype.itemsize)
-                source = pool_index(c, pool_shard)
                 with pools[c].open(components[c]["pool"]["shards"][pool_shard] + ".bin", "rb") as g:
-                    g.seek(int(source.pointers[doc]))
-                    theirs = g.read(int(source.lengths[doc]) * source.dtype.itemsize)
-                if ours != theirs:
+                    theirs = pool_index(c, pool_shard).read(g, doc)
+                if index.read(f, i) != theirs:
                     problems.append(f"{shard['prefix']}: document {i} differs from pool document {doc} of its lineage")
                     break
     if problems:

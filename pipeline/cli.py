@@ -105,6 +105,13 @@ def _manifest_report(args) -> int:
     return 0
 
 
+def _run_options(command, workers_help: str) -> None:
+    """--output, --executor and --workers, shared by the commands that run datatrove tasks."""
+    command.add_argument("--output", help="output folder (local or s3://), replacing the recipe's")
+    command.add_argument("--executor", choices=["local", "ray"], default="local")
+    command.add_argument("--workers", type=int, default=1, help=workers_help)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="aurora", description="Curate multilingual web and code data into audited Megatron shards.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -124,17 +131,13 @@ def parser() -> argparse.ArgumentParser:
     curate = sub.add_parser("curate", help="run a curation recipe: read, filter, tokenize, write shards and manifest")
     curate.add_argument("recipe")
     curate.add_argument("--input", nargs="+", metavar="GLOB", help="input files (local or s3://), replacing the recipe's sources")
-    curate.add_argument("--output", help="output folder (local or s3://), replacing the recipe's")
-    curate.add_argument("--executor", choices=["local", "ray"], default="local")
-    curate.add_argument("--workers", type=int, default=1, help="tasks run at once")
+    _run_options(curate, workers_help="tasks run at once")
     curate.set_defaults(func=_curate)
 
     mix = sub.add_parser("mix", help="build a training stage (CAP, CAT) from pools to exact token budgets")
     mix.add_argument("recipe")
     mix.add_argument("--dry-run", action="store_true", help="print the plan and stop")
-    mix.add_argument("--output", help="output folder (local or s3://), replacing the recipe's")
-    mix.add_argument("--executor", choices=["local", "ray"], default="local")
-    mix.add_argument("--workers", type=int, default=1, help="parts written at once")
+    _run_options(mix, workers_help="parts written at once")
     mix.set_defaults(func=_mix)
 
     train = sub.add_parser("train", help="train on a stage (CAP, CAT) in one process; torchrun -m trainer for many")

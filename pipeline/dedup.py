@@ -36,8 +36,9 @@ _READ_ROWS = 1 << 16
 STATUS_KEPT, STATUS_EXACT, STATUS_NEAR = "kept", "exact_duplicate", "near_duplicate"
 
 
-def global_ids(task: int, count: int) -> np.ndarray:
-    return (np.uint64(task) << np.uint64(32)) | np.arange(count, dtype=np.uint64)
+def global_ids(task: int, count: int, start: int = 0) -> np.ndarray:
+    """The global ids of `count` documents of a task from position `start` on."""
+    return (np.uint64(task) << np.uint64(32)) | np.arange(start, start + count, dtype=np.uint64)
 
 
 def _rows(folder, path: str, width: int) -> int:
@@ -98,7 +99,7 @@ class BucketStage(PipelineStep):
             for task, (path, w, columns) in enumerate(sources):
                 for first_row, block in _read_row_blocks(self.output_folder, path, w):
                     keys = np.ascontiguousarray(block[:, columns])
-                    ids = global_ids(task, first_row + len(block))[first_row:]
+                    ids = global_ids(task, len(block), first_row)
                     records = np.concatenate([keys, ids[:, None].view(np.uint32).reshape(-1, 2)], axis=1)
                     which = keys[:, 0] % partitions
                     for p in np.unique(which):

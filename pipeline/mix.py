@@ -356,9 +356,7 @@ def _component_documents(pool: Pool, plan: Plan, seed: int, parts: int, part: in
             prefix = pool.manifest["shards"][number]["prefix"]
             with pool.folder.open(prefix + ".bin", "rb") as f:
                 for doc in np.flatnonzero(mine).tolist():
-                    f.seek(int(index.pointers[doc]))
-                    data = f.read(int(index.lengths[doc]) * index.dtype.itemsize)
-                    yield number, doc, np.frombuffer(data, dtype=index.dtype)
+                    yield number, doc, np.frombuffer(index.read(f, doc), dtype=index.dtype)
 
 
 def write_validation(folder, pool: Pool, plan: Plan, seed: int, dtype) -> dict:
@@ -368,8 +366,7 @@ def write_validation(folder, pool: Pool, plan: Plan, seed: int, dtype) -> dict:
         prefix = pool.manifest["shards"][number]["prefix"]
         with pool.folder.open(prefix + ".bin", "rb") as f:
             for doc in np.flatnonzero(~train).tolist():
-                f.seek(int(index.pointers[doc]))
-                writer.add(np.frombuffer(f.read(int(index.lengths[doc]) * index.dtype.itemsize), dtype=index.dtype))
+                writer.add(np.frombuffer(index.read(f, doc), dtype=index.dtype))
     return {**writer.close(), "component": plan.name, "language": plan.language}
 
 

@@ -41,6 +41,11 @@ class ShardIndex:
     pointers: np.ndarray
     document_indices: np.ndarray
 
+    def read(self, f, document: int) -> bytes:
+        """One document's token bytes from the shard's open `.bin` file."""
+        f.seek(int(self.pointers[document]))
+        return f.read(int(self.lengths[document]) * self.dtype.itemsize)
+
 
 def decode_index(data: bytes) -> ShardIndex:
     """Parse an `.idx` file; raises ValueError with the reason when it is not a valid index."""

@@ -174,6 +174,7 @@ def test_tokens_per_language_follow_the_manifest_shares(stages, process_group):
     ({"stage": "out/demo/nowhere"}, "no stage manifest at out/demo/nowhere"),
     ({"sequence_length": 1024, "global_batch_tokens": 2048}, "sequence_length 1024 is above the model's 512 positions"),
     ("other_tokenizer", "made with another tokenizer than the model's"),
+    ({"steps": "many"}, "'steps' must be int, got 'many'"),
 ])
 def test_config_errors_are_one_line_before_any_work(stages, tmp_path, change, message):
     init = "assets/tiny-gpt-bigcode"

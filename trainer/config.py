@@ -53,14 +53,11 @@ def load_config(path: str) -> TrainConfig:
     missing = [k for k in _REQUIRED if k not in data]
     if missing:
         raise AuroraError(f"{path}: missing key '{missing[0]}'")
+    accepted = {int: (int,), float: (int, float), bool: (bool,), str: (str,)}
     for f in fields(TrainConfig):
-        if f.name in data and f.type in (int, float, bool, str):
-            value = data[f.name]
-            ok = isinstance(value, bool) if f.type is bool else (
-                isinstance(value, (int, float)) and not isinstance(value, bool) if f.type is float else
-                isinstance(value, f.type) and not isinstance(value, bool))
-            if not ok:
-                raise AuroraError(f"{path}: '{f.name}' must be {f.type.__name__}, got {value!r}")
+        value = data.get(f.name)
+        if f.name in data and (not isinstance(value, accepted[f.type]) or (f.type is not bool and isinstance(value, bool))):
+            raise AuroraError(f"{path}: '{f.name}' must be {f.type.__name__}, got {value!r}")
     config = TrainConfig(path=path, **data)
     for key in ("sequence_length", "global_batch_tokens", "micro_batch_size", "steps", "checkpoint_every"):
         if getattr(config, key) < 1:
