@@ -59,7 +59,8 @@ def load_config(path: str) -> TrainConfig:
         if f.name in data and (not isinstance(value, accepted[f.type]) or (f.type is not bool and isinstance(value, bool))):
             raise AuroraError(f"{path}: '{f.name}' must be {f.type.__name__}, got {value!r}")
     config = TrainConfig(path=path, **data)
-    for key in ("sequence_length", "global_batch_tokens", "micro_batch_size", "steps", "checkpoint_every"):
+    for key in ("sequence_length", "global_batch_tokens", "micro_batch_size", "steps", "checkpoint_every",
+                "validation_sequences"):
         if getattr(config, key) < 1:
             raise AuroraError(f"{path}: '{key}' must be at least 1")
     if config.global_batch_tokens % config.sequence_length:

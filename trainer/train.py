@@ -97,6 +97,9 @@ def validate(model, data, config: TrainConfig, device, autocast) -> dict[str, fl
     for language in data.languages:
         total = torch.zeros(2, dtype=torch.float64, device=device)
         batches = list(data.validation_batches(language, config.validation_sequences, config.micro_batch_size))
+        if not batches:
+            raise AuroraError(f"the stage's {language} validation shards hold less than one sequence of "
+                              f"{config.sequence_length} tokens: hold out more documents (validation_documents)")
         # Every process runs the same number of forward passes (FSDP needs all of them for each).
         for i in range(0, len(batches), world):
             inputs, labels = batches[min(i + rank, len(batches) - 1)]
