@@ -57,6 +57,10 @@ def main() -> None:
     parser.add_argument("--clean", type=int, default=200)
     parser.add_argument("--junk", type=int, default=40)
     args = parser.parse_args()
+    for path in [os.path.join(CORPUS, f"{lang}.txt") for lang in TEXT_LANGUAGES] + [os.path.join(args.assets, "en.arpa.bin")]:
+        if not os.path.exists(path):
+            sys.exit(f"{path} not found: needs ../shared/corpus and `make assets`")
+    tools = ensure_kenlm_tools(os.path.join(args.assets, "kenlm"))[0] if args.corpus_half else None
     table = {}
     with tempfile.TemporaryDirectory() as tmp:
         for language in TEXT_LANGUAGES:
@@ -68,7 +72,7 @@ def main() -> None:
                 reference, corpus = sample_sentences(language) + corpus[::2], corpus[1::2]
                 sp_path, lm_path = os.path.join(tmp, f"{language}.sp.model"), os.path.join(tmp, f"{language}.arpa.bin")
                 build_sentencepiece(language, reference, sp_path)
-                build_kenlm(language, reference, sp_path, lm_path, ensure_kenlm_tools(os.path.join(args.assets, "kenlm"))[0])
+                build_kenlm(language, reference, sp_path, lm_path, tools)
             model = PerplexityModel(sp_path, lm_path)
             table[language] = separation(model, language, corpus, args.clean, args.junk)
     rows = list(dict.fromkeys(row for shares in table.values() for row in shares))

@@ -137,7 +137,6 @@ def test_max_mode_removes_documents_above_the_threshold(workspace, tmp_path):
     assert record["removed"] == {"perplexity.max_perplexity": 1}
 
 
-
 @pytest.mark.parametrize("language", list(SENTENCES))
 def test_real_clean_text_scores_below_symbol_soup_and_other_scripts(workspace, language):
     """Real text (the shared corpus, unseen by the model) against the generator's symbol soup and
