@@ -1,6 +1,8 @@
 import gzip
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
@@ -80,3 +82,9 @@ def tree_bytes(folder) -> dict[str, bytes]:
 
 
 os.environ.setdefault("RAY_DISABLE_IMPORT_WARNING", "1")
+
+
+def run_cli(*args: str) -> None:
+    """`python -m pipeline.cli ARGS` in a process of its own; a failure shows the end of its stderr."""
+    result = subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True)
+    assert result.returncode == 0, f"exit {result.returncode}: {result.stderr[-3000:]}"

@@ -15,7 +15,7 @@ import pytest
 from megatron.core.datasets.indexed_dataset import IndexedDataset
 from tokenizers import Tokenizer
 
-from conftest import curate_demo, demo_records, tree_bytes
+from conftest import curate_demo, demo_records, run_cli, tree_bytes
 from filters.pii import redact
 from manifests.audit import audit
 from manifests.manifest import load_manifest
@@ -227,10 +227,9 @@ def test_killed_run_resumes_to_the_same_result(in_workspace, demo_runs, tmp_path
     for copy in range(4):
         for path in sorted((in_workspace / "data/demo/fi").glob("*.jsonl.gz")):
             shutil.copy(path, inputs / f"c{copy}-{path.name}")
-    command = [sys.executable, "-m", "pipeline.cli", "curate", "recipes/demo/fi.yaml",
-               "--input", str(inputs / "*.jsonl.gz"), "--workers", "1"]
+    arguments = ["curate", "recipes/demo/fi.yaml", "--input", str(inputs / "*.jsonl.gz"), "--workers", "1"]
     killed = tmp_path / "killed"
-    process = subprocess.Popen(command + ["--output", str(killed)], start_new_session=True,
+    process = subprocess.Popen([sys.executable, "-m", "pipeline.cli", *arguments, "--output", str(killed)], start_new_session=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     completions = killed / "logs" / stage / "completions"
     deadline = time.time() + 180
@@ -242,8 +241,8 @@ def test_killed_run_resumes_to_the_same_result(in_workspace, demo_runs, tmp_path
     assert 3 <= done < 16, f"the kill should land mid-run ({done} of 16 tasks done)"
     assert not (killed / "manifest.json").exists()
 
-    subprocess.run(command + ["--output", str(killed)], check=True, capture_output=True)
-    subprocess.run(command + ["--output", str(tmp_path / "whole")], check=True, capture_output=True)
+    run_cli(*arguments, "--output", str(killed))
+    run_cli(*arguments, "--output", str(tmp_path / "whole"))
     assert tree_bytes(killed) == tree_bytes(tmp_path / "whole")
     assert load_manifest(str(killed))[0]["funnel"] == load_manifest(str(tmp_path / "whole"))[0]["funnel"]
     assert audit(*load_manifest(str(killed))) == []

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import curate_demo, tree_bytes
+from conftest import curate_demo, run_cli, tree_bytes
 
 
 def _free_port() -> int:
@@ -55,8 +55,7 @@ def test_s3_input_and_output(in_workspace, s3, tmp_path, capsys):
     for path in sorted((in_workspace / "data/demo/fi").glob("*.jsonl.gz")):
         s3.put(str(path), f"raw/fi/{path.name}")
     # A user's process: the AWS_* variables set above reach it and its worker processes.
-    subprocess.run([sys.executable, "-m", "pipeline.cli", "curate", "recipes/demo/fi.yaml", "--input", "s3://raw/fi/*.jsonl.gz",
-                    "--output", "s3://pools/fi", "--workers", "2"], check=True, capture_output=True)
+    run_cli("curate", "recipes/demo/fi.yaml", "--input", "s3://raw/fi/*.jsonl.gz", "--output", "s3://pools/fi", "--workers", "2")
     manifest = json.loads(s3.cat("pools/fi/manifest.json"))
     local = curate_demo("fi", tmp_path / "local", inputs=["data/demo/fi/*.jsonl.gz"], workers=2)
     assert [i["path"] for i in manifest["inputs"]] == [f"s3://raw/fi/part-{i:05d}.jsonl.gz" for i in range(4)]
