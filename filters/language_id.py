@@ -5,6 +5,20 @@ from datatrove.data import Document
 from filters.base import RecordedFilter
 from pipeline.errors import AuroraError
 
+# The recipe languages and their labels in the two fastText label schemes: ISO 639-1
+# (`__label__en`: lid.176 and our own lid.bin) and ISO 639-3 with the ISO 15924 script
+# (`__label__eng_Latn`: GlotLID, as NLLB's and OpenLID's models). The script is part of the
+# language: the hi recipe (its heuristics, perplexity model, budgets) is Devanagari Hindi, so
+# GlotLID's hin_Latn (romanized Hindi), like every other label, stands for no recipe language.
+LABELS = {"en": ("en", "eng_Latn"), "fi": ("fi", "fin_Latn"), "hi": ("hi", "hin_Deva"),
+          "ja": ("ja", "jpn_Jpan"), "vi": ("vi", "vie_Latn")}
+LABEL_LANGUAGE = {label: language for language, labels in LABELS.items() for label in labels}
+
+
+def recipe_language(label: str) -> str | None:
+    """The recipe language a model's label (`__label__` optional) stands for; None for any other."""
+    return LABEL_LANGUAGE.get(label.removeprefix("__label__"))
+
 
 def load_fasttext(path: str):
     import fasttext
@@ -17,8 +31,22 @@ def load_fasttext(path: str):
         raise AuroraError(f"cannot load fastText model {path}: {e}") from None
 
 
+def load_language_model(path: str, language: str):
+    """The model, refused when none of its labels is `language` in a known scheme: it could
+    never keep a document (an unknown label scheme, or a model without that language)."""
+    model = load_fasttext(path)
+    labels = model.get_labels()
+    if not any(recipe_language(label) == language for label in labels):
+        lid176, glotlid = LABELS[language]
+        raise AuroraError(
+            f"language-ID model {path} has no label for '{language}': expected __label__{lid176} (lid.176) "
+            f"or __label__{glotlid} (GlotLID), it has {', '.join(labels[:5])}{', ...' if len(labels) > 5 else ''}"
+        )
+    return model
+
+
 def predict_languages(model, texts: list[str]) -> list[tuple[str, float]]:
-    """Top language and its probability for each text (newlines folded: fastText reads one line)."""
+    """Top label (as the model names it) and its probability for each text (newlines folded: fastText reads one line)."""
     labels, scores = model.predict([" ".join(t.split()) for t in texts], k=1)
     return [(label[0].removeprefix("__label__"), float(min(score[0], 1.0))) for label, score in zip(labels, scores)]
 
@@ -39,12 +67,12 @@ class LanguageFilter(RecordedFilter):
 
     def filter_batch(self, batch: list[Document]):
         if self._model is None:
-            self._model = load_fasttext(self.model_path)
+            self._model = load_language_model(self.model_path, self.language)
         results = []
-        for doc, (language, score) in zip(batch, predict_languages(self._model, [d.text for d in batch])):
+        for doc, (label, score) in zip(batch, predict_languages(self._model, [d.text for d in batch])):
             doc.metadata["language_score"] = round(score, 4)
-            if language != self.language:
-                doc.metadata["predicted_language"] = language
+            if recipe_language(label) != self.language:
+                doc.metadata["predicted_language"] = label  # as the model said it, e.g. hin_Latn
                 results.append((False, "wrong_language"))
             elif score < self.min_score:
                 results.append((False, "low_language_score"))
