@@ -1,6 +1,8 @@
 """`aurora manifest audit`: recompute every figure of a manifest from the files it names.
 
-Each difference is one line; an empty list means the manifest is exact.
+Each difference is one line; an empty list means the manifest is exact. The manifest's shape and
+paths are checked first (`manifest_problems`), so a hostile manifest is problem lines too, and no
+file outside its folder is opened.
 """
 
 import hashlib
@@ -8,9 +10,35 @@ from collections import Counter
 
 import numpy as np
 
-from manifests.manifest import file_sha256
+from manifests.manifest import file_sha256, manifest_problems
 from pipeline.rejects import count_rejects
-from pipeline.shards import decode_index
+from pipeline.shards import ShardIndex, decode_index
+
+
+def _unreadable(name: str, e: OSError) -> str:
+    if isinstance(e, FileNotFoundError):
+        return f"{name}: missing file {e.filename or e}"
+    return f"{name}: cannot be read ({e})"
+
+
+def index_problems(index: ShardIndex) -> list[str]:
+    """Is a decoded index one that encode_index writes? Its checksum proves only that it is the file
+    the manifest names, so the index is checked against itself: lengths non-negative, each pointer
+    the running sum of the lengths before it (in bytes, from 0), document indices 0..n. With the
+    size check against the `.bin`, the last document then ends exactly where the `.bin` does."""
+    lengths = index.lengths.astype(np.int64)
+    problems = []
+    negative = int((lengths < 0).sum())
+    if negative:
+        problems.append(f"{negative} documents have a negative length")
+    expected = np.zeros(len(lengths), dtype=np.int64)
+    np.cumsum(lengths[:-1] * index.dtype.itemsize, out=expected[1:])
+    wrong = int((index.pointers != expected).sum())
+    if wrong:
+        problems.append(f"{wrong} pointers are not the running sum of the document lengths")
+    if not np.array_equal(index.document_indices, np.arange(len(lengths) + 1)):
+        problems.append(f"document indices are not 0..{len(lengths)}")
+    return problems
 
 
 def _audit_shard(folder, shard: dict, eod_id: int | None) -> list[str]:
@@ -22,8 +50,8 @@ def _audit_shard(folder, shard: dict, eod_id: int | None) -> list[str]:
         with folder.open(f"{prefix}.bin", "rb") as f:
             bin_sha = file_sha256(f)
         bin_size = folder.size(f"{prefix}.bin")
-    except FileNotFoundError as e:
-        return [f"{prefix}: missing file {e.filename or e}"]
+    except OSError as e:
+        return [_unreadable(prefix, e)]
     if hashlib.sha256(idx_bytes).hexdigest() != shard["idx_sha256"]:
         problems.append(f"{prefix}.idx: sha256 differs from the manifest")
     if bin_sha != shard["bin_sha256"]:
@@ -32,7 +60,10 @@ def _audit_shard(folder, shard: dict, eod_id: int | None) -> list[str]:
         index = decode_index(idx_bytes)
     except ValueError as e:
         return problems + [f"{prefix}.idx: {e}"]
-    tokens = int(index.lengths.sum())
+    structure = index_problems(index)
+    if structure:  # the counts, size and EOD checks below read the index as it should be
+        return problems + [f"{prefix}.idx: {p}" for p in structure]
+    tokens = int(index.lengths.sum(dtype=np.int64))
     if len(index.lengths) != shard["documents"]:
         problems.append(f"{prefix}: {len(index.lengths)} documents in the index, manifest says {shard['documents']}")
     if tokens != shard["tokens"]:
@@ -43,7 +74,8 @@ def _audit_shard(folder, shard: dict, eod_id: int | None) -> list[str]:
         with folder.open(f"{prefix}.bin", "rb") as f:
             data = np.frombuffer(f.read(), dtype=index.dtype)
         ends = np.cumsum(index.lengths.astype(np.int64)) - 1
-        bad = int((data[ends] != eod_id).sum())
+        empty = index.lengths == 0  # no token, so no EOD
+        bad = int(empty.sum()) + int((data[ends[~empty]] != eod_id).sum())
         if bad:
             problems.append(f"{prefix}.bin: {bad} documents do not end with EOD {eod_id}")
     return problems
@@ -60,7 +92,10 @@ def audit_pool(manifest: dict, folder) -> list[str]:
     funnel = manifest["funnel"]
     if funnel["kept"] != documents:
         problems.append(f"funnel.kept is {funnel['kept']}, the shards hold {documents}")
-    on_disk = count_rejects(folder)
+    try:
+        on_disk = count_rejects(folder)
+    except (OSError, EOFError, ValueError, KeyError, TypeError) as e:  # damaged gzip, a line that is not a reject
+        return problems + [f"rejects/: a file cannot be read as rejects ({type(e).__name__}: {e})"]
     recorded = Counter(funnel["malformed"]) + Counter(funnel["removed"])
     for reason in sorted(set(on_disk) | set(recorded)):
         if on_disk[reason] != recorded[reason]:
@@ -75,17 +110,24 @@ def audit_pool(manifest: dict, folder) -> list[str]:
 
 def _audit_dedup(folder, dedup: dict, removed: dict) -> list[str]:
     """clusters.parquet: its checksum, and its kept and removed rows against the manifest."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     path = dedup["clusters_file"]["path"]
     try:
         with folder.open(path, "rb") as f:
             sha = file_sha256(f)
-        with folder.open(path, "rb") as f:
-            kept = pq.read_table(f, columns=["kept"]).column("kept").to_pylist()
-    except FileNotFoundError:
-        return [f"{path}: missing"]
+    except OSError as e:
+        return [_unreadable(path, e)]
     problems = [] if sha == dedup["clusters_file"]["sha256"] else [f"{path}: sha256 differs from the manifest"]
+    try:
+        with folder.open(path, "rb") as f:
+            column = pq.read_table(f, columns=["kept"]).column("kept")
+    except (OSError, pa.ArrowException) as e:
+        return problems + [f"{path}: not a clusters file ({e})"]
+    if column.type != pa.bool_() or column.null_count:
+        return problems + [f"{path}: its 'kept' column is not all true or false"]
+    kept = column.to_pylist()
     duplicates = removed.get("exact_duplicate", 0) + removed.get("near_duplicate", 0)
     if len(kept) - sum(kept) != duplicates:
         problems.append(f"{path}: {len(kept) - sum(kept)} removed documents, the funnel counts {duplicates} duplicates")
@@ -110,22 +152,25 @@ def _stage_pools(manifest: dict, folder) -> tuple[list, list[str]]:
     """Each component's pool folder, checked against the manifest checksum the stage recorded."""
     from datatrove.io import get_datafolder
 
-    from manifests.manifest import MANIFEST
+    from manifests.manifest import MANIFEST, load_manifest
     from pipeline.errors import AuroraError
 
     pools, problems = [], []
     for component in manifest["components"]:
         pool = component["pool"]
-        pool_folder = get_datafolder(f"{folder.path}/{pool['path']}") if pool["in_stage"] else None
         try:
-            if pool_folder is None:
-                from manifests.manifest import load_manifest
-
+            if pool["in_stage"]:  # on the stage's own file system (a local folder or the same bucket)
+                pool_folder = get_datafolder((f"{folder.path}/{pool['path']}", folder.fs))
+            else:
                 _, pool_folder = load_manifest(pool["path"])
             with pool_folder.open(MANIFEST, "rb") as f:
                 sha = file_sha256(f)
-        except (AuroraError, FileNotFoundError):
+        except FileNotFoundError:
             problems.append(f"component {component['name']}: pool {pool['path']} not found")
+            pools.append(None)
+            continue
+        except (AuroraError, OSError) as e:
+            problems.append(f"component {component['name']}: pool {pool['path']}: {e}")
             pools.append(None)
             continue
         if sha != pool["manifest_sha256"]:
@@ -134,12 +179,41 @@ def _stage_pools(manifest: dict, folder) -> tuple[list, list[str]]:
     return pools, problems
 
 
+def read_index(folder, prefix: str, name: str = "") -> ShardIndex | str:
+    """A shard's decoded index, or the problem line saying why it cannot be used."""
+    try:
+        with folder.open(f"{prefix}.idx", "rb") as f:
+            index = decode_index(f.read())
+    except OSError as e:
+        return name + _unreadable(f"{prefix}.idx", e)
+    except ValueError as e:
+        return f"{name}{prefix}.idx: {e}"
+    structure = index_problems(index)
+    return f"{name}{prefix}.idx: {structure[0]}" if structure else index
+
+
+LINEAGE_COLUMNS = ("component", "pool_shard", "document")
+
+
+def _lineage_rows(folder, path: str) -> list[tuple[int, int, int]] | str:
+    """(component, pool shard, document) of each stage document, or the problem line saying why not."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        with folder.open(path, "rb") as f:
+            table = pq.read_table(f, columns=list(LINEAGE_COLUMNS))
+    except (OSError, pa.ArrowException) as e:
+        return f"{path}: not a lineage file ({e})"
+    if any(not pa.types.is_integer(column.type) or column.null_count for column in table.columns):
+        return f"{path}: lineage columns must be integers without nulls"
+    return list(zip(*(table.column(name).to_pylist() for name in LINEAGE_COLUMNS)))
+
+
 def audit_stage(manifest: dict, folder, sample_per_shard: int = 16) -> list[str]:
     """Shards and totals as for a pool; then lineage: every stage document's length equals its pool
     document's, a sample of documents have equal tokens, and the components' tokens, recounted from
     the lineage, meet their budgets (at most one document over) and make up the shares recorded."""
-    import pyarrow.parquet as pq
-
     problems = []
     eod_id = manifest["tokenizer"]["eod_id"]
     for shard in manifest["shards"] + manifest.get("validation", []):
@@ -153,47 +227,67 @@ def audit_stage(manifest: dict, folder, sample_per_shard: int = 16) -> list[str]
     components = manifest["components"]
     indexes: dict = {}
 
-    def pool_index(c: int, shard: int):
+    def pool_index(c: int, shard: int) -> ShardIndex | str:
         if (c, shard) not in indexes:
-            with pools[c].open(components[c]["pool"]["shards"][shard] + ".idx", "rb") as f:
-                indexes[(c, shard)] = decode_index(f.read())
+            prefix = components[c]["pool"]["shards"][shard]
+            indexes[(c, shard)] = read_index(pools[c], prefix, f"component {components[c]['name']}: pool shard ")
         return indexes[(c, shard)]
 
     tokens, documents, longest = Counter(), Counter(), Counter()
     for shard in manifest["shards"]:
-        lineage = shard["lineage"]
+        path = shard["lineage"]["path"]
         try:
-            with folder.open(lineage["path"], "rb") as f:
+            with folder.open(path, "rb") as f:
                 sha = file_sha256(f)
-            with folder.open(lineage["path"], "rb") as f:
-                rows = pq.read_table(f).to_pydict()
-        except FileNotFoundError:
-            problems.append(f"{lineage['path']}: missing")
+        except OSError as e:
+            problems.append(_unreadable(path, e))
             continue
-        if sha != lineage["sha256"]:
-            problems.append(f"{lineage['path']}: sha256 differs from the manifest")
-        with folder.open(shard["prefix"] + ".idx", "rb") as f:
-            index = decode_index(f.read())
-        if len(rows["document"]) != len(index.lengths):
-            problems.append(f"{lineage['path']}: {len(rows['document'])} rows for {len(index.lengths)} documents")
+        if sha != shard["lineage"]["sha256"]:
+            problems.append(f"{path}: sha256 differs from the manifest")
+        rows = _lineage_rows(folder, path)
+        if isinstance(rows, str):
+            problems.append(rows)
             continue
-        lineage_rows = list(zip(rows["component"], rows["pool_shard"], rows["document"]))
-        mismatched = 0
-        for i, (c, pool_shard, doc) in enumerate(lineage_rows):
-            length = int(pool_index(c, pool_shard).lengths[doc])
+        index = read_index(folder, shard["prefix"])
+        if isinstance(index, str):
+            problems.append(index)
+            continue
+        if len(rows) != len(index.lengths):
+            problems.append(f"{path}: {len(rows)} rows for {len(index.lengths)} documents")
+            continue
+        mismatched, strays, unreadable = 0, 0, {}
+        for i, (c, pool_shard, doc) in enumerate(rows):
+            theirs = pool_index(c, pool_shard) if 0 <= c < len(components) \
+                and 0 <= pool_shard < len(components[c]["pool"]["shards"]) else None
+            if isinstance(theirs, str):
+                unreadable[theirs] = None
+                continue
+            if theirs is None or not 0 <= doc < len(theirs.lengths):
+                strays += 1
+                continue
+            length = int(theirs.lengths[doc])
             mismatched += length != int(index.lengths[i])
             tokens[c] += length
             documents[c] += 1
             longest[c] = max(longest[c], length)
+        problems += list(unreadable)
+        if strays:
+            problems.append(f"{path}: {strays} rows name no document of their component's pool")
         if mismatched:
             problems.append(f"{shard['prefix']}: {mismatched} documents differ in length from their pool documents (lineage)")
+        if unreadable or strays or mismatched:
             continue
-        step = max(1, len(lineage_rows) // sample_per_shard)
+        step = max(1, len(rows) // sample_per_shard)
         with folder.open(shard["prefix"] + ".bin", "rb") as f:
-            for i in range(0, len(lineage_rows), step):
-                c, pool_shard, doc = lineage_rows[i]
-                with pools[c].open(components[c]["pool"]["shards"][pool_shard] + ".bin", "rb") as g:
-                    theirs = pool_index(c, pool_shard).read(g, doc)
+            for i in range(0, len(rows), step):
+                c, pool_shard, doc = rows[i]
+                pool_bin = components[c]["pool"]["shards"][pool_shard] + ".bin"
+                try:
+                    with pools[c].open(pool_bin, "rb") as g:
+                        theirs = pool_index(c, pool_shard).read(g, doc)
+                except OSError as e:
+                    problems.append(f"component {components[c]['name']}: pool shard " + _unreadable(pool_bin, e))
+                    break
                 if index.read(f, i) != theirs:
                     problems.append(f"{shard['prefix']}: document {i} differs from pool document {doc} of its lineage")
                     break
@@ -214,14 +308,13 @@ def audit_stage(manifest: dict, folder, sample_per_shard: int = 16) -> list[str]
             problems.append(f"component {name}: share {component['share']} recorded, lineage gives {tokens[c] / total:.6f}")
     planned = sum(c["budget_tokens"] for c in components)
     for component in components:
-        if abs(component["planned_share"] - component["budget_tokens"] / planned) > 1e-6:
+        if planned and abs(component["planned_share"] - component["budget_tokens"] / planned) > 1e-6:
             problems.append(f"component {component['name']}: planned share {component['planned_share']} is not its budget's share")
     return problems
 
 
-def audit(manifest: dict, folder) -> list[str]:
-    if manifest.get("kind") == "pool":
-        return audit_pool(manifest, folder)
-    if manifest.get("kind") == "stage":
-        return audit_stage(manifest, folder)
-    return [f"unknown manifest kind {manifest.get('kind')!r}"]
+def audit(manifest, folder) -> list[str]:
+    problems = manifest_problems(manifest)  # load_manifest refuses these; a caller may pass any dict
+    if problems:
+        return problems
+    return audit_pool(manifest, folder) if manifest["kind"] == "pool" else audit_stage(manifest, folder)

@@ -10,15 +10,18 @@ import os
 
 import numpy as np
 
+from manifests.audit import read_index
 from manifests.manifest import load_manifest
-from pipeline.shards import decode_index
+from pipeline.errors import AuroraError
 
 
-def _lengths(manifest: dict, folder) -> np.ndarray:
+def _lengths(path: str, manifest: dict, folder) -> np.ndarray:
     parts = []
     for shard in manifest["shards"]:
-        with folder.open(shard["prefix"] + ".idx", "rb") as f:
-            parts.append(decode_index(f.read()).lengths)
+        index = read_index(folder, shard["prefix"])
+        if isinstance(index, str):
+            raise AuroraError(f"{path}: {index} (aurora manifest audit {path} lists every problem)")
+        parts.append(index.lengths)
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
 
 
@@ -97,7 +100,7 @@ def write_report(paths: list[str], output: str) -> str:
     for path in paths:
         manifest, folder = load_manifest(path)
         (stages if manifest["kind"] == "stage" else pools).append(manifest)
-        lengths[f"{manifest['kind']} {manifest['name']}"] = _lengths(manifest, folder)
+        lengths[f"{manifest['kind']} {manifest['name']}"] = _lengths(path, manifest, folder)
 
     lines = ["# Aurora data report", ""]
     if stages:
