@@ -5,17 +5,20 @@ Five groups, each a datatrove step that removes a document with the reason `<gro
 - `gopher_quality`   Gopher (Rae et al. 2021) quality rules, as in datatrove's GopherQualityFilter
 - `gopher_repetition` Gopher repetition rules (duplicate lines/paragraphs, top and duplicate n-grams)
 - `fineweb`          FineWeb's line rules (terminal punctuation, short lines, duplicated characters, newlines)
-- `web_ratios`       the stop-word ratio and symbol-and-digit ratio used for Aurora-M's web data
+- `web_ratios`       the stop-word ratio and symbol-and-digit ratio used for Aurora-M's web data, and
+                     lexical diversity (against keyword stuffing)
 - `script`           share of letters in the language's script, and mojibake
 
 A rule is a recipe key `min_<metric>` or `max_<metric>`: the document is removed when the metric
 is below a min or above a max. `aurora calibrate` prints every metric's distribution on clean
-text. Words come from `pipeline.text.words`, so each language is segmented properly.
+text. Words come from `pipeline.text.words`, so each language is segmented properly. `RULES`
+declares each rule's valid range, which recipe loading checks.
 """
 
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
+from math import inf
 
 import regex
 from datatrove.data import Document
@@ -60,7 +63,7 @@ class Analysis:
     words: list[str]
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=2)  # a document passes every group before the next comes; a few big ones must not pile up
 def analyze(text: str, language: str) -> Analysis:
     """Segment once; consecutive filters on the same document hit this cache."""
     return Analysis(
@@ -152,10 +155,39 @@ def fineweb_metrics(a: Analysis, settings: dict) -> dict:
     }
 
 
+LEXICAL_DIVERSITY_WINDOW = 50
+
+
+def lexical_diversity(ws: list[str], window: int = LEXICAL_DIVERSITY_WINDOW) -> float:
+    """Moving-average type-token ratio (MATTR, Covington and McFall 2010) of the lower-cased words.
+
+    Plain distinct-words-over-words falls as a document grows (common words recur), so a long
+    clean page would score like a short spammy one. MATTR averages the type-token ratio of every
+    window of `window` consecutive words, which does not depend on length. 50 words is a few
+    sentences: long enough that prose shows its variety, short enough that most web pages span
+    many windows; keyword stuffing from k distinct words scores at most k / 50 however long it is.
+    A document of at most `window` words gets its plain type-token ratio. Words are those of
+    `pipeline.text.words`: fugashi morphemes for ja, syllables for vi.
+    """
+    lowered = [w.lower() for w in ws]
+    if len(lowered) <= window:
+        return _ratio(len(set(lowered)), len(lowered))
+    counts = Counter(lowered[:window])
+    distinct = total = len(counts)
+    for leaving, entering in zip(lowered, lowered[window:]):
+        counts[leaving] -= 1
+        distinct -= counts[leaving] == 0
+        distinct += counts[entering] == 0
+        counts[entering] += 1
+        total += distinct
+    return total / (window * (len(lowered) - window + 1))
+
+
 def web_ratio_metrics(a: Analysis, settings: dict) -> dict:
     return {
         "stop_word_ratio": _ratio(count_stop_words(a.words, a.language), len(a.words)),
         "symbol_digit_ratio": _ratio(len(_SYMBOL_OR_DIGIT.findall(a.text)), len(_NON_SPACE.findall(a.text))),
+        "lexical_diversity": lexical_diversity(a.words),
     }
 
 
@@ -191,17 +223,30 @@ def broken_rule(metrics: dict, thresholds: dict) -> str | None:
     return None
 
 
+# Each rule with its range of valid thresholds, (low, high, type), from its metric's definition
+# above; recipe loading refuses anything outside. SHARE: a part of its whole, in [0, 1]. RATIO: can
+# pass 1: symbols and newlines per word, top n-grams (occurrences overlap, so their characters can
+# outnumber the words'), Vietnamese stop words (a two-syllable one counts on top of its syllables),
+# mojibake sequences per letter (a sequence may hold no letter). LENGTH: mean characters per word.
+# COUNT: whole words or characters.
+SHARE, RATIO, LENGTH, COUNT = (0, 1, float), (0, inf, float), (0, inf, float), (0, inf, int)
 RULES = {
-    "gopher_quality": [
-        "min_doc_words", "max_doc_words", "min_avg_word_length", "max_avg_word_length", "max_symbol_word_ratio",
-        "max_bullet_lines_ratio", "max_ellipsis_lines_ratio", "min_alpha_words_ratio", "min_stop_words",
-    ],
-    "gopher_repetition": ["max_dup_line_frac", "max_dup_para_frac", "max_dup_line_char_frac", "max_dup_para_char_frac"]
-    + [f"max_top_{n}gram_frac" for n in (2, 3, 4)]
-    + [f"max_dup_{n}gram_frac" for n in range(5, 11)],
-    "fineweb": ["min_line_punct_ratio", "max_short_line_ratio", "short_line_length", "max_char_dup_ratio", "max_new_line_ratio"],
-    "web_ratios": ["min_stop_word_ratio", "max_symbol_digit_ratio"],
-    "script": ["min_script_fraction", "max_mojibake_ratio", "min_vietnamese_diacritic_fraction"],
+    "gopher_quality": {
+        "min_doc_words": COUNT, "max_doc_words": COUNT, "min_avg_word_length": LENGTH, "max_avg_word_length": LENGTH,
+        "max_symbol_word_ratio": RATIO, "max_bullet_lines_ratio": SHARE, "max_ellipsis_lines_ratio": SHARE,
+        "min_alpha_words_ratio": SHARE, "min_stop_words": COUNT,
+    },
+    "gopher_repetition": {
+        "max_dup_line_frac": SHARE, "max_dup_para_frac": SHARE, "max_dup_line_char_frac": SHARE, "max_dup_para_char_frac": SHARE,
+        **{f"max_top_{n}gram_frac": RATIO for n in (2, 3, 4)},
+        **{f"max_dup_{n}gram_frac": SHARE for n in range(5, 11)},
+    },
+    "fineweb": {
+        "min_line_punct_ratio": SHARE, "max_short_line_ratio": SHARE, "short_line_length": COUNT,
+        "max_char_dup_ratio": SHARE, "max_new_line_ratio": RATIO,
+    },
+    "web_ratios": {"min_stop_word_ratio": RATIO, "max_symbol_digit_ratio": SHARE, "min_lexical_diversity": SHARE},
+    "script": {"min_script_fraction": SHARE, "max_mojibake_ratio": RATIO, "min_vietnamese_diacritic_fraction": SHARE},
 }
 
 
@@ -242,7 +287,7 @@ class FineWebQualityFilter(HeuristicFilter):
 
 
 class WebRatiosFilter(HeuristicFilter):
-    name = "🔣 Stop-word and symbol ratios"
+    name = "🔣 Stop-word, symbol and diversity ratios"
     step = group = "web_ratios"
 
 

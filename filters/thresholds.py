@@ -9,6 +9,11 @@ Sources:
   line_punct_thr and new_line_ratio. Rules those configs do not set keep the English defaults.
 - web_ratios and script: this project's (Aurora-M filtered its web data by stop-word ratio and
   symbol/digit ratio without publishing per-language values); set from clean text by calibration.
+- min_lexical_diversity (MATTR over 50-word windows, `filters.heuristics.lexical_diversity`) has no
+  published value anywhere: 0.5 is this project's starting value for every language, twice what
+  keyword stuffing from a dozen distinct words can reach (12 / 50 = 0.24) and below what clean
+  prose scores (0.73 to 0.86 at the 0.5th percentile of ../shared/corpus in every language);
+  `aurora calibrate` loosens it for a language whose clean text needs that, like any other rule.
 """
 
 GOPHER_REPETITION_EN = {
@@ -28,7 +33,7 @@ ENGLISH = {
         "min_line_punct_ratio": 0.12, "max_short_line_ratio": 0.67, "short_line_length": 30,
         "max_char_dup_ratio": 0.01, "max_new_line_ratio": 0.3,
     },
-    "web_ratios": {"min_stop_word_ratio": 0.1, "max_symbol_digit_ratio": 0.3},
+    "web_ratios": {"min_stop_word_ratio": 0.1, "max_symbol_digit_ratio": 0.3, "min_lexical_diversity": 0.5},
     "script": {"min_script_fraction": 0.8, "max_mojibake_ratio": 0.0005},
 }
 

@@ -8,17 +8,19 @@ only where it would remove more than 0.5% of clean documents: then a `min_` thre
 0.9 x the 0.5th percentile of clean documents, a `max_` threshold 1.1 x the 99.5th percentile. So each rule alone
 removes well under 0.5% of clean text, and rules the clean text never comes near stay as
 published. Counts that are policy rather than language (`doc_words`, `stop_words`) and settings
-(`short_line_length`) are not calibrated. Loosened values are marked in the output.
+(`short_line_length`) are not calibrated. Loosened values are marked in the output. A rule with no
+published value (`min_lexical_diversity`) starts from this project's value in `PUBLISHED` and goes
+through the same rule; its output line says "published" like the others.
 """
 
-import gzip
 import random
 
 import numpy as np
-import orjson
 
 from filters.heuristics import GROUPS, METRICS, analyze
 from filters.thresholds import PUBLISHED
+from pipeline.errors import AuroraError
+from pipeline.readers import FORMATS, iter_records, parse_record
 from pipeline.text import normalize
 
 NOT_CALIBRATED = {"doc_words", "stop_words"}
@@ -40,26 +42,33 @@ def documents_from_sentences(sentences: list[str], language: str, count: int, se
 
 
 def read_clean_texts(paths: list[str], language: str, documents: int, seed: int = 0) -> list[str]:
+    """Documents from input files (any curation format, read as curation reads them: bad records are
+    skipped) and from sentence files; a sentence file that is not UTF-8, or no text at all, is an error."""
     sentences, docs = [], []
     for path in paths:
-        if path.endswith((".jsonl", ".jsonl.gz")):
-            opener = gzip.open if path.endswith(".gz") else open
-            with opener(path, "rb") as f:
-                docs += [normalize(orjson.loads(line)["text"]) for line in f if line.strip()]
-        else:
+        if path.endswith(FORMATS):
+            for fallback_id, record, reason, _ in iter_records(path):
+                doc, reason = parse_record(record, fallback_id) if reason is None else (None, reason)
+                if doc is not None:
+                    docs.append(doc.text)
+            continue
+        try:
             with open(path, encoding="utf-8") as f:
                 sentences += [line.strip() for line in f if line.strip()]
+        except UnicodeDecodeError as e:
+            raise AuroraError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     if sentences:
         docs += documents_from_sentences(sentences, language, documents, seed)
+    if not docs:
+        raise AuroraError(f"no text to calibrate on in {', '.join(paths)}")
     return docs
 
 
 def metric_table(texts: list[str], language: str) -> dict[str, dict[str, np.ndarray]]:
-    table = {}
-    for group in GROUPS:
-        rows = [METRICS[group](analyze(t, language), {}) for t in texts]
-        table[group] = {metric: np.array([r[metric] for r in rows], dtype=float) for metric in rows[0]}
-    return table
+    analyses = (analyze(t, language) for t in texts)  # each text segmented once, for every group
+    rows = [{group: METRICS[group](a, {}) for group in GROUPS} for a in analyses]
+    return {group: {metric: np.array([r[group][metric] for r in rows], dtype=float) for metric in rows[0][group]}
+            for group in GROUPS}
 
 
 def suggest(rule: str, values: np.ndarray, published: float) -> float:

@@ -7,9 +7,10 @@ import pytest
 import yaml
 
 from conftest import LANGUAGES, ROOT, corpus_sentences, demo_records
-from filters.heuristics import GROUPS, METRICS, analyze, broken_rule
+from filters.heuristics import GROUPS, LEXICAL_DIVERSITY_WINDOW, METRICS, RULES, SETTINGS, analyze, broken_rule, lexical_diversity
 from pipeline.calibrate import calibrate, documents_from_sentences
-from pipeline.text import normalize
+from pipeline.sample import sample_sentences
+from pipeline.text import normalize, stop_words, words
 
 
 def shipped_thresholds(language: str) -> dict:
@@ -129,6 +130,65 @@ def test_web_ratio_rules_at_their_thresholds():
     ratio = _metric("web_ratios", text)["symbol_digit_ratio"]
     assert ratio == pytest.approx(8 / 15)
     _inside_and_outside("web_ratios", "max_symbol_digit_ratio", text, inside=ratio, outside=ratio - 0.001)
+
+
+def test_lexical_diversity_is_the_moving_average_type_token_ratio():
+    window = LEXICAL_DIVERSITY_WINDOW
+    rng = random.Random(0)
+    vocabulary = [f"w{i}" for i in range(40)]
+    ws = [rng.choice(vocabulary) for _ in range(3 * window)]
+    by_window = [len(set(ws[i : i + window])) / window for i in range(len(ws) - window + 1)]
+    assert lexical_diversity(ws) == pytest.approx(sum(by_window) / len(by_window))
+    assert lexical_diversity(["The", "the", "cat", "sat"]) == 3 / 4  # shorter than a window: plain TTR, lower-cased
+    assert lexical_diversity([]) == 0
+    # Length-robust: text ten times longer from the same vocabulary scores what a window is expected
+    # to (distinct words among 50 draws from 40), where plain TTR falls with length.
+    expected = len(vocabulary) * (1 - (1 - 1 / len(vocabulary)) ** window) / window
+    long_ws = [rng.choice(vocabulary) for _ in range(30 * window)]
+    assert lexical_diversity(long_ws) == pytest.approx(expected, abs=0.01)
+    assert lexical_diversity(ws) == pytest.approx(expected, abs=0.05)
+    assert len(set(long_ws)) / len(long_ws) < 0.1 < len(set(ws)) / len(ws)
+    text = " ".join(["alpha beta gamma delta epsilon"] * 20)  # 5 distinct words in every window
+    assert _inside_and_outside("web_ratios", "min_lexical_diversity", text, inside=0.1, outside=0.11) == pytest.approx(0.1)
+
+
+def keyword_stuffing(rng: random.Random, language: str) -> str:
+    """5 to 12 distinct words of the language's sample text, 100 to 300 of them in random order.
+
+    Three of them are stop words and the run ends in a full stop, so it has no repeated lines or
+    n-grams to catch and passes the stop-word and punctuation rules: without the lexical-diversity
+    rule, 70 to 95% of it passes every other shipped rule, depending on the language."""
+    vocabulary = {w.lower() for sentence in sample_sentences(language) for w in words(sentence, language)}
+    stops = sorted(vocabulary & stop_words(language))
+    keywords = rng.sample(stops, 3) + rng.sample(sorted(vocabulary - set(stops)), rng.randint(2, 9))
+    joiner, stop = ("", "。") if language == "ja" else (" ", ".")  # fugashi segments run-together Japanese again
+    return normalize(joiner.join(rng.choice(keywords) for _ in range(rng.randint(100, 300))) + stop)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_keyword_stuffing_is_removed_by_lexical_diversity(language):
+    rule = {"min_lexical_diversity": shipped_thresholds(language)["web_ratios"]["min_lexical_diversity"]}
+    rng = random.Random(f"stuffing-{language}")
+    docs = [keyword_stuffing(rng, language) for _ in range(200)]
+    removed = sum(broken_rule(_metric("web_ratios", d, language), rule) is not None for d in docs)
+    assert removed / len(docs) >= 0.95, (language, removed)
+    assert all(removal(d, language, shipped_thresholds(language)) for d in docs)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_clean_real_text_is_kept_by_lexical_diversity(language):
+    rule = {"min_lexical_diversity": shipped_thresholds(language)["web_ratios"]["min_lexical_diversity"]}
+    docs = documents_from_sentences(corpus_sentences(language), language, 600, seed=12345)  # not the calibration sample
+    kept = sum(broken_rule(_metric("web_ratios", d, language), rule) is None for d in docs)
+    assert kept / len(docs) >= 0.99, (language, kept)
+
+
+def test_every_rule_has_a_metric_and_a_valid_range():
+    for group, rules in RULES.items():
+        metrics = _metric(group, "Hôm nay trời đẹp và tôi đi học.", "vi")
+        for rule, (low, high, kind) in rules.items():
+            assert rule in SETTINGS or (rule[:4] in ("min_", "max_") and rule[4:] in metrics), (group, rule)
+            assert low == 0 and high in (1, float("inf")) and kind in (int, float), (group, rule)
 
 
 def test_script_rules_at_their_thresholds():

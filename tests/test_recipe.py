@@ -1,8 +1,11 @@
+import re
 import subprocess
 import sys
 
 import pytest
+import yaml
 
+from conftest import ROOT
 from pipeline.errors import AuroraError
 from pipeline.recipe import load_recipe
 
@@ -64,3 +67,76 @@ def test_missing_asset_is_one_line(tmp_path, monkeypatch):
     result = subprocess.run([sys.executable, "-m", "pipeline.cli", "curate", path], capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip() == "aurora: error: tokenizer assets/tokenizer.json not found (run `make assets` or fix assets in " + path + ")"
+
+
+@pytest.mark.parametrize("value", ["-0.5", "1.5", ".nan", ".inf", "-.inf"])
+def test_fraction_rule_out_of_range_is_one_line_naming_the_key(tmp_path, value):
+    with pytest.raises(AuroraError) as error:
+        load_recipe(_write(tmp_path, GOOD.replace("min_script_fraction: 0.9", f"min_script_fraction: {value}")))
+    message = str(error.value)
+    assert "\n" not in message and "'heuristics.script.min_script_fraction'" in message, message
+    assert message.endswith(f"got {float(value.replace('.nan', 'nan').replace('.inf', 'inf'))!r}"), message
+
+
+@pytest.mark.parametrize(
+    "rule, value",
+    [("script: {min_script_fraction", 0), ("script: {min_script_fraction", 1), ("fineweb: {max_new_line_ratio", 1.5),
+     ("gopher_repetition: {max_top_2gram_frac", 1.2), ("gopher_quality: {min_doc_words", 0), ("web_ratios: {min_lexical_diversity", 0.5)],
+)
+def test_thresholds_in_range_are_accepted(tmp_path, rule, value):
+    """Bounds are inclusive; ratios that can pass 1 by their definition (newlines per word,
+    overlapping top n-grams) accept values above 1."""
+    group, key = rule.split(": {")
+    recipe = load_recipe(_write(tmp_path, GOOD.replace("script: {min_script_fraction: 0.9}", f"{rule}: {value}}}")))
+    assert recipe.heuristics[group][key] == value
+
+
+@pytest.mark.parametrize(
+    "rule, message",
+    [("fineweb: {max_new_line_ratio: -0.5}", "'heuristics.fineweb.max_new_line_ratio' must be a number >= 0, got -0.5"),
+     ("gopher_quality: {min_doc_words: 40.5}", "'heuristics.gopher_quality.min_doc_words' must be an integer >= 0, got 40.5"),
+     ("gopher_quality: {min_stop_words: -1}", "'heuristics.gopher_quality.min_stop_words' must be an integer >= 0, got -1"),
+     ("fineweb: {short_line_length: 2.5}", "'heuristics.fineweb.short_line_length' must be an integer >= 0, got 2.5"),
+     ("gopher_quality: {min_avg_word_length: -3}", "'heuristics.gopher_quality.min_avg_word_length' must be a number >= 0, got -3")],
+)
+def test_ratios_counts_and_lengths_out_of_range_are_refused(tmp_path, rule, message):
+    with pytest.raises(AuroraError, match=re.escape(message)):
+        load_recipe(_write(tmp_path, GOOD.replace("script: {min_script_fraction: 0.9}", rule)))
+
+
+CODE = """
+name: code
+language: code
+sources: [{name: stdlib, paths: [data/*.jsonl.gz]}]
+output: out/code
+assets: {tokenizer: assets/tokenizer.json}
+code: {languages: [python]}
+heuristics: {RULE}
+"""
+
+
+@pytest.mark.parametrize(
+    "rule, message",
+    [("{min_alphanumeric_fraction: 1.5}", "'heuristics.min_alphanumeric_fraction' must be a number in [0, 1], got 1.5"),
+     ("{min_alphanumeric_fraction: .nan}", "'heuristics.min_alphanumeric_fraction' must be a finite number, got nan"),
+     ("{max_file_bytes: -1}", "'heuristics.max_file_bytes' must be a number >= 0, got -1")],
+)
+def test_code_rules_are_range_checked(tmp_path, rule, message):
+    with pytest.raises(AuroraError, match=re.escape(message)):
+        load_recipe(_write(tmp_path, CODE.replace("{RULE}", rule)))
+    assert load_recipe(_write(tmp_path, CODE.replace("{RULE}", "{min_alphanumeric_fraction: 1, max_file_bytes: 0}"))).heuristics
+
+
+def test_code_rule_ranges_follow_the_filters_rules_at_load_time(tmp_path, monkeypatch):
+    from filters.code import CodeQualityFilter
+
+    monkeypatch.setitem(CodeQualityFilter.DEFAULTS, "min_comment_fraction", 0.1)
+    with pytest.raises(AuroraError, match=re.escape("'heuristics.min_comment_fraction' must be a number in [0, 1], got 2")):
+        load_recipe(_write(tmp_path, CODE.replace("{RULE}", "{min_comment_fraction: 2}")))
+
+
+def test_every_shipped_recipe_loads():
+    recipes = [p for p in sorted(ROOT.glob("recipes/**/*.yaml")) if "language" in yaml.safe_load(p.read_text())]
+    assert len(recipes) == 12  # en fi hi ja vi code, full and demo
+    for path in recipes:
+        assert load_recipe(str(path)).heuristics
