@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from pipeline.errors import AuroraError
 from pipeline.mix import load_stage_recipe, mix
+from trainer.config import load_config
 
 SMALL = """name: {name}
 stage: out/demo/{name}
@@ -61,6 +63,8 @@ def process_group():
 def _config(tmp_path, name="cap", init="assets/tiny-gpt-bigcode", steps=4, every=2, output=None, **changes) -> Path:
     text = SMALL.format(name=name, init=init, steps=steps, every=every, output=output or tmp_path / f"run-{name}")
     for key, value in changes.items():
+        if f"\n{key}:" not in text:  # a key SMALL leaves at its default
+            text += f"{key}: {value}\n"
         text = "\n".join(f"{key}: {value}" if line.startswith(f"{key}:") else line for line in text.splitlines()) + "\n"
     path = tmp_path / f"{name}-{len(list(tmp_path.glob('*.yaml')))}.yaml"
     path.write_text(text)
@@ -134,7 +138,8 @@ def test_a_killed_run_resumes_to_the_same_losses(stages, tmp_path):
     process = subprocess.Popen([sys.executable, "-m", "trainer", str(config)], cwd=stages, start_new_session=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
-    while time.time() < deadline and not (killed / "checkpoints" / "step_0000003").exists():
+    # `latest`, not the step folder: it is written just after the rename, and a kill between the two resumes nothing.
+    while time.time() < deadline and not (killed / "checkpoints" / "latest").exists():
         time.sleep(0.02)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
@@ -190,3 +195,89 @@ def test_config_errors_are_one_line_before_any_work(stages, tmp_path, change, me
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0] and lines[0].startswith("aurora: error:"), result.stderr[-2000:]
     assert not (tmp_path / "out").exists()
+
+
+def _one_error_line(result: subprocess.CompletedProcess) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("aurora: error:"), result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("min_learning_rate", -1, "'min_learning_rate' must be between 0 and learning_rate (0.003), got -1"),
+    ("min_learning_rate", 0.01, "'min_learning_rate' must be between 0 and learning_rate (0.003), got 0.01"),
+    ("learning_rate", 0, "'learning_rate' must be above 0, got 0"),
+    ("learning_rate", -1, "'learning_rate' must be above 0, got -1"),
+    ("learning_rate", ".nan", "'learning_rate' must be a finite number, got nan"),
+    ("weight_decay", ".inf", "'weight_decay' must be a finite number, got inf"),
+    ("weight_decay", -0.1, "'weight_decay' must be at least 0, got -0.1"),
+    ("beta1", 1.5, "'beta1' must be at least 0 and below 1, got 1.5"),
+    ("beta2", 1.0, "'beta2' must be at least 0 and below 1, got 1.0"),
+    ("grad_clip", 0, "'grad_clip' must be above 0, got 0"),
+    ("warmup_steps", -1, "'warmup_steps' must be between 0 and steps (4), got -1"),
+    ("warmup_steps", 5, "'warmup_steps' must be between 0 and steps (4), got 5"),
+    ("seed", -1, "'seed' must be between 0 and 2**32 - 1, got -1"),
+])
+def test_out_of_range_config_values_are_refused(tmp_path, key, value, message):
+    config = _config(tmp_path, output=tmp_path / "out", **{key: value})
+    with pytest.raises(AuroraError) as error:
+        load_config(str(config))
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("key, value", [("min_learning_rate", -1), ("learning_rate", ".nan")])
+def test_out_of_range_config_values_are_one_line_cli_errors(tmp_path, key, value):
+    # Run where there is no stage or model at all: the range checks come before every other check and any work.
+    config = _config(tmp_path, output=tmp_path / "out", **{key: value})
+    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "train", str(config)], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert f"'{key}' must be" in _one_error_line(result)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name", ["../../elsewhere", "absolute", "linked", "step_0000009", "step_1"])
+def test_a_latest_naming_anything_but_a_checkpoint_of_the_run_is_refused(stages, tmp_path, name):
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(stages / "assets/tiny-gpt-bigcode", elsewhere / "model")
+    checkpoints = tmp_path / "out" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    if name == "absolute":
+        name = str(elsewhere)
+    elif name == "linked":  # the right form of name, but a link out of the run
+        name = "step_0000001"
+        (checkpoints / name).symlink_to(elsewhere)
+    (checkpoints / "latest").write_text(name + "\n")
+    result = _train(stages, _config(tmp_path, output=tmp_path / "out"))
+    assert "not a step_NNNNNNN checkpoint folder in" in _one_error_line(result)
+    assert not (tmp_path / "out" / "cache").exists(), "refused before any work"
+
+
+class _CreatesFile:
+    """Unpickled, this calls open(path, "w"): any code a crafted checkpoint chooses would run the same way."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+@pytest.mark.parametrize("damage", ["crafted", "truncated"])
+def test_a_trainer_state_that_does_not_load_safely_is_refused_and_runs_nothing(stages, tmp_path, damage):
+    folder = tmp_path / "out" / "checkpoints" / "step_0000002"
+    shutil.copytree(stages / "assets/tiny-gpt-bigcode", folder / "model")
+    (folder.parent / "latest").write_text("step_0000002\n")
+    marker = tmp_path / "marker"
+    trainer_pt = folder / "trainer.pt"
+    if damage == "crafted":
+        torch.save({"step": 2, "optimizer": _CreatesFile(marker)}, trainer_pt)
+    else:
+        torch.save({"step": 2, "tokens": {"en": 1}, "rng": [torch.zeros(1000)]}, trainer_pt)
+        trainer_pt.write_bytes(trainer_pt.read_bytes()[: trainer_pt.stat().st_size // 2])
+    result = _train(stages, _config(tmp_path, output=tmp_path / "out"))
+    assert f"{trainer_pt}: not a trainer state that loads safely" in _one_error_line(result)
+    assert not marker.exists()
+    if damage == "crafted":  # the file is live: unpickled as before, it runs its code
+        torch.load(trainer_pt, weights_only=False)
+        assert marker.exists()

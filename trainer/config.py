@@ -3,6 +3,7 @@ before any work: a missing stage manifest, shards of another tokenizer than the 
 sequence longer than the model's positions are one clear line each."""
 
 import json
+import math
 import os
 from dataclasses import dataclass, fields
 
@@ -65,7 +66,31 @@ def load_config(path: str) -> TrainConfig:
             raise AuroraError(f"{path}: '{key}' must be at least 1")
     if config.global_batch_tokens % config.sequence_length:
         raise AuroraError(f"{path}: global_batch_tokens must be a multiple of sequence_length")
+    _check_ranges(config)
     return config
+
+
+def _check_ranges(config: TrainConfig) -> None:
+    """Values that type-check but would train wrongly (a negative learning rate runs to exit 0) or crash
+    deep in torch. NaN compares false with everything, so finiteness is checked first."""
+    for f in fields(TrainConfig):
+        value = getattr(config, f.name)
+        if f.type is float and not math.isfinite(value):
+            raise AuroraError(f"{config.path}: '{f.name}' must be a finite number, got {value!r}")
+    lr = config.learning_rate
+    allowed = {
+        "seed": (0 <= config.seed < 2**32, "between 0 and 2**32 - 1"),  # numpy's seed range (megatron's shuffles)
+        "learning_rate": (lr > 0, "above 0"),
+        "min_learning_rate": (0 <= config.min_learning_rate <= lr, f"between 0 and learning_rate ({lr})"),
+        "warmup_steps": (0 <= config.warmup_steps <= config.steps, f"between 0 and steps ({config.steps})"),
+        "weight_decay": (config.weight_decay >= 0, "at least 0"),
+        "beta1": (0 <= config.beta1 < 1, "at least 0 and below 1"),
+        "beta2": (0 <= config.beta2 < 1, "at least 0 and below 1"),
+        "grad_clip": (config.grad_clip > 0, "above 0"),
+    }
+    for key, (ok, allowed_range) in allowed.items():
+        if not ok:
+            raise AuroraError(f"{config.path}: '{key}' must be {allowed_range}, got {getattr(config, key)!r}")
 
 
 def check_config(config: TrainConfig, world_size: int) -> dict:

@@ -130,6 +130,7 @@ def main(argv=None) -> int:
 
 def train(config: TrainConfig, rank: int, world: int, device: torch.device) -> int:
     manifest = check_config(config, world)  # before any work
+    resume = checkpoint.latest(config.output)  # so is a `latest` naming something outside the run
     from tqdm import tqdm
 
     from trainer.data import StageData
@@ -152,7 +153,6 @@ def train(config: TrainConfig, rank: int, world: int, device: torch.device) -> i
     data = data or build()
 
     # Model, optimizer, schedule; resumed from the latest checkpoint when there is one.
-    resume = checkpoint.latest(config.output)
     model = load_model(os.path.join(resume, "model") if resume else config.init, config, device, world)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
