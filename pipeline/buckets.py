@@ -11,13 +11,17 @@ import itertools
 import orjson
 
 from filters.perplexity import CUTOFF_PERCENTILES, PerplexityModel, bucket_cutoffs
+from pipeline.atomic import write_atomic
+from pipeline.errors import AuroraError
 from pipeline.readers import iter_records, parse_record
 
 CUTOFFS_FILE = "perplexity_cutoffs.json"
 
 
-def _documents(path: str):
-    for fallback_id, record, reason, _ in iter_records(path):
+def _documents(path: str, max_document_bytes: int):
+    """The documents the run's reader would pass on (bad records and broken files are skipped here;
+    the run itself counts them)."""
+    for fallback_id, record, reason, _ in iter_records(path, max_document_bytes):
         if reason is None:
             doc, reason = parse_record(record, fallback_id)
             if reason is None:
@@ -28,8 +32,8 @@ def _passes(doc, filters) -> bool:
     return all(f.filter(doc) is True for f in filters)
 
 
-def sample_documents(inputs: list[tuple[str, str]], filters, count: int) -> list[str]:
-    streams = [_documents(path) for _, path in inputs]
+def sample_documents(inputs: list[tuple[str, str]], filters, count: int, max_document_bytes: int) -> list[str]:
+    streams = [_documents(path, max_document_bytes) for _, path in inputs]
     sample = []
     for doc in itertools.chain.from_iterable(itertools.zip_longest(*streams)):
         if doc is not None and _passes(doc, filters):
@@ -39,21 +43,17 @@ def sample_documents(inputs: list[tuple[str, str]], filters, count: int) -> list
     return sample
 
 
-def ensure_cutoffs(folder, inputs, filters, model: PerplexityModel, count: int) -> str:
+def ensure_cutoffs(folder, inputs, filters, model: PerplexityModel, count: int, max_document_bytes: int) -> str:
     """Write the cut-offs file unless the run folder already has it; returns its name."""
     if folder.exists(CUTOFFS_FILE):
         return CUTOFFS_FILE
-    sample = sample_documents(inputs, filters, count)
+    sample = sample_documents(inputs, filters, count, max_document_bytes)
     if len(sample) < 10:
-        from pipeline.errors import AuroraError
-
         raise AuroraError(f"only {len(sample)} documents pass the filters before perplexity: too few for buckets")
     record = {
         "cutoffs": bucket_cutoffs(model.perplexities(sample)),
         "percentiles": list(CUTOFF_PERCENTILES),
         "sample_documents": len(sample),
     }
-    with folder.open(CUTOFFS_FILE + ".tmp", "wb") as f:
-        f.write(orjson.dumps(record, option=orjson.OPT_INDENT_2))
-    folder.mv(CUTOFFS_FILE + ".tmp", CUTOFFS_FILE)
+    write_atomic(folder, CUTOFFS_FILE, orjson.dumps(record, option=orjson.OPT_INDENT_2))
     return CUTOFFS_FILE

@@ -31,7 +31,8 @@ def _curate(args) -> int:
     from pipeline.recipe import load_recipe
 
     recipe = load_recipe(args.recipe)
-    manifest = curate(recipe, inputs=args.input, output=args.output, executor=args.executor, workers=args.workers)
+    manifest = curate(recipe, inputs=args.input, output=args.output, executor=args.executor, workers=args.workers,
+                      verbose=args.verbose)
     print(format_manifest(manifest))
     print(f"shards and manifest: {recipe.output}/manifest.json")
     return 0
@@ -42,7 +43,8 @@ def _mix(args) -> int:
     from pipeline.mix import load_stage_recipe, mix
 
     recipe = load_stage_recipe(args.recipe)
-    plan, manifest = mix(recipe, dry_run=args.dry_run, output=args.output, executor=args.executor, workers=args.workers)
+    plan, manifest = mix(recipe, dry_run=args.dry_run, output=args.output, executor=args.executor, workers=args.workers,
+                         verbose=args.verbose)
     print(plan)
     if manifest is not None:
         print()
@@ -110,6 +112,7 @@ def _run_options(command, workers_help: str) -> None:
     command.add_argument("--output", help="output folder (local or s3://), replacing the recipe's")
     command.add_argument("--executor", choices=["local", "ray"], default="local")
     command.add_argument("--workers", type=int, default=1, help=workers_help)
+    command.add_argument("--verbose", action="store_true", help="datatrove's task logs on the console too (always in logs/)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -130,7 +133,8 @@ def parser() -> argparse.ArgumentParser:
 
     curate = sub.add_parser("curate", help="run a curation recipe: read, filter, tokenize, write shards and manifest")
     curate.add_argument("recipe")
-    curate.add_argument("--input", nargs="+", metavar="GLOB", help="input files (local or s3://), replacing the recipe's sources")
+    curate.add_argument("--input", nargs="+", action="extend", metavar="GLOB",
+                        help="input files (local or s3://), replacing the recipe's sources; may be repeated")
     _run_options(curate, workers_help="tasks run at once")
     curate.set_defaults(func=_curate)
 
@@ -166,6 +170,15 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _storage_errors() -> tuple:
+    """Errors of the environment rather than of aurora: a full disk, a permission, an unreachable bucket."""
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:
+        return (OSError,)
+    return (OSError, BotoCoreError, ClientError)
+
+
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
@@ -173,7 +186,26 @@ def main(argv=None) -> int:
     except AuroraError as e:
         print(f"aurora: error: {e}", file=sys.stderr)
         return 2
+    except _storage_errors() as e:
+        print(f"aurora: error: {type(e).__name__}: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+
+
+def run() -> None:
+    """The `aurora` command: `main`, then an immediate exit with its status. Native libraries'
+    threads (pyarrow's) may still be releasing memory at interpreter shutdown, and their static
+    destructors then abort the process (exit 134) after the work succeeded; everything aurora
+    writes is closed and renamed by now, so skipping that teardown loses nothing."""
+    code = main()
+    if "ray" in sys.modules:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

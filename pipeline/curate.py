@@ -5,6 +5,11 @@ and the manifest are the same whatever the executor or the number of workers. Wi
 stages between (one task per LSH band, then one for clusters) depend only on the files the
 filter stage wrote. Stages run in order, each with its own logs; a task that is killed is
 simply run again (datatrove skips the completed ones), overwriting its own outputs.
+
+`run.json` pins a run folder to its recipe and to its inputs (path, size, modification time or
+ETag), so a rerun resumes only the same work: an input changed in place is refused, not reused.
+One run at a time writes to a folder (`pipeline.lock`); a failed task stops the run with one line
+naming it and its log, and a rerun resumes (`pipeline.executors`).
 """
 
 import os
@@ -16,13 +21,16 @@ from datatrove.io import get_datafolder
 from filters.code import CodeLanguageFilter, CodeQualityFilter
 from filters.dedup import DedupDocsReader, DedupFilter, DedupSignatures
 from filters.heuristics import FILTERS, GROUPS
-from filters.language_id import LanguageFilter
+from filters.language_id import LanguageFilter, load_language_model
 from filters.perplexity import PerplexityFilter, PerplexityModel
 from filters.pii import PIIRedactor
 from manifests.manifest import build_pool_manifest, write_manifest
+from pipeline.atomic import write_atomic
 from pipeline.buckets import ensure_cutoffs
 from pipeline.dedup import BucketStage, ClusterStage
 from pipeline.errors import AuroraError
+from pipeline.executors import make_executor, run_stage
+from pipeline.lock import output_lock
 from pipeline.readers import RawDocumentReader, input_format
 from pipeline.recipe import Recipe, Source
 from pipeline.tokenize import MegatronShardWriter, load_tokenizer
@@ -58,7 +66,8 @@ def absolute(path: str) -> str:
 
 def filter_steps(recipe: Recipe, inputs, folder) -> list:
     """Read, then every filter of the recipe, in order."""
-    steps = [RawDocumentReader([(source, absolute(path)) for source, path in inputs], folder, recipe.language)]
+    steps = [RawDocumentReader([(source, absolute(path)) for source, path in inputs], folder, recipe.language,
+                               recipe.max_document_bytes)]
     if recipe.language == "code":
         steps += [CodeLanguageFilter(folder, recipe.code_languages), CodeQualityFilter(folder, recipe.heuristics)]
         if recipe.redact_pii:
@@ -101,7 +110,8 @@ def _perplexity_step(recipe: Recipe, inputs, folder, filters) -> PerplexityFilte
     model = PerplexityModel(absolute(settings["sp_model"]), absolute(settings["kenlm_model"]), settings["strip_accents"])
     if settings["mode"] == "max":
         return PerplexityFilter(folder, model, max_perplexity=settings["max_perplexity"])
-    cutoffs = ensure_cutoffs(folder, [(s, absolute(p)) for s, p in inputs], filters, model, settings["sample_documents"])
+    cutoffs = ensure_cutoffs(folder, [(s, absolute(p)) for s, p in inputs], filters, model, settings["sample_documents"],
+                             recipe.max_document_bytes)
     return PerplexityFilter(folder, model, cutoffs_path=cutoffs, keep=settings["keep"])
 
 
@@ -115,42 +125,44 @@ def _check_assets(recipe: Recipe) -> None:
     tokenizer = load_tokenizer(recipe.tokenizer)
     if tokenizer.token_to_id(recipe.eod_token) is None:
         raise AuroraError(f"tokenizer {recipe.tokenizer} has no token {recipe.eod_token!r} for end of document")
+    if recipe.lid_model is not None:  # a model without the recipe's label would remove every document
+        load_language_model(recipe.lid_model, recipe.language)
+
+
+def input_identity(source: str, path: str) -> dict:
+    """What tells a changed input apart: its size and modification time (its ETag on object storage)."""
+    fs, plain = fsspec.core.url_to_fs(path)
+    info = fs.info(plain)
+    changed = info.get("ETag") or info.get("mtime") or info.get("LastModified") or info.get("created")
+    return {"source": source, "path": path, "size": info.get("size"), "modified": str(changed)}
 
 
 def claim_output(folder, run: dict) -> None:
     """Refuse to mix two different runs in one folder; a rerun of the same run resumes."""
     if folder.exists(RUN_FILE):
         with folder.open(RUN_FILE, "rb") as f:
-            if orjson.loads(f.read()) != run:
-                raise AuroraError(
-                    f"{folder.path} holds a run of another recipe or other inputs; use a new --output or delete it"
-                )
-        return
-    with folder.open(RUN_FILE, "wb") as f:
-        f.write(orjson.dumps(run, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2))
-
-
-def make_executor(kind: str, pipeline, tasks: int, workers: int, logging_dir: str):
-    if kind == "local":
-        from datatrove.executor import LocalPipelineExecutor
-
-        return LocalPipelineExecutor(pipeline, tasks=tasks, workers=workers, logging_dir=logging_dir)
-    if kind == "ray":
-        import ray
-        from datatrove.executor import RayPipelineExecutor
-
-        if not ray.is_initialized():
-            # RAY_ADDRESS set: join that cluster; otherwise start a local one with `workers` CPUs.
-            if os.environ.get("RAY_ADDRESS"):
-                ray.init(log_to_driver=False)
-            else:
-                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
-        return RayPipelineExecutor(pipeline, tasks=tasks, workers=workers, logging_dir=logging_dir, cpus_per_task=1)
-    raise AuroraError(f"unknown executor '{kind}' (expected local or ray)")
+            try:
+                previous = orjson.loads(f.read())
+            except orjson.JSONDecodeError:
+                previous = {}
+        if previous == run:
+            return
+        where = f"{folder.path} holds a run of"
+        if previous.get("recipe_sha256") != run["recipe_sha256"]:
+            raise AuroraError(f"{where} another recipe; use a new --output or delete it")
+        before = {i["path"]: i for i in previous.get("inputs", []) if isinstance(i, dict)}
+        for now in run.get("inputs", []):
+            was = before.get(now["path"])
+            if was is not None and was != now:
+                raise AuroraError(f"input {now['path']} changed since {folder.path} was started (size {was.get('size')} "
+                                  f"-> {now['size']}, modified {was.get('modified')} -> {now['modified']}); "
+                                  "use a new --output or delete it")
+        raise AuroraError(f"{where} other inputs or pools; use a new --output or delete it")
+    write_atomic(folder, RUN_FILE, orjson.dumps(run, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2))
 
 
 def curate(recipe: Recipe, inputs: list[str] | None = None, output: str | None = None,
-           executor: str = "local", workers: int = 1) -> dict:
+           executor: str = "local", workers: int = 1, verbose: bool = False) -> dict:
     if inputs:
         recipe.sources = [Source("input", list(inputs))]
     if output:
@@ -160,11 +172,11 @@ def curate(recipe: Recipe, inputs: list[str] | None = None, output: str | None =
     _check_assets(recipe)
     files = resolve_inputs(recipe.sources)
     folder = get_datafolder(absolute(recipe.output))
-    claim_output(folder, {"recipe_sha256": recipe.sha256, "inputs": [{"source": s, "path": p} for s, p in files]})
-
-    for stage, pipeline, tasks in stages(recipe, files, folder):
-        logging_dir = os.path.join(absolute(recipe.output), "logs", stage)
-        make_executor(executor, pipeline, tasks, min(workers, tasks), logging_dir).run()
-    manifest = build_pool_manifest(folder, recipe, files)
-    write_manifest(folder, manifest)
+    with output_lock(absolute(recipe.output)):
+        claim_output(folder, {"recipe_sha256": recipe.sha256, "inputs": [input_identity(s, p) for s, p in files]})
+        for stage, pipeline, tasks in stages(recipe, files, folder):
+            logging_dir = os.path.join(absolute(recipe.output), "logs", stage)
+            run_stage(make_executor(executor, pipeline, tasks, min(workers, tasks), logging_dir, verbose), stage, logging_dir, verbose)
+        manifest = build_pool_manifest(folder, recipe, files)
+        write_manifest(folder, manifest)
     return manifest

@@ -6,14 +6,13 @@ files (deterministic, whatever ran the tasks), and a rerun task simply overwrite
 
 import orjson
 
+from pipeline.atomic import write_atomic
+
 TASKS_DIR = "tasks"
 
 
 def write_task_record(folder, rank: int, step: str, record: dict) -> None:
-    path = f"{TASKS_DIR}/{rank:05d}/{step}.json"
-    with folder.open(path + ".tmp", "wb") as f:
-        f.write(orjson.dumps(record, option=orjson.OPT_SORT_KEYS))
-    folder.mv(path + ".tmp", path)
+    write_atomic(folder, f"{TASKS_DIR}/{rank:05d}/{step}.json", orjson.dumps(record, option=orjson.OPT_SORT_KEYS))
 
 
 def read_task_records(folder, rank: int) -> dict[str, dict]:

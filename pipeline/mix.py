@@ -19,6 +19,7 @@ component, pool shard and document index it came from.
 
 import hashlib
 import heapq
+import math
 import os
 import tempfile
 from array import array
@@ -36,7 +37,7 @@ from pipeline.errors import AuroraError
 from pipeline.instructions import render
 from pipeline.ledger import read_task_records, write_task_record
 from pipeline.readers import iter_records, raw_text
-from pipeline.recipe import read_yaml
+from pipeline.recipe import NAME, read_yaml
 from pipeline.rejects import RejectWriter
 from pipeline.shards import ShardWriter, decode_index, token_dtype
 from pipeline.tokenize import encode_documents, load_tokenizer
@@ -93,6 +94,8 @@ def load_stage_recipe(path: str) -> StageRecipe:
     for key in ("name", "output", "tokenizer"):
         if not isinstance(data.get(key), str) or not data[key]:
             raise _error(path, f"'{key}' must be a non-empty string")
+    if not NAME.fullmatch(data["name"]):
+        raise _error(path, f"'name' must be a file name of letters, digits, '.', '_' and '-', got {data['name']!r}")
     if isinstance(data.get("seed"), bool) or not isinstance(data.get("seed"), int):
         raise _error(path, "'seed' must be an integer")
     components = data.get("components")
@@ -117,6 +120,8 @@ def load_stage_recipe(path: str) -> StageRecipe:
             raise _error(path, f"{where} must be a mapping of {', '.join(sorted(keys))}")
         if not isinstance(item.get("name"), str) or item["name"] in names:
             raise _error(path, f"{where} needs a unique string 'name'")
+        if not NAME.fullmatch(item["name"]):  # it names the component's shards and its pool folder
+            raise _error(path, f"{where}: 'name' must be a file name of letters, digits, '.', '_' and '-'")
         names.add(item["name"])
         if ("pool" in item) == ("instructions" in item):
             raise _error(path, f"component '{item['name']}' needs exactly one of 'pool' or 'instructions'")
@@ -124,7 +129,7 @@ def load_stage_recipe(path: str) -> StageRecipe:
         if isinstance(tokens, bool) or not (isinstance(tokens, int) and tokens >= 1 or isinstance(tokens, float) and 0 < tokens <= 1):
             raise _error(path, f"component '{item['name']}': 'tokens' must be a share (0 < x <= 1) or a token count")
         epochs = item.get("max_epochs")
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, float)) or epochs <= 0:
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, float)) or not 0 < epochs < math.inf:
             raise _error(path, f"component '{item['name']}': 'max_epochs' must be a positive number")
         instructions = item.get("instructions", [])
         instructions = [instructions] if isinstance(instructions, str) else instructions
@@ -486,9 +491,12 @@ def stage_manifest(recipe: StageRecipe, pools: list[Pool], plans: list[Plan], fo
 
 
 def mix(recipe: StageRecipe, dry_run: bool = False, output: str | None = None, executor: str = "local",
-        workers: int = 1) -> tuple[str, dict | None]:
+        workers: int = 1, verbose: bool = False) -> tuple[str, dict | None]:
     """Plan the stage; unless a dry run, write it. Returns (the plan as text, the stage manifest)."""
-    from pipeline.curate import absolute, claim_output, make_executor
+    from pipeline.curate import absolute, claim_output, input_identity, resolve_inputs
+    from pipeline.executors import make_executor, run_stage
+    from pipeline.lock import output_lock
+    from pipeline.recipe import Source
 
     if output:
         recipe.output = output
@@ -503,15 +511,20 @@ def mix(recipe: StageRecipe, dry_run: bool = False, output: str | None = None, e
     if dry_run:
         return text, None
     folder = get_datafolder(absolute(recipe.output))
-    claim_output(folder, {"recipe_sha256": recipe.sha256, "pools": {n: p.manifest_sha256 for n, p in curated.items()}})
-    sources = os.path.join(absolute(recipe.output), SOURCES_DIR)
-    pools = [curated.get(c.name) or open_pool(c, recipe, sources) for c in recipe.components]
-    dtype = token_dtype(tokenizer.get_vocab_size())
-    logging_dir = os.path.join(absolute(recipe.output), "logs", "mix")
-    make_executor(executor, [MixPart(folder, recipe, pools, plans, dtype)], recipe.parts,
-                  min(workers, recipe.parts), logging_dir).run()
-    manifest = stage_manifest(recipe, pools, plans, folder)
-    if recipe.validation_documents:
-        manifest["validation"] = [write_validation(folder, pool, plan, recipe.seed, dtype) for pool, plan in zip(pools, plans)]
-    write_manifest(folder, manifest)
+    instruction_files = resolve_inputs([Source(c.name, c.instructions) for c in recipe.components if c.instructions])
+    run = {"recipe_sha256": recipe.sha256, "pools": {n: p.manifest_sha256 for n, p in curated.items()},
+           "inputs": [input_identity(source, path) for source, path in instruction_files]}
+    with output_lock(absolute(recipe.output)):
+        claim_output(folder, run)
+        sources = os.path.join(absolute(recipe.output), SOURCES_DIR)
+        pools = [curated.get(c.name) or open_pool(c, recipe, sources) for c in recipe.components]
+        dtype = token_dtype(tokenizer.get_vocab_size())
+        logging_dir = os.path.join(absolute(recipe.output), "logs", "mix")
+        run_stage(make_executor(executor, [MixPart(folder, recipe, pools, plans, dtype)], recipe.parts,
+                                min(workers, recipe.parts), logging_dir, verbose), "mix", logging_dir, verbose)
+        manifest = stage_manifest(recipe, pools, plans, folder)
+        if recipe.validation_documents:
+            manifest["validation"] = [write_validation(folder, pool, plan, recipe.seed, dtype)
+                                      for pool, plan in zip(pools, plans)]
+        write_manifest(folder, manifest)
     return text, manifest

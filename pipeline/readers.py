@@ -3,14 +3,28 @@
 Unlike datatrove's readers, which log and skip a line they cannot parse, this reader sends
 every bad record to rejects with its reason, so `read = kept + removed + malformed` holds.
 A record is one non-blank line of a JSONL file or one row of a parquet file.
+
+Hostile input is bounded and never fatal: a record larger than `max_document_bytes` is skipped
+without being held in memory (removed as `read.max_document_bytes`); a file that breaks part
+way (truncated gzip, corrupt zstd or parquet) ends with one `unreadable_file` record; a row with
+invalid UTF-8 is one `invalid_utf8` reject, not its whole parquet file. The record's other
+fields are kept, JSON-safe, under `metadata["fields"]`, apart from the fields the pipeline adds.
 """
 
+import base64
+import datetime
+import decimal
 import gzip
 import io
+import json
+import math
 import os
+import re
+import zlib
 
 import fsspec
 import orjson
+import pyarrow as pa
 import pyarrow.parquet as pq
 import zstandard
 from datatrove.data import Document
@@ -21,6 +35,13 @@ from pipeline.rejects import RejectWriter
 from pipeline.text import normalize
 
 FORMATS = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".parquet")
+MAX_DOCUMENT_BYTES = 8 << 20  # the recipe's `read.max_document_bytes` default
+TOO_LARGE = "read.max_document_bytes"
+_BOM = b"\xef\xbb\xbf"
+_LONG_NUMBER = re.compile(rb"\d{20,}")  # beyond 64 bits orjson reads an integer as a float
+_MAX_DEPTH = 64  # nesting of a record's fields (orjson writes at most 255 levels)
+_INT_RANGE = (-(1 << 63), (1 << 64) - 1)  # what orjson writes as a number
+_LINE_CHUNK = 1 << 20
 
 
 def input_format(path: str) -> str:
@@ -30,11 +51,41 @@ def input_format(path: str) -> str:
     raise ValueError(f"{path}: unsupported input format (expected one of {', '.join(FORMATS)})")
 
 
+class TooDeep(ValueError):
+    pass
+
+
+def json_safe(value, depth: int = 0):
+    """A field value as JSON can carry it exactly: integers beyond 64 bits and decimals as their
+    digits, bytes as `base64:...`, dates in ISO 8601, non-finite floats as their names."""
+    if depth > _MAX_DEPTH:
+        raise TooDeep
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, int):
+        return value if _INT_RANGE[0] <= value <= _INT_RANGE[1] else str(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, dict):
+        return {str(k): json_safe(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v, depth + 1) for v in value]
+    if isinstance(value, (bytes, bytearray)):
+        return "base64:" + base64.b64encode(value).decode()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    return str(value)  # e.g. a timedelta: its text, not a crash
+
+
 def parse_record(record, fallback_id: str, keep_text: bool = False):
     """A parsed record -> (Document, None) or (None, reason).
 
     Natural-language text is normalized (`pipeline.text.normalize`); with `keep_text` (code,
-    where whitespace is meaning) the text is kept exactly as it came."""
+    where whitespace is meaning) the text is kept exactly as it came. The id is the record's
+    `id` when it is a non-empty string or an integer; otherwise the record's place
+    (`file:line`), and an `id` of another type stays among the fields."""
     if not isinstance(record, dict):
         return None, "not_an_object"
     if "text" not in record or record["text"] is None:
@@ -45,59 +96,165 @@ def parse_record(record, fallback_id: str, keep_text: bool = False):
     if not text.strip():
         return None, "empty_text"
     doc_id = record.get("id")
-    doc_id = str(doc_id) if isinstance(doc_id, (str, int)) and doc_id != "" else fallback_id
-    metadata = {k: v for k, v in record.items() if k not in ("text", "id")}
-    return Document(text=text if keep_text else normalize(text), id=doc_id, metadata=metadata), None
+    usable_id = (isinstance(doc_id, str) and doc_id != "") or (isinstance(doc_id, int) and not isinstance(doc_id, bool))
+    try:
+        fields = {k: json_safe(v) for k, v in record.items() if k != "text" and not (k == "id" and (usable_id or v is None))}
+    except (TooDeep, RecursionError):
+        return None, "nested_too_deep"
+    metadata = {"fields": fields}
+    return Document(text=text if keep_text else normalize(text), id=str(doc_id) if usable_id else fallback_id,
+                    metadata=metadata), None
 
 
-def _jsonl_records(f, path: str):
+def _loads(line: bytes):
+    record = orjson.loads(line)
+    if _LONG_NUMBER.search(line):
+        try:  # exact integers of any size (the line is valid JSON, so both parsers agree on the rest)
+            record = json.loads(line)
+        except (RecursionError, ValueError):
+            pass
+    return record
+
+
+def _lines(f, limit: int):
+    """(line number, line bytes or None when longer than `limit`, its size) for every line."""
+    line_no = 0
+    while True:
+        line = f.readline(limit + 1)
+        if not line:
+            return
+        line_no += 1
+        size = len(line)
+        if size > limit and not line.endswith(b"\n"):
+            while not line.endswith(b"\n"):  # skip the rest of the line without keeping it
+                line = f.readline(_LINE_CHUNK)
+                if not line:
+                    break
+                size += len(line)
+            line = None
+        yield line_no, line, size
+
+
+class _ZstdStream(io.RawIOBase):
+    """The decompressed bytes of a stream of zstd frames. python-zstandard's own stream reader ends
+    quietly when its input stops inside a frame, so a truncated file would lose its tail without a
+    word; here that is an error. Input goes in small chunks, which bounds what one chunk of a
+    decompression bomb can expand to."""
+
+    def __init__(self, raw):
+        self._raw, self._pending, self._in_frame = raw, b"", False
+        self._frame = zstandard.ZstdDecompressor().decompressobj()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._pending:
+            chunk = self._raw.read(1 << 13)
+            if not chunk:
+                if self._in_frame:
+                    raise EOFError("zstd stream ends inside a frame (truncated file)")
+                return 0
+            self._pending = self._decompress(chunk)
+        n = min(len(buffer), len(self._pending))
+        buffer[:n], self._pending = self._pending[:n], self._pending[n:]
+        return n
+
+    def _decompress(self, chunk: bytes) -> bytes:
+        out = []
+        while chunk:
+            self._in_frame = True
+            out.append(self._frame.decompress(chunk))
+            chunk = b""
+            if self._frame.eof:  # the frame is complete; what follows starts the next one
+                chunk, self._in_frame = self._frame.unused_data, False
+                self._frame = zstandard.ZstdDecompressor().decompressobj()
+        return b"".join(out)
+
+
+def _jsonl_records(f, path: str, limit: int):
     """Yield (fallback_id, parsed record or None, reason or None, raw) for each non-blank line."""
-    for line_no, raw in enumerate(f, start=1):
+    for line_no, raw, size in _lines(f, limit):
+        fallback_id = f"{path}:{line_no}"
+        if raw is None:
+            yield fallback_id, None, TOO_LARGE, f"a record of {size:,} bytes"
+            continue
+        if raw.startswith(_BOM):  # a byte-order mark, from editors that write one
+            raw = raw[len(_BOM):]
         if not raw.strip():
             continue
-        fallback_id = f"{path}:{line_no}"
         try:
-            line = raw.decode("utf-8")
+            raw.decode("utf-8")
         except UnicodeDecodeError:
             yield fallback_id, None, "invalid_utf8", raw
             continue
         try:
-            yield fallback_id, orjson.loads(line), None, raw
+            yield fallback_id, _loads(raw), None, raw
         except orjson.JSONDecodeError:
             yield fallback_id, None, "broken_json", raw
 
 
-def _parquet_records(f, path: str):
+def _as_bytes(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """The batch with its text columns as bytes, which decode one value at a time."""
+    columns = [c.view(pa.binary()) if pa.types.is_string(c.type) else
+               c.view(pa.large_binary()) if pa.types.is_large_string(c.type) else c for c in batch.columns]
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
+
+
+def _decoded(record: dict):
+    try:
+        return {k: v.decode("utf-8") if isinstance(v, bytes) else v for k, v in record.items()}, None
+    except UnicodeDecodeError:
+        return None, "invalid_utf8"
+
+
+def _parquet_records(f, path: str, limit: int):
     row = 0
     for batch in pq.ParquetFile(f).iter_batches(batch_size=1024):
-        for record in batch.to_pylist():
+        try:
+            rows = [(record, None) for record in batch.to_pylist()]
+        except UnicodeDecodeError:  # one bad value: find it row by row
+            rows = [_decoded(record) for record in _as_bytes(batch).to_pylist()]
+        for i, (record, reason) in enumerate(rows):
             row += 1
-            yield f"{path}:{row}", record, None, None
+            fallback_id = f"{path}:{row}"
+            text = record.get("text") if reason is None else None
+            if reason is not None:
+                yield fallback_id, None, reason, _as_bytes(batch.slice(i, 1)).to_pylist()[0]
+            elif isinstance(text, str) and len(text) > limit // 4 and len(text.encode()) > limit:
+                yield fallback_id, None, TOO_LARGE, f"a text of {len(text.encode()):,} bytes"
+            else:
+                yield fallback_id, record, None, None
 
 
-def iter_records(path: str):
-    """Yield (fallback_id, record, reason, raw) for every record of one file."""
+def iter_records(path: str, max_document_bytes: int = MAX_DOCUMENT_BYTES):
+    """Yield (fallback_id, record, reason, raw) for every record of one file. A file that breaks
+    part way ends with one `unreadable_file` record whose raw is the error: what was read before
+    stays counted, and the caller goes on with its next file."""
     fmt = input_format(path)
-    if fmt == ".parquet":
-        with fsspec.open(path, "rb") as f:
-            yield from _parquet_records(f, path)
-    else:
+    try:
         with fsspec.open(path, "rb") as raw:
+            if fmt == ".parquet":
+                yield from _parquet_records(raw, path, max_document_bytes)
+                return
             if fmt == ".jsonl.gz":
                 f = gzip.GzipFile(fileobj=raw)
             elif fmt == ".jsonl.zst":
-                # zstandard's reader has no readline; buffering gives line iteration.
-                f = io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True))
+                f = io.BufferedReader(_ZstdStream(raw))
             else:
-                f = raw
-            yield from _jsonl_records(f, path)
+                f = io.BufferedReader(raw) if not hasattr(raw, "peek") else raw  # readline(limit) on any backend
+            yield from _jsonl_records(f, path, max_document_bytes)
+    except (OSError, EOFError, ValueError, zlib.error, zstandard.ZstdError, pa.ArrowException) as e:
+        yield f"{path}:unreadable", None, "unreadable_file", f"{type(e).__name__}: {e}"
 
 
 def raw_text(raw) -> str:
-    """A rejected record as text: the line as read, or the parsed record as JSON."""
+    """A rejected record as text: the line as read, the error that ended a file, or the parsed record as JSON."""
     if isinstance(raw, bytes):
         return raw.rstrip(b"\r\n").decode("utf-8", errors="backslashreplace")
-    return orjson.dumps(raw, default=str).decode()
+    if isinstance(raw, str):
+        return raw
+    return orjson.dumps(json_safe(raw)).decode()
 
 
 class RawDocumentReader(PipelineStep):
@@ -106,33 +263,27 @@ class RawDocumentReader(PipelineStep):
     name = "📖 Raw reader"
     type = "📖 - READER"
 
-    def __init__(self, inputs: list[tuple[str, str]], output_folder, language: str):
+    def __init__(self, inputs: list[tuple[str, str]], output_folder, language: str,
+                 max_document_bytes: int = MAX_DOCUMENT_BYTES):
         super().__init__()
         self.inputs, self.output_folder, self.language = inputs, output_folder, language
+        self.max_document_bytes = max_document_bytes
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         read = 0
-        with RejectWriter(self.output_folder, "malformed") as rejects:
+        with RejectWriter(self.output_folder, "malformed") as rejects, RejectWriter(self.output_folder, "read") as large:
             for source, path in self.inputs[rank::world_size]:
-                try:
-                    for fallback_id, record, reason, raw in iter_records(path):
-                        read += 1
-                        if reason is None:
-                            doc, reason = parse_record(record, fallback_id, keep_text=self.language == "code")
-                        if reason is not None:
-                            self.stat_update(f"malformed_{reason}")
-                            rejects.write_record(
-                                {"id": fallback_id, "reason": reason, "raw": raw_text(raw if raw is not None else record)},
-                                rank,
-                            )
-                            continue
-                        doc.metadata.update(source=source, language=self.language, file=os.path.basename(path))
-                        self.stat_update("documents")
-                        yield doc
-                except (OSError, EOFError, ValueError, zstandard.ZstdError) as e:
-                    # A corrupt or truncated file: what was read stays counted; the rest of the file
-                    # is one reject naming the error, so the run finishes and the loss is visible.
+                for fallback_id, record, reason, raw in iter_records(path, self.max_document_bytes):
                     read += 1
-                    error = f"{type(e).__name__}: {e}"
-                    rejects.write_record({"id": f"{path}:unreadable", "reason": "unreadable_file", "raw": error}, rank)
-        write_task_record(self.output_folder, rank, "read", {"read": read, "malformed": dict(rejects.counts)})
+                    if reason is None:
+                        doc, reason = parse_record(record, fallback_id, keep_text=self.language == "code")
+                    if reason is not None:
+                        self.stat_update(f"malformed_{reason}")
+                        writer = large if reason == TOO_LARGE else rejects
+                        writer.write_record({"id": fallback_id, "reason": reason, "raw": raw_text(raw if raw is not None else record)}, rank)
+                        continue
+                    doc.metadata.update(source=source, language=self.language, file=os.path.basename(path))
+                    self.stat_update("documents")
+                    yield doc
+        write_task_record(self.output_folder, rank, "read",
+                          {"read": read, "malformed": dict(rejects.counts), "removed": dict(large.counts)})

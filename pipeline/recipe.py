@@ -5,6 +5,7 @@ Relative paths are taken from the current directory (the project root for `make`
 """
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 
 import yaml
@@ -14,6 +15,8 @@ from pipeline.errors import AuroraError
 TEXT_LANGUAGES = ("en", "fi", "hi", "ja", "vi")
 LANGUAGES = TEXT_LANGUAGES + ("code",)
 EOD_TOKEN = "<|endoftext|>"
+# A recipe's name prefixes its shard files, so it is a plain file name.
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 @dataclass
@@ -41,6 +44,7 @@ class Recipe:
     eod_token: str = EOD_TOKEN
     max_shard_tokens: int = 1 << 27
     batch_size: int = 1000
+    max_document_bytes: int = 8 << 20  # larger records are removed unread (pipeline.readers)
 
 
 def _section(data: dict, key: str, allowed: set, where: str, required: bool = True) -> dict:
@@ -58,21 +62,30 @@ def _section(data: dict, key: str, allowed: set, where: str, required: bool = Tr
 
 
 def _number(value, key: str, where: str) -> float:
+    from math import isfinite
+
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise AuroraError(f"{where}: '{key}' must be a number, got {value!r}")
+    if not isfinite(value):  # YAML's .nan would switch a rule off silently (every comparison is false)
+        raise AuroraError(f"{where}: '{key}' must be a finite number, got {value!r}")
     return value
 
 
 def _heuristics(heuristics, language: str, path: str) -> dict:
-    """Text recipes: {group: {rule: threshold}}; the code recipe: {rule: threshold}."""
+    """Text recipes: {group: {rule: threshold}}; the code recipe: {rule: threshold}. Each threshold
+    is checked against its rule's range: `filters.heuristics.RULES` for text; for code, every rule
+    is a size, a count or a fraction, so at least 0 and fractions at most 1."""
+    from math import inf
+
     if not isinstance(heuristics, dict):
         raise AuroraError(f"{path}: 'heuristics' must be a mapping")
     if language == "code":
         from filters.code import CodeQualityFilter
 
-        groups = {None: (heuristics, list(CodeQualityFilter.DEFAULTS))}
+        ranges = {rule: (0, 1 if rule.endswith("_fraction") else inf, float) for rule in CodeQualityFilter.DEFAULTS}
+        groups = {None: (heuristics, ranges)}
     else:
-        from filters.heuristics import GROUPS, rule_names
+        from filters.heuristics import GROUPS, RULES, rule_names
 
         unknown = sorted(set(heuristics) - set(GROUPS))
         if unknown:
@@ -81,14 +94,20 @@ def _heuristics(heuristics, language: str, path: str) -> dict:
         for group, rules in heuristics.items():
             if not isinstance(rules, dict):
                 raise AuroraError(f"{path}: 'heuristics.{group}' must be a mapping of rule to threshold")
-            groups[group] = (rules, rule_names(group, language))
-    for group, (rules, allowed) in groups.items():
+            groups[group] = (rules, {rule: RULES[group][rule] for rule in rule_names(group, language)})
+    for group, (rules, ranges) in groups.items():
         prefix = f"heuristics.{group}." if group else "heuristics."
         for key, value in rules.items():
-            if key not in allowed:
-                raise AuroraError(f"{path}: unknown rule '{prefix}{key}' for {language} (allowed: {', '.join(allowed)})")
-            if value is not None:
-                _number(value, prefix + key, path)
+            if key not in ranges:
+                raise AuroraError(f"{path}: unknown rule '{prefix}{key}' for {language} (allowed: {', '.join(ranges)})")
+            if value is None:
+                continue
+            _number(value, prefix + key, path)
+            low, high, kind = ranges[key]
+            if (kind is int and not isinstance(value, int)) or not low <= value <= high:
+                what = "an integer" if kind is int else "a number"
+                span = f">= {low:g}" if high == inf else f"in [{low:g}, {high:g}]"
+                raise AuroraError(f"{path}: '{prefix}{key}' must be {what} {span}, got {value!r}")
     return heuristics
 
 
@@ -109,13 +128,16 @@ def read_yaml(path: str, what: str) -> tuple[bytes, dict]:
 
 def load_recipe(path: str) -> Recipe:
     raw, data = read_yaml(path, "recipe")
-    allowed = {"name", "language", "sources", "output", "assets", "langid", "heuristics", "perplexity", "dedup", "code", "tokenize"}
+    allowed = {"name", "language", "sources", "output", "assets", "read", "langid", "heuristics", "perplexity", "dedup", "code",
+               "tokenize"}
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise AuroraError(f"{path}: unknown key '{unknown[0]}' (allowed: {', '.join(sorted(allowed))})")
     for key in ("name", "language", "output"):
         if not isinstance(data.get(key), str) or not data[key]:
             raise AuroraError(f"{path}: '{key}' must be a non-empty string")
+    if not NAME.fullmatch(data["name"]):
+        raise AuroraError(f"{path}: 'name' must be a file name of letters, digits, '.', '_' and '-', got {data['name']!r}")
     language = data["language"]
     if language not in LANGUAGES:
         raise AuroraError(f"{path}: language '{language}' is not one of {', '.join(LANGUAGES)}")
@@ -151,6 +173,13 @@ def load_recipe(path: str) -> Recipe:
             if not isinstance(value, int) or value < 1:
                 raise AuroraError(f"{path}: 'tokenize.{key}' must be a positive integer")
             setattr(recipe, key, value)
+
+    read = _section(data, "read", {"max_document_bytes"}, path, required=False)
+    if "max_document_bytes" in read:
+        value = _number(read["max_document_bytes"], "read.max_document_bytes", path)
+        if not isinstance(value, int) or value < 1:
+            raise AuroraError(f"{path}: 'read.max_document_bytes' must be a positive integer")
+        recipe.max_document_bytes = value
 
     recipe.heuristics = _heuristics(data.get("heuristics") or {}, language, path)
 

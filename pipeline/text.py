@@ -9,7 +9,9 @@ do not). It is for natural-language text; code is never normalized.
 syllables for vi (its orthography writes one syllable per token), letter-and-mark runs for hi
 (matras and viramas are marks, so they stay inside their word), and a real morphological
 analyser for ja (fugashi with the UniDic-lite dictionary; see bench/heuristics.py for the
-choice against SudachiPy).
+choice against SudachiPy). MeCab's lattice grows with its input and fugashi crashes the process
+on a few megabytes, so Japanese is segmented in pieces of at most `SEGMENT_CHARS`, cut at line
+or sentence ends where there is one.
 """
 
 import importlib.util
@@ -25,6 +27,7 @@ _HAS_WORD_CHAR = regex.compile(r"[\p{L}\p{N}]")
 _HORIZONTAL_SPACE = regex.compile(r"[^\S\n]+")
 _SPACE_BEFORE_NEWLINE = regex.compile(r" *\n *")
 _BLANK_LINES = regex.compile(r"\n{3,}")
+SEGMENT_CHARS = 20_000
 
 
 def normalize(text: str) -> str:
@@ -42,10 +45,24 @@ def _japanese_tagger():
     return fugashi.Tagger()
 
 
+def pieces(text: str, size: int = SEGMENT_CHARS):
+    """`text` in consecutive pieces of at most `size` characters, each ending at its last line or
+    sentence end (。), or anywhere when it has none."""
+    start = 0
+    while start < len(text):
+        end = start + size
+        if end < len(text):
+            cut = max(text.rfind("\n", start, end), text.rfind("。", start, end))
+            end = cut + 1 if cut > start else end
+        yield text[start:end]
+        start = end
+
+
 def words(text: str, language: str) -> list[str]:
     """The words of `text` (punctuation and symbols excluded)."""
     if language == "ja":
-        return [w for w in (m.surface for m in _japanese_tagger()(text)) if _HAS_WORD_CHAR.search(w)]
+        tagger = _japanese_tagger()
+        return [w for piece in pieces(text) for w in (m.surface for m in tagger(piece)) if _HAS_WORD_CHAR.search(w)]
     return _WORD.findall(text)
 
 

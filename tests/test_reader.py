@@ -34,10 +34,10 @@ def _read(tmp_path, path):
 
 def _check(docs, record, rejects):
     assert [d.text for d in docs] == ["first document", "second, without id"]
-    assert docs[0].id == "a" and docs[0].metadata["url"] == "u1" and docs[0].metadata["source"] == "web"
+    assert docs[0].id == "a" and docs[0].metadata["fields"] == {"url": "u1"} and docs[0].metadata["source"] == "web"
     assert docs[1].id.endswith(":9")  # no id: file and line number
     expected = {"broken_json": 1, "invalid_utf8": 1, "missing_text": 1, "text_not_string": 1, "empty_text": 1, "not_an_object": 1}
-    assert record == {"read": 8, "malformed": expected}
+    assert record == {"read": 8, "malformed": expected, "removed": {}}
     assert rejects == expected
 
 
@@ -55,7 +55,7 @@ def test_parquet_rows(tmp_path):
     pq.write_table(table, tmp_path / "t.parquet")
     docs, record, rejects = _read(tmp_path, tmp_path / "t.parquet")
     assert [d.text for d in docs] == ["first document", "second"]
-    assert record == {"read": 3, "malformed": {"missing_text": 1}}
+    assert record == {"read": 3, "malformed": {"missing_text": 1}, "removed": {}}
 
 
 def test_reject_keeps_raw_line(tmp_path):
