@@ -61,6 +61,8 @@ report: $(STAMP)
 	$(BIN)/aurora manifest report $(wildcard out/demo/*/manifest.json) --output out/demo/report
 
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 clean:

@@ -26,10 +26,10 @@ sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 from datatrove.data import Document  # noqa: E402
 from datatrove.io import get_datafolder  # noqa: E402
 
+from core.text import words  # noqa: E402
 from filters.dedup import DedupSignatures, lsh_params  # noqa: E402
 from pipeline.dedup import BucketStage, ClusterStage  # noqa: E402
-from pipeline.sample import sample_sentences  # noqa: E402
-from pipeline.text import words  # noqa: E402
+from tooling.sample import sample_sentences  # noqa: E402
 
 NUM_PERM, THRESHOLD, TASKS = 128, 0.8, 4
 BANDS, ROWS = lsh_params(THRESHOLD, NUM_PERM)

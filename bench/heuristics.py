@@ -33,10 +33,10 @@ from datatrove.pipeline.filters import FineWebQualityFilter as DtFineWeb  # noqa
 from datatrove.pipeline.filters import GopherQualityFilter as DtGopherQuality  # noqa: E402
 from datatrove.pipeline.filters import GopherRepetitionFilter as DtGopherRepetition  # noqa: E402
 
+from core.text import normalize, words  # noqa: E402
 from filters.heuristics import FILTERS, GROUPS, analyze  # noqa: E402
-from pipeline.demo_data import language_parts  # noqa: E402
 from pipeline.recipe import TEXT_LANGUAGES  # noqa: E402
-from pipeline.text import normalize, words  # noqa: E402
+from tooling.demo_data import language_parts  # noqa: E402
 
 ROOT = sys.path[0]
 

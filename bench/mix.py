@@ -21,8 +21,9 @@ sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 import numpy as np  # noqa: E402
 from datatrove.io import get_datafolder  # noqa: E402
 
-from manifests.manifest import tokenizer_info, write_manifest  # noqa: E402
-from pipeline.shards import ShardWriter  # noqa: E402
+from core.shards import ShardWriter  # noqa: E402
+from core.tokenizer import tokenizer_info  # noqa: E402
+from manifests.manifest import write_manifest  # noqa: E402
 
 POOLS = ("en", "fi", "code")
 SHARD_TOKENS = 2_000_000
@@ -69,7 +70,7 @@ def build(documents: int, tokenizer: str, root: str) -> tuple[float, float, int]
         f.write(f"name: bench\nseed: 7\ntokens: {stage_tokens}\noutput: {root}/stage\ntokenizer: {tokenizer}\n"
                 f"parts: 2\nmax_shard_tokens: 2000000\ncomponents:\n{components}\n")
     script = (
-        "import sys\nfrom pipeline.cli import main\ncode = main(['mix', sys.argv[1], '--workers', '1'])\n"
+        "import sys\nfrom aurora.cli import main\ncode = main(['mix', sys.argv[1], '--workers', '1'])\n"
         "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')))\nsys.exit(code)\n"
     )
     start = time.perf_counter()

@@ -19,11 +19,11 @@ import tempfile
 sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 from filters.perplexity import PerplexityModel  # noqa: E402
-from pipeline.assets import build_kenlm, build_sentencepiece  # noqa: E402
-from pipeline.demo_data import JUNK_KINDS, clean_document, junk_document  # noqa: E402
-from pipeline.kenlm_build import ensure_kenlm_tools  # noqa: E402
 from pipeline.recipe import TEXT_LANGUAGES  # noqa: E402
-from pipeline.sample import sample_sentences  # noqa: E402
+from tooling.assets import build_kenlm, build_sentencepiece  # noqa: E402
+from tooling.demo_data import JUNK_KINDS, clean_document, junk_document  # noqa: E402
+from tooling.kenlm_build import ensure_kenlm_tools  # noqa: E402
+from tooling.sample import sample_sentences  # noqa: E402
 
 CORPUS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "corpus")
 # Copies of clean documents are dedup's to remove, not perplexity's; wrong_language is measured

@@ -28,10 +28,10 @@ from datatrove.io import get_datafolder  # noqa: E402
 from datatrove.pipeline.tokens.megatron_tokenizer import MegatronDocumentTokenizer  # noqa: E402
 from tokenizers import Tokenizer  # noqa: E402
 
-from pipeline.demo_data import clean_document  # noqa: E402
 from pipeline.recipe import EOD_TOKEN, TEXT_LANGUAGES  # noqa: E402
-from pipeline.sample import sample_sentences, stdlib_files  # noqa: E402
 from pipeline.tokenize import MegatronShardWriter  # noqa: E402
+from tooling.demo_data import clean_document  # noqa: E402
+from tooling.sample import sample_sentences, stdlib_files  # noqa: E402
 
 BATCH = 1000
 
@@ -104,7 +104,7 @@ def main() -> None:
             speeds[name].append(token_counts[name] / seconds)
             print(f"round {round_ + 1}  {name:<38} {token_counts[name]:>12,} tokens  {seconds:7.2f} s")
     results = {name: (token_counts[name], statistics.median(s)) for name, s in speeds.items()}
-    for name, (tokens, speed) in results.items():
+    for name, (_, speed) in results.items():
         print(f"median  {name:<38} {speed:>12,.0f} tokens/s")
     counts = {tokens for tokens, _ in results.values()}
     assert len(counts) == 1, f"the three paths disagree on the token count: {results}"

@@ -2,8 +2,8 @@
 
 from datatrove.pipeline.filters.base_filter import BaseFilter
 
-from pipeline.ledger import write_task_record
-from pipeline.rejects import RejectWriter
+from core.ledger import write_task_record
+from core.rejects import RejectWriter
 
 
 class RecordedFilter(BaseFilter):

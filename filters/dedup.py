@@ -24,8 +24,8 @@ from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
 from datatrove.utils.batching import batched
 
+from core.text import words
 from filters.base import RecordedFilter
-from pipeline.text import words
 
 DEDUP_DIR = "dedup"
 DOCS_SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("metadata", pa.string())])

@@ -11,7 +11,7 @@ Five groups, each a datatrove step that removes a document with the reason `<gro
 
 A rule is a recipe key `min_<metric>` or `max_<metric>`: the document is removed when the metric
 is below a min or above a max. `aurora calibrate` prints every metric's distribution on clean
-text. Words come from `pipeline.text.words`, so each language is segmented properly. `RULES`
+text. Words come from `core.text.words`, so each language is segmented properly. `RULES`
 declares each rule's valid range, which recipe loading checks.
 """
 
@@ -23,8 +23,8 @@ from math import inf
 import regex
 from datatrove.data import Document
 
+from core.text import count_stop_words, words
 from filters.base import RecordedFilter
-from pipeline.text import count_stop_words, words
 
 GROUPS = ("gopher_quality", "gopher_repetition", "fineweb", "web_ratios", "script")
 # Settings that shape a metric rather than bound it.
@@ -47,7 +47,7 @@ _SCRIPT = {lang: regex.compile(rf"(?=\p{{L}}){pattern}") for lang, pattern in SC
 # these characters. A 2-byte character (U+0080-U+01FF: ä, é, ă, đ, ơ, ư) becomes Â-Ç plus one of
 # them ("Ã¤"); a 3-byte one (Devanagari, Vietnamese tone letters, Japanese, "’") becomes à-ï plus
 # two ("à¤¹", "â€™"). Requiring the continuation characters keeps "ä”" in real text apart.
-_CONTINUATION = "\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013\u2014\u2018-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122"
+_CONTINUATION = "\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013\u2014\u2018-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122"  # noqa: E501
 _MOJIBAKE = regex.compile(f"[\u00c2-\u00c7][{_CONTINUATION}]|[\u00e0-\u00ef][{_CONTINUATION}]{{2}}|\ufffd")
 _SYMBOL_OR_DIGIT = regex.compile(r"[\p{S}\p{N}]|[#@%&*_^~|\\/<>\[\]{}=+$]")
 _NON_SPACE = regex.compile(r"\S")
@@ -167,7 +167,7 @@ def lexical_diversity(ws: list[str], window: int = LEXICAL_DIVERSITY_WINDOW) -> 
     sentences: long enough that prose shows its variety, short enough that most web pages span
     many windows; keyword stuffing from k distinct words scores at most k / 50 however long it is.
     A document of at most `window` words gets its plain type-token ratio. Words are those of
-    `pipeline.text.words`: fugashi morphemes for ja, syllables for vi.
+    `core.text.words`: fugashi morphemes for ja, syllables for vi.
     """
     lowered = [w.lower() for w in ws]
     if len(lowered) <= window:

@@ -2,8 +2,8 @@
 
 from datatrove.data import Document
 
+from core.errors import AuroraError
 from filters.base import RecordedFilter
-from pipeline.errors import AuroraError
 
 # The recipe languages and their labels in the two fastText label schemes: ISO 639-1
 # (`__label__en`: lid.176 and our own lid.bin) and ISO 639-3 with the ISO 15924 script

@@ -15,8 +15,8 @@ SentencePiece call, then scored line by line in KenLM's C++ code.
 
 import json
 import re
-from collections import Counter
 import unicodedata
+from collections import Counter
 
 import numpy as np
 from datatrove.data import Document

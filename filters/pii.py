@@ -14,7 +14,7 @@ from collections import Counter
 import regex
 from datatrove.pipeline.base import PipelineStep
 
-from pipeline.ledger import write_task_record
+from core.ledger import write_task_record
 
 EMAIL = regex.compile(
     r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@(?!self\.|cls\.)(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,24}\b"

@@ -10,9 +10,10 @@ from collections import Counter
 
 import numpy as np
 
-from manifests.manifest import file_sha256, manifest_problems
-from pipeline.rejects import count_rejects
-from pipeline.shards import ShardIndex, decode_index
+from core.rejects import count_rejects
+from core.shards import ShardIndex, decode_index
+from core.tokenizer import file_sha256
+from manifests.manifest import manifest_problems
 
 
 def _unreadable(name: str, e: OSError) -> str:
@@ -152,8 +153,8 @@ def _stage_pools(manifest: dict, folder) -> tuple[list, list[str]]:
     """Each component's pool folder, checked against the manifest checksum the stage recorded."""
     from datatrove.io import get_datafolder
 
+    from core.errors import AuroraError
     from manifests.manifest import MANIFEST, load_manifest
-    from pipeline.errors import AuroraError
 
     pools, problems = [], []
     for component in manifest["components"]:

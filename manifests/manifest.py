@@ -5,36 +5,21 @@ no timestamps or absolute output paths, so two runs of the same recipe on the sa
 write the same bytes.
 """
 
-import hashlib
 from collections import Counter
 
 import orjson
 
-from pipeline.atomic import write_atomic
-from pipeline.errors import AuroraError
-from pipeline.ledger import read_task_records
+from core.atomic import write_atomic
+from core.errors import AuroraError
+from core.ledger import read_task_records
+from core.tokenizer import file_sha256, tokenizer_info
 
 MANIFEST = "manifest.json"
 
 
-def file_sha256(f) -> str:
-    digest = hashlib.sha256()
-    for block in iter(lambda: f.read(1 << 20), b""):
-        digest.update(block)
-    return digest.hexdigest()
-
-
-def tokenizer_info(path: str, eod_token: str) -> dict:
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_file(path)
-    with open(path, "rb") as f:
-        sha = file_sha256(f)
-    return {"path": path, "sha256": sha, "vocab_size": tokenizer.get_vocab_size(), "eod_id": tokenizer.token_to_id(eod_token)}
-
-
-def build_pool_manifest(folder, recipe, inputs: list[tuple[str, str]]) -> dict:
-    """Sum the task ledgers into the manifest; every task must have finished."""
+def build_pool_manifest(folder, recipe, inputs: list[tuple[str, str]], clusters_file: str | None = None) -> dict:
+    """Sum the task ledgers into the manifest; every task must have finished. With dedup, the
+    manifest also records `clusters_file` (the run's clusters parquet, relative to `folder`)."""
     shards, malformed, removed, redacted, buckets = [], Counter(), Counter(), Counter(), Counter()
     documents_in = 0
     for rank in range(len(inputs)):
@@ -43,7 +28,7 @@ def build_pool_manifest(folder, recipe, inputs: list[tuple[str, str]]) -> dict:
             raise AuroraError(f"task {rank} ({inputs[rank][1]}) did not finish; see {folder.path}/logs and run again")
         documents_in += records["read"]["read"]
         malformed.update(records["read"]["malformed"])
-        for step, record in records.items():
+        for record in records.values():
             removed.update(record.get("removed", {}))
             redacted.update(record.get("redacted", {}))
             buckets.update(record.get("perplexity_buckets", {}))
@@ -73,23 +58,21 @@ def build_pool_manifest(folder, recipe, inputs: list[tuple[str, str]]) -> dict:
     if redacted:
         manifest["redactions"] = dict(sorted(redacted.items()))
     if recipe.dedup:
-        manifest["dedup"] = dedup_summary(folder, recipe.dedup)
+        manifest["dedup"] = dedup_summary(folder, recipe.dedup, clusters_file)
     return manifest
 
 
-def dedup_summary(folder, settings: dict) -> dict:
-    """The dedup settings and `clusters.parquet`: its checksum, clusters and documents in them."""
+def dedup_summary(folder, settings: dict, clusters_file: str) -> dict:
+    """The dedup settings and the clusters file: its checksum, clusters and documents in them."""
     import pyarrow.parquet as pq
 
-    from pipeline.dedup import CLUSTERS_FILE
-
-    with folder.open(CLUSTERS_FILE, "rb") as f:
+    with folder.open(clusters_file, "rb") as f:
         sha = file_sha256(f)
-    with folder.open(CLUSTERS_FILE, "rb") as f:
+    with folder.open(clusters_file, "rb") as f:
         kept = pq.read_table(f, columns=["kept"]).column("kept").to_pylist()
     return {
         "settings": dict(sorted(settings.items())),
-        "clusters_file": {"path": CLUSTERS_FILE, "sha256": sha},
+        "clusters_file": {"path": clusters_file, "sha256": sha},
         "clusters": sum(kept),
         "documents_in_clusters": len(kept),
     }

@@ -10,9 +10,9 @@ import os
 
 import numpy as np
 
+from core.errors import AuroraError
 from manifests.audit import read_index
 from manifests.manifest import load_manifest
-from pipeline.errors import AuroraError
 
 
 def _lengths(path: str, manifest: dict, folder) -> np.ndarray:

@@ -1,1 +1,1 @@
-"""Aurora data toolkit: curation steps, recipes, executors and the `aurora` CLI."""
+"""The run path: readers, curation and its passes, dedup, tokenization, mixing, executors."""

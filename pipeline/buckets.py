@@ -10,9 +10,9 @@ import itertools
 
 import orjson
 
+from core.atomic import write_atomic
+from core.errors import AuroraError
 from filters.perplexity import CUTOFF_PERCENTILES, PerplexityModel, bucket_cutoffs
-from pipeline.atomic import write_atomic
-from pipeline.errors import AuroraError
 from pipeline.readers import iter_records, parse_record
 
 CUTOFFS_FILE = "perplexity_cutoffs.json"

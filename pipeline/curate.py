@@ -2,8 +2,8 @@
 
 One datatrove task per input file, so what a task writes depends only on its file: the shards
 and the manifest are the same whatever the executor or the number of workers. With dedup, the
-stages between (one task per LSH band, then one for clusters) depend only on the files the
-filter stage wrote. Stages run in order, each with its own logs; a task that is killed is
+passes between (one task per LSH band, then one for clusters) depend only on the files the
+filter pass wrote. Passes run in order, each with its own logs; a task that is killed is
 simply run again (datatrove skips the completed ones), overwriting its own outputs.
 
 `run.json` pins a run folder to its recipe and to its inputs (path, size, modification time or
@@ -18,6 +18,9 @@ import fsspec
 import orjson
 from datatrove.io import get_datafolder
 
+from core.atomic import write_atomic
+from core.errors import AuroraError
+from core.tokenizer import eod_id, load_tokenizer
 from filters.code import CodeLanguageFilter, CodeQualityFilter
 from filters.dedup import DedupDocsReader, DedupFilter, DedupSignatures
 from filters.heuristics import FILTERS, GROUPS
@@ -25,15 +28,13 @@ from filters.language_id import LanguageFilter, load_language_model
 from filters.perplexity import PerplexityFilter, PerplexityModel
 from filters.pii import PIIRedactor
 from manifests.manifest import build_pool_manifest, write_manifest
-from pipeline.atomic import write_atomic
 from pipeline.buckets import ensure_cutoffs
-from pipeline.dedup import BucketStage, ClusterStage
-from pipeline.errors import AuroraError
-from pipeline.executors import make_executor, run_stage
+from pipeline.dedup import CLUSTERS_FILE, BucketStage, ClusterStage
+from pipeline.executors import make_executor, run_pass
 from pipeline.lock import output_lock
 from pipeline.readers import RawDocumentReader, input_format
 from pipeline.recipe import Recipe, Source
-from pipeline.tokenize import MegatronShardWriter, load_tokenizer
+from pipeline.tokenize import MegatronShardWriter
 
 RUN_FILE = "run.json"
 
@@ -88,10 +89,11 @@ def shard_writer(recipe: Recipe, folder) -> MegatronShardWriter:
     )
 
 
-def stages(recipe: Recipe, inputs, folder) -> list[tuple[str, list, int]]:
-    """(name, pipeline, tasks) to run in order. Without dedup, one stage reads, filters and
-    tokenizes each input file; with it, the filter stage hands its kept documents to the
-    bucket and cluster stages (pipeline.dedup), then the tokenize stage drops the duplicates."""
+def passes(recipe: Recipe, inputs, folder) -> list[tuple[str, list, int]]:
+    """The passes of a curate run, (name, pipeline, tasks), in order: executor runs over all tasks,
+    one after the other. Without dedup, one pass reads, filters and tokenizes each input file; with
+    it, the filter pass hands its kept documents to the dedup passes, then the tokenize pass drops
+    the duplicates. ("Stage" is kept for the training stages, CAP and CAT.)"""
     tasks = len(inputs)
     if not recipe.dedup:
         return [("curate", filter_steps(recipe, inputs, folder) + [shard_writer(recipe, folder)], tasks)]
@@ -122,9 +124,7 @@ def _check_assets(recipe: Recipe) -> None:
     for what, path in models:
         if path is not None and not os.path.exists(path):
             raise AuroraError(f"{what} {path} not found (run `make assets` or fix assets in {recipe.path})")
-    tokenizer = load_tokenizer(recipe.tokenizer)
-    if tokenizer.token_to_id(recipe.eod_token) is None:
-        raise AuroraError(f"tokenizer {recipe.tokenizer} has no token {recipe.eod_token!r} for end of document")
+    eod_id(load_tokenizer(recipe.tokenizer), recipe.tokenizer, recipe.eod_token)
     if recipe.lid_model is not None:  # a model without the recipe's label would remove every document
         load_language_model(recipe.lid_model, recipe.language)
 
@@ -174,9 +174,9 @@ def curate(recipe: Recipe, inputs: list[str] | None = None, output: str | None =
     folder = get_datafolder(absolute(recipe.output))
     with output_lock(absolute(recipe.output)):
         claim_output(folder, {"recipe_sha256": recipe.sha256, "inputs": [input_identity(s, p) for s, p in files]})
-        for stage, pipeline, tasks in stages(recipe, files, folder):
-            logging_dir = os.path.join(absolute(recipe.output), "logs", stage)
-            run_stage(make_executor(executor, pipeline, tasks, min(workers, tasks), logging_dir, verbose), stage, logging_dir, verbose)
-        manifest = build_pool_manifest(folder, recipe, files)
+        for name, pipeline, tasks in passes(recipe, files, folder):
+            logging_dir = os.path.join(absolute(recipe.output), "logs", name)
+            run_pass(make_executor(executor, pipeline, tasks, min(workers, tasks), logging_dir, verbose), name, logging_dir, verbose)
+        manifest = build_pool_manifest(folder, recipe, files, CLUSTERS_FILE if recipe.dedup else None)
         write_manifest(folder, manifest)
     return manifest

@@ -1,4 +1,4 @@
-"""Running one pass of datatrove tasks, locally or on Ray, so that it ends cleanly or stops the run.
+"""Running one pass (an executor run over all its tasks) of datatrove tasks, locally or on Ray, so that it ends cleanly or stops the run.
 
 - A pass with a task that failed or did not complete stops the run with one line naming the
   tasks and where their logs are; a rerun resumes (datatrove skips completed tasks).
@@ -24,7 +24,7 @@ from datatrove.utils import logging as datatrove_logging
 from loguru import logger
 from multiprocess import util
 
-from pipeline.errors import AuroraError
+from core.errors import AuroraError
 
 _PR_SET_PDEATHSIG = 1
 _LOG_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {name}:{function}:{line} - {message}"
@@ -115,7 +115,7 @@ def make_executor(kind: str, pipeline, tasks: int, workers: int, logging_dir: st
     raise AuroraError(f"unknown executor '{kind}' (expected local or ray)")
 
 
-def run_stage(executor, stage: str, logging_dir: str, verbose: bool = False) -> None:
+def run_pass(executor, name: str, logging_dir: str, verbose: bool = False) -> None:
     """Run one executor pass; a task that failed or did not complete stops the run in one line."""
     where = f"logs in {logging_dir}/logs; run again to resume"
     try:
@@ -125,8 +125,8 @@ def run_stage(executor, stage: str, logging_dir: str, verbose: bool = False) -> 
         raise
     except Exception as e:  # noqa: BLE001 - a task's failure, whatever it was; its log has the traceback
         message = " ".join(str(e).split())[:300]
-        raise AuroraError(f"{stage}: a task failed ({type(e).__name__}: {message}); {where}") from None
+        raise AuroraError(f"{name}: a task failed ({type(e).__name__}: {message}); {where}") from None
     failed = executor.get_incomplete_ranks(range(executor.world_size))
     if failed:
         shown = ", ".join(map(str, failed[:10])) + (" ..." if len(failed) > 10 else "")
-        raise AuroraError(f"{stage}: {len(failed)} of {executor.world_size} tasks did not complete (ranks {shown}); {where}")
+        raise AuroraError(f"{name}: {len(failed)} of {executor.world_size} tasks did not complete (ranks {shown}); {where}")

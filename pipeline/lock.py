@@ -12,7 +12,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 
-from pipeline.errors import AuroraError
+from core.errors import AuroraError
 
 LOCK_FILE = ".lock"
 

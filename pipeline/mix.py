@@ -32,15 +32,16 @@ import pyarrow.parquet as pq
 from datatrove.io import get_datafolder
 from datatrove.pipeline.base import PipelineStep
 
-from manifests.manifest import MANIFEST, file_sha256, load_manifest, tokenizer_info, write_manifest
-from pipeline.errors import AuroraError
+from core.config import NAME, read_yaml
+from core.errors import AuroraError
+from core.ledger import read_task_records, write_task_record
+from core.rejects import RejectWriter
+from core.shards import ShardWriter, decode_index, token_dtype
+from core.tokenizer import EOD_TOKEN, eod_id, file_sha256, load_tokenizer, tokenizer_info
+from manifests.manifest import MANIFEST, load_manifest, write_manifest
 from pipeline.instructions import render
-from pipeline.ledger import read_task_records, write_task_record
 from pipeline.readers import iter_records, raw_text
-from pipeline.recipe import NAME, read_yaml
-from pipeline.rejects import RejectWriter
-from pipeline.shards import ShardWriter, decode_index, token_dtype
-from pipeline.tokenize import encode_documents, load_tokenizer
+from pipeline.tokenize import encode_documents
 
 LINEAGE_DIR = "lineage"
 SOURCES_DIR = "sources"  # instruction components' own pools
@@ -106,7 +107,7 @@ def load_stage_recipe(path: str) -> StageRecipe:
         tokens=_positive_int(data.get("tokens"), "tokens", path), output=data["output"], tokenizer=data["tokenizer"],
         parts=_positive_int(data.get("parts", 1), "parts", path),
         max_shard_tokens=_positive_int(data.get("max_shard_tokens", 1 << 27), "max_shard_tokens", path),
-        eod_token=data.get("eod_token", "<|endoftext|>"), components=[],
+        eod_token=data.get("eod_token", EOD_TOKEN), components=[],
         validation_documents=data.get("validation_documents", 0),
     )
     if isinstance(recipe.validation_documents, bool) or not isinstance(recipe.validation_documents, int) \
@@ -157,7 +158,7 @@ def build_instruction_pool(component: Component, recipe: StageRecipe, folder) ->
 
     paths = [path for _, path in resolve_inputs([Source(component.name, component.instructions)])]
     tokenizer = load_tokenizer(recipe.tokenizer)
-    eod_id = tokenizer.token_to_id(recipe.eod_token)
+    eod = eod_id(tokenizer, recipe.tokenizer, recipe.eod_token)
     dtype = token_dtype(tokenizer.get_vocab_size())
     shards, writer, documents_in, malformed = [], None, 0, Counter()
     with RejectWriter(folder, "instructions") as rejects:
@@ -172,7 +173,7 @@ def build_instruction_pool(component: Component, recipe: StageRecipe, folder) ->
                     doc_id = record.get("id") if isinstance(record, dict) and isinstance(record.get("id"), str) else fallback_id
                     rejects.write_record({"id": doc_id, "reason": reason, "raw": raw_text(raw if raw is not None else record)}, 0)
                     continue
-                tokens, lengths = encode_documents(tokenizer, [text], eod_id)
+                tokens, lengths = encode_documents(tokenizer, [text], eod)
                 if writer is not None and writer.tokens + len(tokens) > recipe.max_shard_tokens:
                     shards.append({**writer.close(), "source": component.name, "language": component.language})
                     writer = None
@@ -494,15 +495,14 @@ def mix(recipe: StageRecipe, dry_run: bool = False, output: str | None = None, e
         workers: int = 1, verbose: bool = False) -> tuple[str, dict | None]:
     """Plan the stage; unless a dry run, write it. Returns (the plan as text, the stage manifest)."""
     from pipeline.curate import absolute, claim_output, input_identity, resolve_inputs
-    from pipeline.executors import make_executor, run_stage
+    from pipeline.executors import make_executor, run_pass
     from pipeline.lock import output_lock
     from pipeline.recipe import Source
 
     if output:
         recipe.output = output
     tokenizer = load_tokenizer(recipe.tokenizer)
-    if tokenizer.token_to_id(recipe.eod_token) is None:
-        raise AuroraError(f"tokenizer {recipe.tokenizer} has no token {recipe.eod_token!r} for end of document")
+    eod_id(tokenizer, recipe.tokenizer, recipe.eod_token)
     budgets(recipe)
     curated = {c.name: open_pool(c, recipe, "") for c in recipe.components if c.pool}
     with tempfile.TemporaryDirectory(prefix="aurora-mix-") as scratch:  # plan before writing anything
@@ -520,7 +520,7 @@ def mix(recipe: StageRecipe, dry_run: bool = False, output: str | None = None, e
         pools = [curated.get(c.name) or open_pool(c, recipe, sources) for c in recipe.components]
         dtype = token_dtype(tokenizer.get_vocab_size())
         logging_dir = os.path.join(absolute(recipe.output), "logs", "mix")
-        run_stage(make_executor(executor, [MixPart(folder, recipe, pools, plans, dtype)], recipe.parts,
+        run_pass(make_executor(executor, [MixPart(folder, recipe, pools, plans, dtype)], recipe.parts,
                                 min(workers, recipe.parts), logging_dir, verbose), "mix", logging_dir, verbose)
         manifest = stage_manifest(recipe, pools, plans, folder)
         if recipe.validation_documents:

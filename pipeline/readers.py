@@ -30,9 +30,9 @@ import zstandard
 from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
 
-from pipeline.ledger import write_task_record
-from pipeline.rejects import RejectWriter
-from pipeline.text import normalize
+from core.ledger import write_task_record
+from core.rejects import RejectWriter
+from core.text import normalize
 
 FORMATS = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".parquet")
 MAX_DOCUMENT_BYTES = 8 << 20  # the recipe's `read.max_document_bytes` default
@@ -82,7 +82,7 @@ def json_safe(value, depth: int = 0):
 def parse_record(record, fallback_id: str, keep_text: bool = False):
     """A parsed record -> (Document, None) or (None, reason).
 
-    Natural-language text is normalized (`pipeline.text.normalize`); with `keep_text` (code,
+    Natural-language text is normalized (`core.text.normalize`); with `keep_text` (code,
     where whitespace is meaning) the text is kept exactly as it came. The id is the record's
     `id` when it is a non-empty string or an integer; otherwise the record's place
     (`file:line`), and an `id` of another type stays among the fields."""

@@ -5,18 +5,14 @@ Relative paths are taken from the current directory (the project root for `make`
 """
 
 import hashlib
-import re
 from dataclasses import dataclass, field
 
-import yaml
-
-from pipeline.errors import AuroraError
+from core.config import NAME, number, read_yaml
+from core.errors import AuroraError
+from core.tokenizer import EOD_TOKEN
 
 TEXT_LANGUAGES = ("en", "fi", "hi", "ja", "vi")
 LANGUAGES = TEXT_LANGUAGES + ("code",)
-EOD_TOKEN = "<|endoftext|>"
-# A recipe's name prefixes its shard files, so it is a plain file name.
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 @dataclass
@@ -61,16 +57,6 @@ def _section(data: dict, key: str, allowed: set, where: str, required: bool = Tr
     return value
 
 
-def _number(value, key: str, where: str) -> float:
-    from math import isfinite
-
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise AuroraError(f"{where}: '{key}' must be a number, got {value!r}")
-    if not isfinite(value):  # YAML's .nan would switch a rule off silently (every comparison is false)
-        raise AuroraError(f"{where}: '{key}' must be a finite number, got {value!r}")
-    return value
-
-
 def _heuristics(heuristics, language: str, path: str) -> dict:
     """Text recipes: {group: {rule: threshold}}; the code recipe: {rule: threshold}. Each threshold
     is checked against its rule's range: `filters.heuristics.RULES` for text; for code, every rule
@@ -102,28 +88,13 @@ def _heuristics(heuristics, language: str, path: str) -> dict:
                 raise AuroraError(f"{path}: unknown rule '{prefix}{key}' for {language} (allowed: {', '.join(ranges)})")
             if value is None:
                 continue
-            _number(value, prefix + key, path)
+            number(value, prefix + key, path)
             low, high, kind = ranges[key]
             if (kind is int and not isinstance(value, int)) or not low <= value <= high:
                 what = "an integer" if kind is int else "a number"
                 span = f">= {low:g}" if high == inf else f"in [{low:g}, {high:g}]"
                 raise AuroraError(f"{path}: '{prefix}{key}' must be {what} {span}, got {value!r}")
     return heuristics
-
-
-def read_yaml(path: str, what: str) -> tuple[bytes, dict]:
-    """A recipe file's bytes (for its hash) and its YAML mapping; one-line errors otherwise."""
-    try:
-        raw = open(path, "rb").read()
-    except OSError as e:
-        raise AuroraError(f"cannot read {what} {path}: {e.strerror}") from None
-    try:
-        data = yaml.safe_load(raw)
-    except yaml.YAMLError as e:
-        raise AuroraError(f"{path}: invalid YAML: {str(e).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise AuroraError(f"{path}: a {what} must be a YAML mapping")
-    return raw, data
 
 
 def load_recipe(path: str) -> Recipe:
@@ -169,14 +140,14 @@ def load_recipe(path: str) -> Recipe:
     recipe.eod_token = tokenize.get("eod_token", EOD_TOKEN)
     for key in ("max_shard_tokens", "batch_size"):
         if key in tokenize:
-            value = _number(tokenize[key], f"tokenize.{key}", path)
+            value = number(tokenize[key], f"tokenize.{key}", path)
             if not isinstance(value, int) or value < 1:
                 raise AuroraError(f"{path}: 'tokenize.{key}' must be a positive integer")
             setattr(recipe, key, value)
 
     read = _section(data, "read", {"max_document_bytes"}, path, required=False)
     if "max_document_bytes" in read:
-        value = _number(read["max_document_bytes"], "read.max_document_bytes", path)
+        value = number(read["max_document_bytes"], "read.max_document_bytes", path)
         if not isinstance(value, int) or value < 1:
             raise AuroraError(f"{path}: 'read.max_document_bytes' must be a positive integer")
         recipe.max_document_bytes = value
@@ -202,7 +173,7 @@ def load_recipe(path: str) -> Recipe:
             raise AuroraError(f"{path}: missing key 'assets.lid_model'")
         recipe.lid_model = assets["lid_model"]
         langid = _section(data, "langid", {"min_score"}, path)
-        score = _number(langid.get("min_score"), "langid.min_score", path)
+        score = number(langid.get("min_score"), "langid.min_score", path)
         if not 0 <= score <= 1:
             raise AuroraError(f"{path}: 'langid.min_score' must be between 0 and 1")
         recipe.min_language_score = score
@@ -221,7 +192,7 @@ def _dedup(data: dict, path: str) -> dict | None:
         return None
     section = _section(data, "dedup", set(DEDUP_DEFAULTS) | {"bands", "rows"}, path)
     settings = {**DEDUP_DEFAULTS, **section}
-    threshold = _number(settings["threshold"], "dedup.threshold", path)
+    threshold = number(settings["threshold"], "dedup.threshold", path)
     if not 0 < threshold < 1:
         raise AuroraError(f"{path}: 'dedup.threshold' must be between 0 and 1")
     for key in ("num_perm", "ngram", "seed", "memory_mb", "bands", "rows"):
@@ -253,7 +224,7 @@ def _perplexity(data: dict, assets: dict, path: str) -> dict | None:
     if not isinstance(settings["strip_accents"], bool):
         raise AuroraError(f"{path}: 'perplexity.strip_accents' must be true or false")
     if settings["mode"] == "max":
-        settings["max_perplexity"] = _number(section.get("max_perplexity"), "perplexity.max_perplexity", path)
+        settings["max_perplexity"] = number(section.get("max_perplexity"), "perplexity.max_perplexity", path)
     elif settings["mode"] == "buckets":
         from filters.perplexity import BUCKETS
 

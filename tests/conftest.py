@@ -16,8 +16,8 @@ LANGUAGES = ("en", "fi", "hi", "ja", "vi")
 @pytest.fixture(scope="session")
 def workspace(tmp_path_factory):
     """A project-like folder with built assets and generated demo input, as `make demo` lays them out."""
-    from pipeline.assets import build_assets
-    from pipeline.demo_data import write_demo_data
+    from tooling.assets import build_assets
+    from tooling.demo_data import write_demo_data
 
     root = tmp_path_factory.mktemp("workspace")
     # KenLM's tools are compiled once into the project's assets/kenlm and reused by every session.
@@ -85,6 +85,6 @@ os.environ.setdefault("RAY_DISABLE_IMPORT_WARNING", "1")
 
 
 def run_cli(*args: str) -> None:
-    """`python -m pipeline.cli ARGS` in a process of its own; a failure shows the end of its stderr."""
-    result = subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True)
+    """`python -m aurora.cli ARGS` in a process of its own; a failure shows the end of its stderr."""
+    result = subprocess.run([sys.executable, "-m", "aurora.cli", *args], capture_output=True, text=True)
     assert result.returncode == 0, f"exit {result.returncode}: {result.stderr[-3000:]}"

@@ -1,10 +1,10 @@
 import hashlib
 import json
 
+from conftest import ROOT
 from tokenizers import Tokenizer
 
-from conftest import ROOT
-from pipeline.assets import STARCODER_SPECIAL_TOKENS, build_assets
+from tooling.assets import STARCODER_SPECIAL_TOKENS, build_assets
 
 
 def test_assets_are_deterministic_and_recorded(workspace, tmp_path):

@@ -14,11 +14,12 @@ import pyarrow.parquet as pq
 import pytest
 from datatrove.io import get_datafolder
 
+from core.errors import AuroraError
+from core.shards import ShardWriter
+from core.tokenizer import file_sha256
 from manifests.audit import audit
-from manifests.manifest import file_sha256, load_manifest, manifest_problems
+from manifests.manifest import load_manifest, manifest_problems
 from manifests.report import write_report
-from pipeline.errors import AuroraError
-from pipeline.shards import ShardWriter
 
 ROOT = Path(__file__).resolve().parents[1]
 EOD = 0
@@ -100,7 +101,7 @@ def _sha(path: Path) -> str:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, cwd=ROOT)
+    return subprocess.run([sys.executable, "-m", "aurora.cli", *args], capture_output=True, text=True, cwd=ROOT)
 
 
 class _OpenedFiles:

@@ -14,7 +14,7 @@ from datatrove.io import get_datafolder
 from filters.code import EXTENSIONS, CodeLanguageFilter, CodeQualityFilter, code_language, code_quality, html_visible_text
 from filters.generated_code import generated_convention
 from filters.pii import redact
-from pipeline.demo_data import CODE_JUNK_KINDS, _code_junk
+from tooling.demo_data import CODE_JUNK_KINDS, _code_junk
 
 RULES = CodeQualityFilter.DEFAULTS
 

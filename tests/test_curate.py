@@ -1,8 +1,8 @@
 """End to end on the demo data: raw records -> shards and manifests, checked with megatron-core's reader."""
 
 import gzip
-import os
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -12,15 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import curate_demo, demo_records, run_cli, tree_bytes
 from megatron.core.datasets.indexed_dataset import IndexedDataset
 from tokenizers import Tokenizer
 
-from conftest import curate_demo, demo_records, run_cli, tree_bytes
+from aurora.cli import main
+from core.text import normalize
 from filters.pii import redact
 from manifests.audit import audit
 from manifests.manifest import load_manifest
-from pipeline.cli import main
-from pipeline.text import normalize
 
 ALL = ("en", "fi", "hi", "ja", "vi", "code")
 
@@ -229,7 +229,7 @@ def test_killed_run_resumes_to_the_same_result(in_workspace, demo_runs, tmp_path
             shutil.copy(path, inputs / f"c{copy}-{path.name}")
     arguments = ["curate", "recipes/demo/fi.yaml", "--input", str(inputs / "*.jsonl.gz"), "--workers", "1"]
     killed = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-m", "pipeline.cli", *arguments, "--output", str(killed)], start_new_session=True,
+    process = subprocess.Popen([sys.executable, "-m", "aurora.cli", *arguments, "--output", str(killed)], start_new_session=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     completions = killed / "logs" / stage / "completions"
     deadline = time.time() + 180

@@ -12,12 +12,12 @@ from datatrove.data import Document
 from datatrove.io import get_datafolder
 from scipy.sparse import csr_matrix
 
+from core.errors import AuroraError
+from core.text import words
 from filters.dedup import DedupSignatures, MinHasher, lsh_params
 from pipeline.dedup import CLUSTERS_FILE, BucketStage, ClusterStage, bucket_edges, clusters, global_ids
-from pipeline.errors import AuroraError
 from pipeline.recipe import load_recipe
-from pipeline.sample import sample_sentences
-from pipeline.text import words
+from tooling.sample import sample_sentences
 
 THRESHOLD = 0.8
 BANDS, ROWS = lsh_params(THRESHOLD, 128)

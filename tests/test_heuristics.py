@@ -5,12 +5,12 @@ from collections import Counter, defaultdict
 
 import pytest
 import yaml
-
 from conftest import LANGUAGES, ROOT, corpus_sentences, demo_records
+
+from core.text import normalize, stop_words, words
 from filters.heuristics import GROUPS, LEXICAL_DIVERSITY_WINDOW, METRICS, RULES, SETTINGS, analyze, broken_rule, lexical_diversity
-from pipeline.calibrate import calibrate, documents_from_sentences
-from pipeline.sample import sample_sentences
-from pipeline.text import normalize, stop_words, words
+from tooling.calibrate import calibrate, documents_from_sentences
+from tooling.sample import sample_sentences
 
 
 def shipped_thresholds(language: str) -> dict:
@@ -196,7 +196,7 @@ def test_script_rules_at_their_thresholds():
     fraction = _metric("script", hindi, "hi")["script_fraction"]
     assert 0.8 < fraction < 1
     _inside_and_outside("script", "min_script_fraction", hindi, "hi", inside=fraction, outside=fraction + 0.001)
-    garbled = "Hyvää päivää".encode("utf-8").decode("cp1252")  # "HyvÃ¤Ã¤ pÃ¤ivÃ¤Ã¤"
+    garbled = "Hyvää päivää".encode().decode("cp1252")  # "HyvÃ¤Ã¤ pÃ¤ivÃ¤Ã¤"
     value = _inside_and_outside("script", "max_mojibake_ratio", garbled, "fi", inside=1.0, outside=0.0)
     assert value > 0.2
     assert _metric("script", "Hyvää päivää ”lainaus”", "fi")["mojibake_ratio"] == 0  # real ä next to a quote

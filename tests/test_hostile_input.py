@@ -7,8 +7,8 @@ Each test names the hostile case it covers. Other cases live with their parts: t
 keyword stuffing (tests/test_recipe.py, tests/test_heuristics.py).
 """
 
-import decimal
 import datetime
+import decimal
 import gzip
 import io
 import json
@@ -28,18 +28,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import zstandard
+from conftest import ROOT
 from datatrove.io import get_datafolder
 
-from conftest import ROOT
+from aurora.cli import main, parser
+from core.ledger import read_task_records
+from core.rejects import count_rejects
+from core.text import pieces
 from manifests.manifest import load_manifest
-from pipeline.cli import main, parser
-from pipeline.ledger import read_task_records
 from pipeline.lock import output_lock
 from pipeline.readers import RawDocumentReader
-from pipeline.rejects import count_rejects
-from pipeline.text import pieces
 
-SENTENCES = [line for line in (ROOT / "pipeline/sample_text/en.txt").read_text(encoding="utf-8").splitlines() if line.strip()]
+SENTENCES = [line for line in (ROOT / "tooling/sample_text/en.txt").read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def _documents(count: int, seed: int = 0) -> list[dict]:
@@ -81,7 +81,7 @@ def _balanced(manifest: dict) -> bool:
 
 
 def _cli(*args, env=None, timeout=300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "aurora.cli", *map(str, args)], capture_output=True, text=True,
                           env=env, timeout=timeout, cwd=ROOT)
 
 
@@ -98,8 +98,8 @@ def _one_line_error(result: subprocess.CompletedProcess) -> str:
 def test_japanese_document_of_millions_of_characters_is_segmented():
     """fugashi crashed the process with SIGSEGV on about 2.3M characters; pieces keep it bounded."""
     script = textwrap.dedent("""
-        from pipeline.text import words
-        page = open("pipeline/sample_text/ja.txt", encoding="utf-8").read()
+        from core.text import words
+        page = open("tooling/sample_text/ja.txt", encoding="utf-8").read()
         doc = (page * (2_300_000 // len(page) + 1))[:2_300_000]
         print(len(words(doc, "ja")))
     """)
@@ -305,7 +305,7 @@ def test_killed_run_leaves_no_process_behind(in_workspace, tmp_path):
     path.mkdir()
     for i in range(8):
         (path / f"{i}.jsonl").write_bytes(_jsonl(_documents(300, seed=i)))
-    process = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "curate", str(recipe), "--input", str(path / "*.jsonl"),
+    process = subprocess.Popen([sys.executable, "-m", "aurora.cli", "curate", str(recipe), "--input", str(path / "*.jsonl"),
                                 "--output", str(tmp_path / "out"), "--workers", "2"],
                                start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     deadline = time.time() + 120

@@ -3,10 +3,10 @@ import random
 
 import orjson
 import pytest
-
 from conftest import LANGUAGES, corpus_sentences
+
+from core.errors import AuroraError
 from filters.language_id import load_fasttext, predict_languages, recipe_language
-from pipeline.errors import AuroraError
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
@@ -49,7 +49,7 @@ def _train(path, examples: dict[str, list[str]]) -> str:
     """A small fastText model from {label: lines} (the asset build's settings, fewer epochs)."""
     import fasttext
 
-    from pipeline.assets import LID_PARAMS
+    from tooling.assets import LID_PARAMS
 
     lines = [f"__label__{label} {' '.join(line.split())}" for label, texts in examples.items() for line in texts]
     random.Random(0).shuffle(lines)
@@ -61,7 +61,7 @@ def _train(path, examples: dict[str, list[str]]) -> str:
 
 @pytest.fixture(scope="module")
 def lid_models(tmp_path_factory):
-    from pipeline.sample import sample_sentences
+    from tooling.sample import sample_sentences
 
     folder = tmp_path_factory.mktemp("lid")
     models = {}
@@ -75,7 +75,7 @@ def lid_models(tmp_path_factory):
 
 def _held_out_documents(scheme: str) -> dict[str, str]:
     """Held-out documents of three sentences, by id, with the label the model should give each."""
-    from pipeline.sample import sample_sentences
+    from tooling.sample import sample_sentences
 
     docs = {}
     for language in LANGUAGES:

@@ -10,12 +10,12 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from aurora.cli import main
+from core.shards import decode_index
 from manifests.audit import audit
 from manifests.manifest import load_manifest
-from pipeline.cli import main
 from pipeline.instructions import render
 from pipeline.mix import interleave, load_stage_recipe, mix
-from pipeline.shards import decode_index
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -152,7 +152,7 @@ def test_audit_catches_a_tampered_lineage_entry(in_workspace, stages, tmp_path):
     problems = audit(*load_manifest(str(copy)))
     assert any("lineage" in p and "sha256 differs" in p for p in problems), problems
     # Even with the manifest's checksum updated to match, the lineage no longer fits the shard.
-    from manifests.manifest import file_sha256
+    from core.tokenizer import file_sha256
 
     edited = json.loads((copy / "manifest.json").read_text())
     edited["shards"][0]["lineage"]["sha256"] = file_sha256(open(lineage, "rb"))

@@ -8,8 +8,8 @@ import subprocess
 
 import kenlm
 import pytest
-
 from conftest import ROOT, curate_demo
+
 from filters.perplexity import PerplexityModel, bucket, bucket_cutoffs, ccnet_normalize, perplexity
 
 SENTENCES = {
@@ -102,8 +102,8 @@ def test_buckets_are_computed_once_and_a_resumed_run_reuses_them(in_workspace, t
 
 
 def test_missing_build_dependencies_are_named_in_one_line(monkeypatch):
+    from core.errors import AuroraError
     from pipeline import kenlm_build
-    from pipeline.errors import AuroraError
 
     monkeypatch.setattr(kenlm_build, "_HEADERS", kenlm_build._HEADERS + ["boost/not_installed_here.hpp"])
     monkeypatch.setattr(kenlm_build.os, "geteuid", lambda: 1000)  # not root: nothing is installed
@@ -113,7 +113,7 @@ def test_missing_build_dependencies_are_named_in_one_line(monkeypatch):
 
 
 def test_cached_tools_are_reused(tmp_path):
-    from pipeline.kenlm_build import ensure_kenlm_tools
+    from tooling.kenlm_build import ensure_kenlm_tools
 
     paths, built = ensure_kenlm_tools(str(ROOT / "assets" / "kenlm"))
     assert built is False and set(paths) == {"lmplz", "build_binary", "query"}
@@ -144,10 +144,11 @@ def test_real_clean_text_scores_below_symbol_soup_and_other_scripts(workspace, l
     not hold for models trained on ~1,000 sentences: short natural lines, spam, number tables and
     same-script languages score like unseen real text (measured in README's "Limits")."""
     from conftest import corpus_sentences
+
     from filters.heuristics import SCRIPTS
-    from pipeline.demo_data import clean_document, junk_document
     from pipeline.recipe import TEXT_LANGUAGES
-    from pipeline.sample import sample_sentences
+    from tooling.demo_data import clean_document, junk_document
+    from tooling.sample import sample_sentences
 
     corpus = corpus_sentences(language)
     model, rng = _model(workspace, language), random.Random(0)

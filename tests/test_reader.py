@@ -7,9 +7,9 @@ import pyarrow.parquet as pq
 import zstandard
 from datatrove.io import get_datafolder
 
-from pipeline.ledger import read_task_records
+from core.ledger import read_task_records
+from core.rejects import count_rejects
 from pipeline.readers import RawDocumentReader
-from pipeline.rejects import count_rejects
 
 GOOD = [{"id": "a", "text": "first document", "url": "u1"}, {"text": "second, without id"}]
 BAD_LINES = [

@@ -4,9 +4,9 @@ import sys
 
 import pytest
 import yaml
-
 from conftest import ROOT
-from pipeline.errors import AuroraError
+
+from core.errors import AuroraError
 from pipeline.recipe import load_recipe
 
 GOOD = """
@@ -55,7 +55,7 @@ def test_bad_recipes_fail_with_one_clear_line(tmp_path, change, message):
 
 def test_cli_prints_one_line_and_exits_2(tmp_path):
     path = _write(tmp_path, GOOD.replace("language: fi", "language: xx"))
-    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "curate", path], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "aurora.cli", "curate", path], capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("aurora: error:")
     assert "Traceback" not in result.stderr
@@ -64,7 +64,7 @@ def test_cli_prints_one_line_and_exits_2(tmp_path):
 def test_missing_asset_is_one_line(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = _write(tmp_path, GOOD)
-    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "curate", path], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "aurora.cli", "curate", path], capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip() == "aurora: error: tokenizer assets/tokenizer.json not found (run `make assets` or fix assets in " + path + ")"
 

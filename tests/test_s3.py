@@ -7,7 +7,6 @@ import sys
 import time
 
 import pytest
-
 from conftest import curate_demo, run_cli, tree_bytes
 
 
@@ -66,7 +65,7 @@ def test_s3_input_and_output(in_workspace, s3, tmp_path, capsys):
     assert from_s3.keys() == from_disk.keys()
     assert all(from_s3[k] == from_disk[k] for k in from_s3 if k.startswith("shards/"))  # manifests differ in input paths
 
-    from pipeline.cli import main
+    from aurora.cli import main
 
     capsys.readouterr()
     assert main(["manifest", "audit", "s3://pools/fi/manifest.json"]) == 0

@@ -5,7 +5,7 @@ import pytest
 from datatrove.io import get_datafolder
 from megatron.core.datasets.indexed_dataset import IndexedDataset
 
-from pipeline.shards import ShardWriter, decode_index, token_dtype
+from core.shards import ShardWriter, decode_index, token_dtype
 
 
 @pytest.mark.parametrize("vocab_size", [8192, 65536, 100_000])

@@ -1,6 +1,6 @@
 import unicodedata
 
-from pipeline.text import normalize, words
+from core.text import normalize, words
 
 
 def test_nfc_composes_and_keeps_vietnamese_tone_marks():

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipeline.errors import AuroraError
+from core.errors import AuroraError
 from pipeline.mix import load_stage_recipe, mix
 from trainer.config import load_config
 
@@ -230,7 +230,7 @@ def test_out_of_range_config_values_are_refused(tmp_path, key, value, message):
 def test_out_of_range_config_values_are_one_line_cli_errors(tmp_path, key, value):
     # Run where there is no stage or model at all: the range checks come before every other check and any work.
     config = _config(tmp_path, output=tmp_path / "out", **{key: value})
-    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "train", str(config)], cwd=tmp_path,
+    result = subprocess.run([sys.executable, "-m", "aurora.cli", "train", str(config)], cwd=tmp_path,
                             capture_output=True, text=True, timeout=120)
     assert f"'{key}' must be" in _one_error_line(result)
     assert not (tmp_path / "out").exists()

@@ -27,7 +27,7 @@ from torch.distributed.checkpoint.state_dict import (
     set_optimizer_state_dict,
 )
 
-from pipeline.errors import AuroraError
+from core.errors import AuroraError
 
 FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
 

@@ -7,9 +7,10 @@ import math
 import os
 from dataclasses import dataclass, fields
 
-from manifests.manifest import load_manifest, tokenizer_info
-from pipeline.errors import AuroraError
-from pipeline.recipe import read_yaml
+from core.config import read_yaml
+from core.errors import AuroraError
+from core.tokenizer import EOD_TOKEN, tokenizer_info
+from manifests.manifest import load_manifest
 
 
 @dataclass
@@ -111,7 +112,7 @@ def check_config(config: TrainConfig, world_size: int) -> dict:
                           f"{model.get('n_positions')} positions")
     tokenizer_path = os.path.join(config.init, "tokenizer.json")
     if os.path.exists(tokenizer_path):
-        ours = tokenizer_info(tokenizer_path, "<|endoftext|>")["sha256"]
+        ours = tokenizer_info(tokenizer_path, EOD_TOKEN)["sha256"]
         if ours != manifest["tokenizer"]["sha256"]:
             raise AuroraError(f"{config.path}: the stage's shards were made with another tokenizer than the model's "
                               f"({manifest['tokenizer']['path']} vs {tokenizer_path})")

@@ -25,7 +25,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from pipeline.errors import AuroraError
+from core.errors import AuroraError
 from trainer import checkpoint
 from trainer.config import TrainConfig, check_config, load_config
 

@@ -16,7 +16,7 @@ import tarfile
 import tempfile
 from importlib import metadata
 
-from pipeline.errors import AuroraError
+from core.errors import AuroraError
 
 TOOLS = ("lmplz", "build_binary", "query")
 DEBIAN_PACKAGES = [

@@ -3,6 +3,10 @@
 Layout of `.idx` (MMIDIDX version 1, as megatron-core's IndexedDataset reads it): 9-byte magic,
 u64 version, u8 dtype code, u64 sequence count, u64 document count, then int32 sequence
 lengths, int64 byte pointers and int64 document indices. One sequence is one document here.
+
+`ShardSequence` holds the one rule by which shards roll over, for curation, instruction pools and
+stages alike: documents fill `<prefix>_NNNN` in order, and a shard is closed before it would pass
+`max_tokens` (a document longer than that gets a shard of its own).
 """
 
 import hashlib
@@ -112,3 +116,47 @@ class ShardWriter:
             "documents": len(self.lengths),
             "tokens": self.tokens,
         }
+
+
+class ShardSequence:
+    """The shards of one writer (a curation task, a pool, a stage part), filled in document order.
+
+    Each shard records the labels of its first document (e.g. source and language); `on_close`,
+    when given, is called with each closed shard's record and returns fields to add to it (a
+    stage's lineage file)."""
+
+    def __init__(self, folder, prefix: str, dtype: np.dtype, max_tokens: int, on_close=None):
+        self.folder, self.prefix, self.dtype, self.max_tokens = folder, prefix, dtype, max_tokens
+        self.on_close = on_close
+        self.shards: list[dict] = []
+        self._writer, self._labels = None, {}
+
+    def add(self, tokens: np.ndarray, lengths: list[int], labels: list[dict]) -> None:
+        """Append documents: their tokens concatenated, each one's length and labels."""
+        start = i = 0  # first token and first document not yet written
+        while i < len(lengths):
+            if self._writer is None:
+                self._writer = ShardWriter(self.folder, f"{self.prefix}_{len(self.shards):04d}", self.dtype)
+                self._labels = dict(labels[i])
+            # As many documents as fit; at least one, so an oversized document gets a shard of its own.
+            j, size, used = i, 0, self._writer.tokens
+            while j < len(lengths) and (used + size + lengths[j] <= self.max_tokens or (j == i and used == 0)):
+                size += lengths[j]
+                j += 1
+            if j > i:
+                self._writer.add_many(tokens[start : start + size], lengths[i:j])
+                start, i = start + size, j
+            if i < len(lengths):
+                self._close_shard()
+
+    def _close_shard(self) -> None:
+        shard = {**self._writer.close(), **self._labels}
+        if self.on_close is not None:
+            shard.update(self.on_close(shard))
+        self.shards.append(shard)
+        self._writer = None
+
+    def close(self) -> list[dict]:
+        if self._writer is not None:
+            self._close_shard()
+        return self.shards

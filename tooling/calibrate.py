@@ -17,11 +17,11 @@ import random
 
 import numpy as np
 
+from core.errors import AuroraError
+from core.text import normalize
 from filters.heuristics import GROUPS, METRICS, analyze
 from filters.thresholds import PUBLISHED
-from pipeline.errors import AuroraError
 from pipeline.readers import FORMATS, iter_records, parse_record
-from pipeline.text import normalize
 
 NOT_CALIBRATED = {"doc_words", "stop_words"}
 
@@ -84,7 +84,7 @@ def calibrate(paths: list[str], language: str, documents: int = 2000, seed: int 
     table = metric_table(texts, language)
     lines = [
         f"# aurora calibrate: {len(texts)} clean {language} documents; published thresholds, loosened where",
-        "# clean text needs it (see pipeline/calibrate.py). Per metric: p0.5 / p50 / p99.5 of clean text.",
+        "# clean text needs it (see tooling/calibrate.py). Per metric: p0.5 / p50 / p99.5 of clean text.",
         "heuristics:",
     ]
     for group, metrics in table.items():

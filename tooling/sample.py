@@ -1,4 +1,4 @@
-"""The project's own sample text (`pipeline/sample_text/<lang>.txt`) and the standard library's code."""
+"""The project's own sample text (`tooling/sample_text/<lang>.txt`) and the standard library's code."""
 
 import sys
 import sysconfig

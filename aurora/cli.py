@@ -4,11 +4,11 @@ import argparse
 import os
 import sys
 
-from pipeline.errors import AuroraError
+from core.errors import AuroraError
 
 
 def _demo_data(args) -> int:
-    from pipeline.demo_data import write_demo_data
+    from tooling.demo_data import write_demo_data
 
     paths = write_demo_data(args.output, seed=args.seed)
     print(f"wrote {len(paths)} files of demo input under {args.output}")
@@ -16,7 +16,7 @@ def _demo_data(args) -> int:
 
 
 def _assets_build(args) -> int:
-    from pipeline.assets import build_assets
+    from tooling.assets import build_assets
 
     record, built = build_assets(args.output, force=args.force)
     state = "built" if built else "up to date"
@@ -62,8 +62,8 @@ def _train(args) -> int:
 
 
 def _calibrate(args) -> int:
-    from pipeline.calibrate import calibrate
     from pipeline.recipe import TEXT_LANGUAGES
+    from tooling.calibrate import calibrate
 
     if args.language not in TEXT_LANGUAGES:
         raise AuroraError(f"--language must be one of {', '.join(TEXT_LANGUAGES)}")

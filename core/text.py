@@ -18,7 +18,7 @@ import importlib.util
 import os
 import runpy
 import unicodedata
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import regex
 
@@ -66,7 +66,7 @@ def words(text: str, language: str) -> list[str]:
     return _WORD.findall(text)
 
 
-@lru_cache(maxsize=None)
+@cache
 def stop_words(language: str) -> frozenset[str]:
     """spaCy's stop-word list for the language, read from spaCy's installed files.
 

@@ -6,7 +6,7 @@ files (deterministic, whatever ran the tasks), and a rerun task simply overwrite
 
 import orjson
 
-from pipeline.atomic import write_atomic
+from core.atomic import write_atomic
 
 TASKS_DIR = "tasks"
 

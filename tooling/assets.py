@@ -18,18 +18,18 @@ was made; a build whose inputs and outputs are unchanged is skipped.
 """
 
 import hashlib
-from importlib import metadata
 import os
 import random
 import shutil
 import subprocess
 import tempfile
+from importlib import metadata
 
 import orjson
 
-from pipeline.errors import AuroraError
+from core.errors import AuroraError
 from pipeline.recipe import TEXT_LANGUAGES
-from pipeline.sample import python_version, sample_path, sample_sentences, stdlib_files
+from tooling.sample import python_version, sample_path, sample_sentences, stdlib_files
 
 STARCODER_SPECIAL_TOKENS = [
     "<|endoftext|>", "<fim_prefix>", "<fim_middle>", "<fim_suffix>", "<fim_pad>", "<filename>",
@@ -222,7 +222,7 @@ def build_assets(output: str, force: bool = False, kenlm_cache: str | None = Non
     """Build every asset into `output`; returns (assets.json content, whether anything was built).
 
     KenLM's tools are compiled once into `kenlm_cache` (default `<output>/kenlm`) and reused."""
-    from pipeline.kenlm_build import ensure_kenlm_tools
+    from tooling.kenlm_build import ensure_kenlm_tools
 
     os.makedirs(output, exist_ok=True)
     record_path = os.path.join(output, "assets.json")

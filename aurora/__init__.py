@@ -1,0 +1,1 @@
+"""The `aurora` command line, on top of every other package."""

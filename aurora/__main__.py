@@ -1,0 +1,3 @@
+from aurora.cli import run
+
+run()

@@ -1,0 +1,41 @@
+"""The tokenizer every step shares: HF `tokenizers` files, the end-of-document token and its record.
+
+StarCoder's tokenizer (and the project's own, from `aurora assets build`) ends each document with
+`<|endoftext|>`; a recipe may name another token, which the tokenizer must have.
+"""
+
+import hashlib
+
+from core.errors import AuroraError
+
+EOD_TOKEN = "<|endoftext|>"
+
+
+def file_sha256(f) -> str:
+    """The sha256 of an open binary file, read in blocks."""
+    digest = hashlib.sha256()
+    for block in iter(lambda: f.read(1 << 20), b""):
+        digest.update(block)
+    return digest.hexdigest()
+
+
+def load_tokenizer(path: str):
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_file(path)
+
+
+def eod_id(tokenizer, path: str, eod_token: str) -> int:
+    """The id of the end-of-document token; a tokenizer without it is a one-line error."""
+    token_id = tokenizer.token_to_id(eod_token)
+    if token_id is None:
+        raise AuroraError(f"tokenizer {path} has no token {eod_token!r} for end of document")
+    return token_id
+
+
+def tokenizer_info(path: str, eod_token: str) -> dict:
+    """What a manifest records of the tokenizer its shards were made with."""
+    tokenizer = load_tokenizer(path)
+    with open(path, "rb") as f:
+        sha = file_sha256(f)
+    return {"path": path, "sha256": sha, "vocab_size": tokenizer.get_vocab_size(), "eod_id": tokenizer.token_to_id(eod_token)}
