@@ -10,6 +10,8 @@ from collections import Counter
 
 import orjson
 
+from core.atomic import AtomicFile
+
 REJECTS_DIR = "rejects"
 
 
@@ -24,16 +26,14 @@ class RejectWriter:
         self.folder, self.step = folder, step
         self.counts: Counter = Counter()
         self._file = self._gzip = None
-        self._path = None
 
     def __enter__(self):
         self.counts = Counter()
         return self
 
     def _open(self, rank: int) -> None:
-        self._path = rejects_path(self.step, rank)
-        self._file = self.folder.open(self._path + ".tmp", "wb")
-        self._gzip = gzip.GzipFile(fileobj=self._file, mode="wb", mtime=0)
+        self._file = AtomicFile(self.folder, rejects_path(self.step, rank))
+        self._gzip = gzip.GzipFile(fileobj=self._file.file, mode="wb", mtime=0)
 
     def write_record(self, record: dict, rank: int) -> None:
         """Write one reject; `record` holds at least `id` and `reason`."""
@@ -49,10 +49,11 @@ class RejectWriter:
 
     def __exit__(self, exc_type, exc, tb):
         if self._gzip is not None:
-            self._gzip.close()
-            self._file.close()
             if exc_type is None:
-                self.folder.mv(self._path + ".tmp", self._path)
+                self._gzip.close()
+                self._file.commit()
+            else:
+                self._file.discard()
             self._file = self._gzip = None
 
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.atomic import AtomicFile, write_atomic
+
 INDEX_MAGIC = b"MMIDIDX\x00\x00"
 INDEX_VERSION = 1
 # Megatron's dtype codes.
@@ -84,7 +86,7 @@ class ShardWriter:
         self.lengths: list[int] = []
         self.tokens = 0
         self._bin_sha = hashlib.sha256()
-        self._bin = folder.open(f"{prefix}.bin.tmp", "wb")
+        self._bin = AtomicFile(folder, f"{prefix}.bin")
 
     def add(self, tokens: np.ndarray) -> None:
         """Append one document's tokens (EOD included)."""
@@ -103,12 +105,9 @@ class ShardWriter:
         self.tokens += len(tokens)
 
     def close(self) -> dict:
-        self._bin.close()
         index = encode_index(np.array(self.lengths, dtype=np.int32), self.dtype)
-        with self.folder.open(f"{self.prefix}.idx.tmp", "wb") as f:
-            f.write(index)
-        for ext in ("bin", "idx"):
-            self.folder.mv(f"{self.prefix}.{ext}.tmp", f"{self.prefix}.{ext}")
+        self._bin.commit()  # the index last: a shard whose .idx exists is complete
+        write_atomic(self.folder, f"{self.prefix}.idx", index)
         return {
             "prefix": self.prefix,
             "bin_sha256": self._bin_sha.hexdigest(),

@@ -10,6 +10,7 @@ import os
 
 import numpy as np
 
+from core.atomic import LOCAL, write_atomic
 from core.errors import AuroraError
 from manifests.audit import read_index
 from manifests.manifest import load_manifest
@@ -133,6 +134,5 @@ def write_report(paths: list[str], output: str) -> str:
         if len(values):
             lines.append(f"| {name} | {len(values):,} | {int(np.median(values)):,} | {int(np.percentile(values, 90)):,} | {int(values.max()):,} |")
     report = os.path.join(output, "report.md")
-    with open(report, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
+    write_atomic(LOCAL, report, ("\n".join(lines) + "\n").encode())
     return report

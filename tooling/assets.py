@@ -27,6 +27,7 @@ from importlib import metadata
 
 import orjson
 
+from core.atomic import LOCAL, write_atomic
 from core.errors import AuroraError
 from pipeline.recipe import TEXT_LANGUAGES
 from tooling.sample import python_version, sample_path, sample_sentences, stdlib_files
@@ -262,6 +263,5 @@ def build_assets(output: str, force: bool = False, kenlm_cache: str | None = Non
             lm_path, f"KenLM lmplz {options[0]} on the {language} sample text's pieces, then build_binary"
         )
     record = {"inputs": inputs, "files": files}
-    with open(record_path, "wb") as f:
-        f.write(orjson.dumps(record, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
+    write_atomic(LOCAL, record_path, orjson.dumps(record, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
     return record, True

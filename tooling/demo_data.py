@@ -14,6 +14,7 @@ import random
 
 import orjson
 
+from core.atomic import LOCAL, AtomicFile, write_atomic
 from core.text import words
 from pipeline.recipe import TEXT_LANGUAGES
 from tooling.sample import SAMPLE_DIR, sample_sentences, stdlib_files
@@ -125,10 +126,10 @@ def malformed_lines(prefix: str) -> list[bytes]:
 
 def _write_part(path: str, lines: list[bytes]) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".tmp", "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
+    with AtomicFile(LOCAL, path) as raw, gzip.GzipFile(filename=os.path.basename(path) + ".tmp", fileobj=raw.file, mode="wb",
+                                                     mtime=0) as f:  # the header's name as it always was
         for line in lines:
             f.write(line + b"\n")
-    os.replace(path + ".tmp", path)
 
 
 def _interleave(rng, records: list[bytes], malformed: list[bytes]) -> list[bytes]:
@@ -219,9 +220,7 @@ def write_instruction_data(output: str) -> list[str]:
         lines = lines[:3] + BAD_INSTRUCTIONS + lines[3:]
         path = os.path.join(output, name, f"{name}.jsonl")
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path + ".tmp", "wb") as f:
-            f.write(b"\n".join(lines) + b"\n")
-        os.replace(path + ".tmp", path)
+        write_atomic(LOCAL, path, b"\n".join(lines) + b"\n")
         written.append(path)
     return written
 

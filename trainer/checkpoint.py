@@ -27,6 +27,7 @@ from torch.distributed.checkpoint.state_dict import (
     set_optimizer_state_dict,
 )
 
+from core.atomic import LOCAL, write_atomic
 from core.errors import AuroraError
 
 FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
@@ -73,9 +74,7 @@ def save(output: str, step: int, model, optimizer, scheduler, state: dict, token
                    os.path.join(tmp, "trainer.pt"))
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
-        with open(os.path.join(output, "checkpoints", "latest.tmp"), "w") as f:
-            f.write(os.path.basename(final) + "\n")
-        os.replace(os.path.join(output, "checkpoints", "latest.tmp"), os.path.join(output, "checkpoints", "latest"))
+        write_atomic(LOCAL, os.path.join(output, "checkpoints", "latest"), (os.path.basename(final) + "\n").encode())
     dist.barrier()
     return final
 

@@ -25,6 +25,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from core.atomic import LOCAL, write_atomic
 from core.errors import AuroraError
 from trainer import checkpoint
 from trainer.config import TrainConfig, check_config, load_config
@@ -172,13 +173,12 @@ def train(config: TrainConfig, rank: int, world: int, device: torch.device) -> i
     validation_path = os.path.join(config.output, "validation.json")
     if rank == 0:  # a resumed run's log ends where its checkpoint was taken
         kept = [line for line in open(log_path)] if resume and os.path.exists(log_path) else []
-        with open(log_path, "w") as log:
-            log.writelines(line for line in kept if json.loads(line)["step"] <= state["step"])
+        kept = [line for line in kept if json.loads(line)["step"] <= state["step"]]
+        write_atomic(LOCAL, log_path, "".join(kept).encode())
     if state["step"] == 0:  # every process gets the same figures (they are all-reduced)
         validation = {"start": validate(model, data, config, device, autocast)}
         if rank == 0:
-            with open(validation_path, "w") as f:
-                json.dump(validation, f, indent=2)
+            write_atomic(LOCAL, validation_path, json.dumps(validation, indent=2).encode())
     else:
         with open(validation_path) as f:
             validation = json.load(f)
@@ -233,8 +233,7 @@ def train(config: TrainConfig, rank: int, world: int, device: torch.device) -> i
     if "end" not in validation:
         validation["end"] = validate(model, data, config, device, autocast)
         if rank == 0:
-            with open(validation_path, "w") as f:
-                json.dump(validation, f, indent=2)
+            write_atomic(LOCAL, validation_path, json.dumps(validation, indent=2).encode())
     if rank == 0:
         final = os.path.join(config.output, "final")
         shutil.rmtree(final + ".tmp", ignore_errors=True)
