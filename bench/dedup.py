@@ -2,12 +2,12 @@
 
 1. Signatures, same documents, one process: our `DedupSignatures` step (which also writes the
    documents' parquet and digests), datatrove's `MinhashDedupSignature` step with the same
-   number of hashes (8 buckets x 16 = 128; it also sorts its bucket files), and one datasketch
+   number of hashes (8 bands x 16 = 128, its `num_buckets`; it also sorts its band files), and one datasketch
    `MinHash` per document (`update_batch` on the UTF-8 shingles, its default SHA-1 hash).
    Documents per second and our ratio to each. Target: at least 2x datatrove.
-2. The whole dedup (signatures in 4 tasks, the bucket tasks, the cluster task) on 100,000 and
+2. The whole dedup (signatures in 4 tasks, the band tasks, the cluster task) on 100,000 and
    1,000,000 short documents with planted exact and near duplicates: each task runs in its own
-   process; wall time of each stage and the peak RSS of its largest task. The bucket and
+   process; wall time of each stage and the peak RSS of its largest task. The bands and
    cluster stages must stay under the memory bound (`--memory-mb`) at both sizes.
 
     .venv/bin/python bench/dedup.py [--signature-documents 20000] [--sizes 100000 1000000]
@@ -27,12 +27,12 @@ from datatrove.data import Document  # noqa: E402
 from datatrove.io import get_datafolder  # noqa: E402
 
 from core.text import words  # noqa: E402
-from filters.dedup import DedupSignatures, lsh_params  # noqa: E402
-from pipeline.dedup import BucketStage, ClusterStage  # noqa: E402
+from filters.dedup import DedupBands, DedupClusters, DedupLayout, DedupSignatures, lsh_params  # noqa: E402
 from tooling.sample import sample_sentences  # noqa: E402
 
 NUM_PERM, THRESHOLD, TASKS = 128, 0.8, 4
 BANDS, ROWS = lsh_params(THRESHOLD, NUM_PERM)
+LAYOUT = DedupLayout()
 
 
 def documents(count: int, seed: int = 0) -> list[str]:
@@ -63,7 +63,7 @@ def signature_speed(count: int) -> None:
 
     texts = documents(count, seed=1)
     with tempfile.TemporaryDirectory() as tmp:
-        ours_step = DedupSignatures(get_datafolder(f"{tmp}/ours"), "en", NUM_PERM, 1, 5)
+        ours_step = DedupSignatures(get_datafolder(f"{tmp}/ours"), LAYOUT, "en", NUM_PERM, 1, 5)
         theirs_step = MinhashDedupSignature(f"{tmp}/datatrove", config=MinhashConfig(num_buckets=8, hashes_per_bucket=16))
 
         def ours():
@@ -96,11 +96,11 @@ def run_task(stage: str, folder: str, rank: int, memory_mb: int) -> None:
     if stage == "signatures":
         with open(os.path.join(folder, f"input-{rank}.txt"), encoding="utf-8") as f:
             texts = f.read().split("\n")
-        list(DedupSignatures(data, "en", NUM_PERM, 1, 5).run(_docs(texts), rank=rank))
-    elif stage == "buckets":
-        list(BucketStage(data, TASKS, NUM_PERM, BANDS, ROWS, memory_mb).run(None, rank=rank))
+        list(DedupSignatures(data, LAYOUT, "en", NUM_PERM, 1, 5).run(_docs(texts), rank=rank))
+    elif stage == "bands":
+        list(DedupBands(data, LAYOUT, TASKS, NUM_PERM, BANDS, ROWS, memory_mb).run(None, rank=rank))
     else:
-        list(ClusterStage(data, TASKS, BANDS).run(None, rank=0))
+        list(DedupClusters(data, LAYOUT, TASKS, BANDS).run(None, rank=0))
     # This process's own peak (ru_maxrss of a child would include its parent's at the fork).
     with open("/proc/self/status") as f:
         print(next(line.split()[1] for line in f if line.startswith("VmHWM:")))
@@ -126,12 +126,12 @@ def whole_dedup(count: int, memory_mb: int) -> dict:
                 f.write("\n".join(texts[rank::TASKS]))
         results = {
             "signatures": _stage("signatures", folder, TASKS, memory_mb),
-            "buckets": _stage("buckets", folder, BANDS + 1, memory_mb),
+            "bands": _stage("bands", folder, BANDS + 1, memory_mb),
             "clusters": _stage("clusters", folder, 1, memory_mb),
         }
         import pyarrow.parquet as pq
 
-        table = pq.read_table(os.path.join(folder, "clusters.parquet"), columns=["kept"])
+        table = pq.read_table(os.path.join(folder, LAYOUT.clusters), columns=["kept"])
         removed = table.num_rows - sum(table.column("kept").to_pylist())
     print(f"whole dedup, {count:,} documents ({removed:,} removed as duplicates), memory bound {memory_mb} MiB:")
     for stage, (seconds, peak) in results.items():

@@ -22,14 +22,13 @@ from core.atomic import write_atomic
 from core.errors import AuroraError
 from core.tokenizer import eod_id, load_tokenizer
 from filters.code import CodeLanguageFilter, CodeQualityFilter
-from filters.dedup import DedupDocsReader, DedupFilter, DedupSignatures
+from filters.dedup import DedupBands, DedupClusters, DedupDocuments, DedupFilter, DedupLayout, DedupSignatures
 from filters.heuristics import FILTERS, GROUPS
 from filters.language_id import LanguageFilter, load_language_model
 from filters.perplexity import PerplexityFilter, PerplexityModel
 from filters.pii import PIIRedactor
 from manifests.manifest import build_pool_manifest, write_manifest
 from pipeline.buckets import ensure_cutoffs
-from pipeline.dedup import CLUSTERS_FILE, BucketStage, ClusterStage
 from pipeline.executors import make_executor, run_pass
 from pipeline.lock import output_lock
 from pipeline.readers import RawDocumentReader, input_format
@@ -37,6 +36,7 @@ from pipeline.recipe import Recipe, Source
 from pipeline.tokenize import MegatronShardWriter
 
 RUN_FILE = "run.json"
+DEDUP_LAYOUT = DedupLayout()  # where the dedup passes' files are; the manifest names its clusters file
 
 
 def resolve_inputs(sources: list[Source]) -> list[tuple[str, str]]:
@@ -97,13 +97,13 @@ def passes(recipe: Recipe, inputs, folder) -> list[tuple[str, list, int]]:
     tasks = len(inputs)
     if not recipe.dedup:
         return [("curate", filter_steps(recipe, inputs, folder) + [shard_writer(recipe, folder)], tasks)]
-    d = recipe.dedup
-    signatures = DedupSignatures(folder, recipe.language, d["num_perm"], d["seed"], d["ngram"], recipe.batch_size)
+    d, layout = recipe.dedup, DEDUP_LAYOUT
+    signatures = DedupSignatures(folder, layout, recipe.language, d["num_perm"], d["seed"], d["ngram"], recipe.batch_size)
     return [
         ("filter", filter_steps(recipe, inputs, folder) + [signatures], tasks),
-        ("buckets", [BucketStage(folder, tasks, d["num_perm"], d["bands"], d["rows"], d["memory_mb"])], d["bands"] + 1),
-        ("clusters", [ClusterStage(folder, tasks, d["bands"])], 1),
-        ("tokenize", [DedupDocsReader(folder), DedupFilter(folder), shard_writer(recipe, folder)], tasks),
+        ("bands", [DedupBands(folder, layout, tasks, d["num_perm"], d["bands"], d["rows"], d["memory_mb"])], d["bands"] + 1),
+        ("clusters", [DedupClusters(folder, layout, tasks, d["bands"])], 1),
+        ("tokenize", [DedupDocuments(folder, layout), DedupFilter(folder, layout), shard_writer(recipe, folder)], tasks),
     ]
 
 
@@ -177,6 +177,6 @@ def curate(recipe: Recipe, inputs: list[str] | None = None, output: str | None =
         for name, pipeline, tasks in passes(recipe, files, folder):
             logging_dir = os.path.join(absolute(recipe.output), "logs", name)
             run_pass(make_executor(executor, pipeline, tasks, min(workers, tasks), logging_dir, verbose), name, logging_dir, verbose)
-        manifest = build_pool_manifest(folder, recipe, files, CLUSTERS_FILE if recipe.dedup else None)
+        manifest = build_pool_manifest(folder, recipe, files, DEDUP_LAYOUT.clusters if recipe.dedup else None)
         write_manifest(folder, manifest)
     return manifest

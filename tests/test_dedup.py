@@ -1,10 +1,12 @@
 """Dedup: signatures equal datasketch's, LSH candidates equal MinHashLSH's, clusters against
 brute-force Jaccard, and the decisions' rules (first copy kept, exact before near)."""
 
+import gzip
 import itertools
 import random
 
 import numpy as np
+import orjson
 import pyarrow.parquet as pq
 import pytest
 from datasketch import MinHash, MinHashLSH
@@ -14,13 +16,18 @@ from scipy.sparse import csr_matrix
 
 from core.errors import AuroraError
 from core.text import words
-from filters.dedup import DedupSignatures, MinHasher, lsh_params
-from pipeline.dedup import CLUSTERS_FILE, BucketStage, ClusterStage, bucket_edges, clusters, global_ids
+from filters.dedup import DedupBands, DedupClusters, DedupDocuments, DedupFilter, DedupLayout, DedupSignatures, lsh_params
+from filters.dedup.bands import band_edges
+from filters.dedup.clusters import clusters
+from filters.dedup.layout import global_ids
+from filters.dedup.minhash import MinHasher
 from pipeline.recipe import load_recipe
 from tooling.sample import sample_sentences
 
 THRESHOLD = 0.8
 BANDS, ROWS = lsh_params(THRESHOLD, 128)
+LAYOUT = DedupLayout()
+CLUSTERS_FILE = LAYOUT.clusters
 
 
 def _vocabulary() -> list[str]:
@@ -42,20 +49,20 @@ def planted_corpus(seed: int, families: int = 1500, variants: int = 3500) -> lis
 
 
 def run_dedup(path, tasks: list[list[str]], memory_mb: float = 512, language: str = "en"):
-    """The signature, bucket and cluster stages, run in turn on a local folder."""
+    """The signatures, bands and clusters steps, run in turn on a local folder."""
     folder = get_datafolder(str(path))
     for rank, texts in enumerate(tasks):
         docs = (Document(text=t, id=f"t{rank}-{i}", metadata={}) for i, t in enumerate(texts))
-        list(DedupSignatures(folder, language, 128, 1, 5).run(docs, rank=rank))
+        list(DedupSignatures(folder, LAYOUT, language, 128, 1, 5).run(docs, rank=rank))
     for band in range(BANDS + 1):
-        list(BucketStage(folder, len(tasks), 128, BANDS, ROWS, memory_mb).run(None, rank=band))
-    list(ClusterStage(folder, len(tasks), BANDS).run(None, rank=0))
+        list(DedupBands(folder, LAYOUT, len(tasks), 128, BANDS, ROWS, memory_mb).run(None, rank=band))
+    list(DedupClusters(folder, LAYOUT, len(tasks), BANDS).run(None, rank=0))
     return folder
 
 
 def _signatures(folder, tasks: int) -> np.ndarray:
     return np.concatenate([
-        np.frombuffer(folder.open(f"dedup/signatures/{t:05d}.bin", "rb").read(), dtype=np.uint32).reshape(-1, 128)
+        np.frombuffer(folder.open(LAYOUT.signatures(t), "rb").read(), dtype=np.uint32).reshape(-1, 128)
         for t in range(tasks)
     ])
 
@@ -111,21 +118,21 @@ def test_candidate_pairs_equal_datasketch_minhashlsh(planted):
 
     ours = set()
     for band in range(BANDS):
-        edges = np.frombuffer(folder.open(f"dedup/edges/{band:05d}.bin", "rb").read(), dtype=np.uint64).reshape(-1, 2)
-        buckets: dict[int, set] = {}
+        edges = np.frombuffer(folder.open(LAYOUT.band_edges(band), "rb").read(), dtype=np.uint64).reshape(-1, 2)
+        groups: dict[int, set] = {}
         for member, first in edges.tolist():
-            buckets.setdefault(first, {first}).add(member)
-        for bucket in buckets.values():
-            ours.update(itertools.combinations(sorted(bucket), 2))
+            groups.setdefault(first, {first}).add(member)
+        for group in groups.values():
+            ours.update(itertools.combinations(sorted(group), 2))
     assert len(expected) > 1000
     assert ours == expected
 
 
-def test_partitioning_does_not_change_the_buckets(planted, tmp_path):
+def test_partitioning_does_not_change_the_bands(planted, tmp_path):
     order, ids, folder, tasks = planted
     whole = run_dedup(tmp_path, tasks, memory_mb=512)  # one partition per band
     for band in range(BANDS + 1):  # the same edges; their order follows the partitions
-        path = f"dedup/edges/{band:05d}.bin"
+        path = LAYOUT.band_edges(band)
         edges = [sorted(np.frombuffer(f.open(path, "rb").read(), np.uint64).reshape(-1, 2).tolist()) for f in (whole, folder)]
         assert edges[0] == edges[1]
     assert whole.open(CLUSTERS_FILE, "rb").read() == folder.open(CLUSTERS_FILE, "rb").read()
@@ -181,7 +188,7 @@ def test_exact_duplicates_go_first_and_each_cluster_keeps_its_first_document():
         3: (1, 4, "near_duplicate", 1),
         1 << 32: (1, 4, "exact_duplicate", 1),
     }  # e's only edge was to the exact copy d, which left the near-duplicate graph
-    assert bucket_edges(np.array([[5, 1], [5, 1], [4, 0]], np.uint32), np.array([9, 3, 7], np.uint64)).tolist() == [[9, 3]]
+    assert band_edges(np.array([[5, 1], [5, 1], [4, 0]], np.uint32), np.array([9, 3, 7], np.uint64)).tolist() == [[9, 3]]
 
 
 def test_exact_duplicates_are_found_across_tasks(tmp_path):
@@ -192,8 +199,25 @@ def test_exact_duplicates_are_found_across_tasks(tmp_path):
         {"id": "t1-0", "cluster_id": "t0-0", "cluster_size": 3, "kept": False},
         {"id": "t1-1", "cluster_id": "t0-0", "cluster_size": 3, "kept": False},
     ]
-    decisions = pq.read_table(folder.open("dedup/decisions/00001.parquet", "rb")).to_pylist()
+    decisions = pq.read_table(folder.open(LAYOUT.decisions(1), "rb")).to_pylist()
     assert {d["status"] for d in decisions} == {"exact_duplicate"} and {d["duplicate_of"] for d in decisions} == {"t0-0"}
+
+
+def test_dedup_filter_joins_decisions_by_key_whatever_the_order(tmp_path):
+    folder = run_dedup(tmp_path, [["same text here", "other text"], ["fresh words", "same text here", "other text", "lonely line"]])
+    docs = list(DedupDocuments(folder, LAYOUT).run(None, rank=1))
+    random.Random(0).shuffle(docs)
+    assert [d.id for d in docs] != sorted(d.id for d in docs)
+    kept = {d.id: d.metadata for d in DedupFilter(folder, LAYOUT).run(iter(docs), rank=1)}
+    with gzip.open(folder.open("rejects/dedup/00001.jsonl.gz", "rb")) as f:
+        removed = {r["id"]: r for r in map(orjson.loads, f)}
+    assert kept == {"t1-0": {"cluster_id": "t1-0", "cluster_size": 1}, "t1-3": {"cluster_id": "t1-3", "cluster_size": 1}}
+    assert {i: (r["reason"], r["metadata"]) for i, r in removed.items()} == {
+        "t1-1": ("exact_duplicate", {"cluster_id": "t0-0", "cluster_size": 2, "duplicate_of": "t0-0"}),
+        "t1-2": ("exact_duplicate", {"cluster_id": "t0-1", "cluster_size": 2, "duplicate_of": "t0-1"}),
+    }
+    with pytest.raises(ValueError, match="has no 'dedup_key'"):  # a document without its key is an error, not kept
+        list(DedupFilter(folder, LAYOUT).run(iter([Document(text="x", id="t1-0", metadata={})]), rank=1))
 
 
 @pytest.mark.parametrize("section, message", [

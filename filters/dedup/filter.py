@@ -1,0 +1,75 @@
+"""The start of the tokenize pass: the filter pass's kept documents, then the clusters pass's decisions.
+
+`DedupDocuments` puts each document's key on it (`metadata["dedup_key"]`); `DedupFilter` looks
+the document's decision up by that key, whatever order the documents come in, and takes the key
+off again before the document goes on (to the shards or to the rejects).
+"""
+
+import io
+
+import orjson
+import pyarrow.parquet as pq
+from datatrove.data import Document
+from datatrove.pipeline.base import PipelineStep
+
+from filters.base import RecordedFilter
+from filters.dedup.layout import DedupLayout, document_key
+
+KEY = "dedup_key"
+
+
+class DedupDocuments(PipelineStep):
+    """The filter pass's kept documents of this task, each with its key in `metadata["dedup_key"]`."""
+
+    name = "📖 Filtered documents"
+    type = "📖 - READER"
+
+    def __init__(self, output_folder, layout: DedupLayout, batch_rows: int = 1000):
+        super().__init__()
+        self.output_folder, self.layout, self.batch_rows = output_folder, layout, batch_rows
+
+    def run(self, data, rank: int = 0, world_size: int = 1):
+        position = 0
+        with self.output_folder.open(self.layout.docs(rank), "rb") as f:
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=self.batch_rows):
+                for row in batch.to_pylist():
+                    metadata = orjson.loads(row["metadata"])
+                    metadata[KEY] = document_key(rank, position)
+                    position += 1
+                    yield Document(text=row["text"], id=row["id"], metadata=metadata)
+
+
+def read_decisions(folder, layout: DedupLayout, task: int) -> dict[int, dict]:
+    """This task's rows of the clusters pass's decisions, by document key."""
+    with folder.open(layout.decisions(task), "rb") as f:
+        table = pq.read_table(io.BytesIO(f.read()))
+    return {row.pop("key"): row for row in table.to_pylist()}
+
+
+class DedupFilter(RecordedFilter):
+    """Removes exact and near duplicates as the clusters pass decided; kept documents get their
+    cluster (the id of its kept representative) and its size in metadata."""
+
+    name = "🫂 Dedup"
+    step = "dedup"
+
+    def __init__(self, output_folder, layout: DedupLayout):
+        super().__init__(output_folder)
+        self.layout = layout
+
+    def run(self, data, rank: int = 0, world_size: int = 1):
+        self._decisions = read_decisions(self.output_folder, self.layout, rank)
+        yield from super().run(data, rank, world_size)
+
+    def filter(self, doc: Document):
+        if KEY not in doc.metadata:
+            raise ValueError(f"document {doc.id} has no {KEY!r}: DedupFilter takes its documents from DedupDocuments")
+        decision = self._decisions.get(doc.metadata.pop(KEY))
+        if decision is None:  # in no cluster: its own
+            doc.metadata.update(cluster_id=doc.id, cluster_size=1)
+            return True
+        doc.metadata.update(cluster_id=decision["cluster_id"], cluster_size=decision["cluster_size"])
+        if decision["status"] == "kept":
+            return True
+        doc.metadata["duplicate_of"] = decision["duplicate_of"]
+        return False, decision["status"]

@@ -1,0 +1,88 @@
+"""Shingles, MinHash signatures, exact-duplicate digests and the LSH parameters.
+
+Shingles are word n-grams (n = 5 by default) of the lower-cased normalized text; Japanese,
+which has no spaces, uses character n-grams. Each word is hashed once per batch (BLAKE2b), and
+n-gram hashes are combined from word hashes with numpy, so no Python code runs per shingle.
+The MinHash itself is datasketch's `affine32` scheme (its seeded permutations and its MurmurHash3
+pre-mix), applied to a whole batch of documents at once; a test checks that each signature is
+the one datasketch's `MinHash.update_batch` gives on the same shingle hashes.
+
+The exact-duplicate key is the 128-bit BLAKE2b digest of the normalized text.
+"""
+
+import hashlib
+
+import numpy as np
+from datasketch import MinHash
+from datasketch.lsh import _optimal_param
+from datasketch.minhash import _fmix
+
+from core.text import words
+
+_NGRAM_MULTIPLIER = np.uint64(0x100000001B3)  # FNV-1a's 64-bit prime: mixes each position in
+_SHINGLES_PER_CHUNK = 1 << 14  # shingles x num_perm uint32 values in flight: 8 MiB at 128 perms
+
+
+def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
+    """Bands and rows that datasketch's `MinHashLSH` would choose for this threshold (equal weights)."""
+    return _optimal_param(threshold, num_perm, 0.5, 0.5)
+
+
+def exact_digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+
+
+def _word_hash(word: str) -> int:
+    return int.from_bytes(hashlib.blake2b(word.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+class MinHasher:
+    """Shingle hashes and MinHash signatures of a batch of documents, for one language."""
+
+    def __init__(self, language: str, num_perm: int = 128, seed: int = 1, ngram: int = 5):
+        self.language, self.num_perm, self.seed, self.ngram = language, num_perm, seed, ngram
+        a, b = MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations
+        self.a, self.b = a.astype(np.uint32), b.astype(np.uint32)
+
+    def _units(self, text: str, cache: dict) -> np.ndarray:
+        """One uint64 per word (per character for ja): the sequence the n-grams are taken over."""
+        if self.language == "ja":
+            return np.frombuffer(text.lower().encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+        units = []
+        for word in words(text.lower(), self.language):
+            value = cache.get(word)
+            if value is None:
+                value = cache[word] = _word_hash(word)
+            units.append(value)
+        return np.array(units, dtype=np.uint64)
+
+    def shingle_hashes(self, text: str, cache: dict | None = None) -> np.ndarray:
+        """The 32-bit hash of every n-gram; a text shorter than n is one shingle, the whole of it."""
+        units = self._units(text, {} if cache is None else cache)
+        if len(units) < self.ngram:
+            units = np.array([_word_hash(text)], dtype=np.uint64) if len(units) == 0 else units
+            count, n = 1, len(units)
+        else:
+            count, n = len(units) - self.ngram + 1, self.ngram
+        combined = np.zeros(count, dtype=np.uint64)
+        for k in range(n):
+            combined = combined * _NGRAM_MULTIPLIER + units[k : k + count]
+        return (combined >> np.uint64(32)).astype(np.uint32)
+
+    def signatures(self, texts: list[str]) -> np.ndarray:
+        """(documents, num_perm) uint32: each row is datasketch's MinHash of that text's shingles."""
+        cache: dict = {}
+        shingles = [self.shingle_hashes(t, cache) for t in texts]
+        out = np.empty((len(texts), self.num_perm), dtype=np.uint32)
+        start = 0
+        while start < len(texts):
+            end, total = start, 0
+            while end < len(texts) and (end == start or total + len(shingles[end]) <= _SHINGLES_PER_CHUNK):
+                total += len(shingles[end])
+                end += 1
+            hv = _fmix(np.concatenate(shingles[start:end]), 32)[:, None]
+            permuted = hv * self.a + self.b  # wraps modulo 2^32, as datasketch's affine32 does
+            offsets = np.cumsum([0] + [len(s) for s in shingles[start : end - 1]])
+            out[start:end] = np.minimum.reduceat(permuted, offsets, axis=0)
+            start = end
+        return out
