@@ -21,7 +21,7 @@ sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 import numpy as np  # noqa: E402
 from datatrove.io import get_datafolder  # noqa: E402
 
-from core.shards import ShardWriter  # noqa: E402
+from core.shards import ShardSequence  # noqa: E402
 from core.tokenizer import tokenizer_info  # noqa: E402
 from manifests.manifest import write_manifest  # noqa: E402
 
@@ -32,23 +32,15 @@ SHARD_TOKENS = 2_000_000
 def write_pool(path: str, name: str, documents: int, tokenizer: str, seed: int) -> int:
     info = tokenizer_info(tokenizer, "<|endoftext|>")
     rng = np.random.default_rng(seed)
-    folder, shards, writer = get_datafolder(path), [], None
+    folder = get_datafolder(path)
+    sequence = ShardSequence(folder, f"shards/{name}_00000", np.dtype(np.uint16), SHARD_TOKENS)  # curation's rule
     for start in range(0, documents, 10_000):
         lengths = rng.integers(20, 400, size=min(10_000, documents - start))
         tokens = rng.integers(1, info["vocab_size"], size=int(lengths.sum()), dtype=np.uint16)
         ends = np.cumsum(lengths) - 1
         tokens[ends] = info["eod_id"]
-        offset = 0
-        for length in lengths.tolist():
-            if writer is None:
-                writer = ShardWriter(folder, f"shards/{name}_00000_{len(shards):04d}", np.dtype(np.uint16))
-            writer.add(tokens[offset : offset + length])
-            offset += length
-            if writer.tokens >= SHARD_TOKENS:
-                shards.append({**writer.close(), "source": "bench", "language": name})
-                writer = None
-    if writer is not None:
-        shards.append({**writer.close(), "source": "bench", "language": name})
+        sequence.add(tokens, lengths.tolist(), [{"source": "bench", "language": name}] * len(lengths))
+    shards = sequence.close()
     total = sum(s["tokens"] for s in shards)
     write_manifest(folder, {
         "kind": "pool", "name": name, "language": name, "tokenizer": info, "recipe_sha256": "bench", "inputs": [],

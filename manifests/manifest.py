@@ -17,12 +17,15 @@ from core.tokenizer import file_sha256, tokenizer_info
 MANIFEST = "manifest.json"
 
 
-def build_pool_manifest(folder, recipe, inputs: list[tuple[str, str]], clusters_file: str | None = None) -> dict:
-    """Sum the task ledgers into the manifest; every task must have finished. With dedup, the
-    manifest also records `clusters_file` (the run's clusters parquet, relative to `folder`)."""
+def build_pool_manifest(folder, recipe, inputs: list[tuple[str, str]], clusters_file: str | None = None,
+                        tasks: int | None = None) -> dict:
+    """Sum the task ledgers into the manifest; every task must have finished. Curation runs one task
+    per input; `tasks` says otherwise (an instruction pool reads all its files in one). With dedup, the
+    manifest also records `clusters_file` (the run's clusters parquet, relative to `folder`: the
+    path curate's dedup layout gives it)."""
     shards, malformed, removed, redacted, buckets = [], Counter(), Counter(), Counter(), Counter()
     documents_in = 0
-    for rank in range(len(inputs)):
+    for rank in range(len(inputs) if tasks is None else tasks):
         records = read_task_records(folder, rank)
         if "tokenize" not in records or "read" not in records:
             raise AuroraError(f"task {rank} ({inputs[rank][1]}) did not finish; see {folder.path}/logs and run again")

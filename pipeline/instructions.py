@@ -13,10 +13,13 @@ rendered with one plain-text template (no special tokens, so any tokenizer takes
     ### Assistant:
     <content>
 
-turns separated by a blank line. A record that cannot be rendered is rejected with its reason.
-Files are read by `pipeline.readers.iter_records` (jsonl, jsonl.gz, jsonl.zst, parquet), so
-broken JSON and invalid UTF-8 are counted as malformed, as in curation.
+turns separated by a blank line. Files are read by the ordinary reader with whole records
+(`pipeline.readers.RawDocumentReader`: jsonl, jsonl.gz, jsonl.zst, parquet), so broken JSON and
+invalid UTF-8 are counted as malformed, as in curation; `RenderInstructions` then makes each
+record the document's text, or removes it with the reason it cannot be rendered.
 """
+
+from filters.base import RecordedFilter
 
 HEADERS = {"system": "### System:", "user": "### User:", "assistant": "### Assistant:"}
 
@@ -59,3 +62,21 @@ def render(record) -> tuple[str | None, str | None]:
     ):
         return None, "turns_not_alternating"
     return "\n\n".join(f"{HEADERS[role]}\n{content.strip()}" for role, content in turns), None
+
+
+class RenderInstructions(RecordedFilter):
+    """Each record the reader carries whole becomes its document's text; a record that cannot be
+    rendered is removed with its reason, its text the record as read (nothing is lost)."""
+
+    name = "💬 Render instructions"
+    step = "instructions"
+
+    def filter(self, doc) -> bool | tuple[bool, str]:
+        record = doc.metadata.pop("record")
+        if isinstance(record, dict) and isinstance(record.get("id"), str) and record["id"]:
+            doc.id = record["id"]
+        text, reason = render(record)
+        if reason is not None:
+            return False, reason
+        doc.text = text
+        return True

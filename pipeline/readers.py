@@ -258,16 +258,20 @@ def raw_text(raw) -> str:
 
 
 class RawDocumentReader(PipelineStep):
-    """Reads the input files of this task; `inputs` is a list of (source name, path), one per task."""
+    """Reads the input files of this task; `inputs` is a list of (source name, path), one per task.
+
+    With `whole_records`, a parsed record is not made into a document's text here: the document
+    carries it whole in `metadata["record"]`, with the record as read for its text, for a later
+    step to turn into text or remove with its reason (instruction data, `pipeline.instructions`)."""
 
     name = "📖 Raw reader"
     type = "📖 - READER"
 
     def __init__(self, inputs: list[tuple[str, str]], output_folder, language: str,
-                 max_document_bytes: int = MAX_DOCUMENT_BYTES):
+                 max_document_bytes: int = MAX_DOCUMENT_BYTES, whole_records: bool = False):
         super().__init__()
         self.inputs, self.output_folder, self.language = inputs, output_folder, language
-        self.max_document_bytes = max_document_bytes
+        self.max_document_bytes, self.whole_records = max_document_bytes, whole_records
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         read = 0
@@ -275,7 +279,9 @@ class RawDocumentReader(PipelineStep):
             for source, path in self.inputs[rank::world_size]:
                 for fallback_id, record, reason, raw in iter_records(path, self.max_document_bytes):
                     read += 1
-                    if reason is None:
+                    if reason is None and self.whole_records:
+                        doc = Document(text=raw_text(raw if raw is not None else record), id=fallback_id, metadata={"record": record})
+                    elif reason is None:
                         doc, reason = parse_record(record, fallback_id, keep_text=self.language == "code")
                     if reason is not None:
                         self.stat_update(f"malformed_{reason}")

@@ -15,7 +15,8 @@ from core.shards import decode_index
 from manifests.audit import audit
 from manifests.manifest import load_manifest
 from pipeline.instructions import render
-from pipeline.mix import interleave, load_stage_recipe, mix
+from pipeline.mix import load_stage_recipe, mix
+from pipeline.mix.write import interleave
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -68,7 +69,7 @@ def test_budgets_are_met_within_one_document(workspace, stages):
 
 
 def test_validation_documents_are_held_out_of_the_stage(workspace, stages):
-    from pipeline.mix import document_keys
+    from pipeline.mix.selection import document_keys
 
     manifest, folder = stages["cap"]
     assert [v["documents"] for v in manifest["validation"]] == [8] * len(manifest["components"])
@@ -222,19 +223,19 @@ def test_reference_scale_stage_recipes_are_valid():
 
 
 def test_instruction_sources_become_a_pool_with_rejects_counted(in_workspace, tmp_path):
-    from datatrove.io import get_datafolder
-
-    from pipeline.mix import build_instruction_pool
+    from pipeline.mix.pools import build_instruction_pool
 
     recipe = load_stage_recipe("recipes/demo/cat.yaml")
     recipe.max_shard_tokens = 500  # several shards
     component = next(c for c in recipe.components if c.name == "instructions")
-    build_instruction_pool(component, recipe, get_datafolder(str(tmp_path / "pool")))
+    build_instruction_pool(component, recipe, str(tmp_path / "pool"))
     manifest, folder = load_manifest(str(tmp_path / "pool"))
     assert len(manifest["shards"]) > 3 and all(s["tokens"] <= 500 for s in manifest["shards"][:-1])
     assert manifest["funnel"]["malformed"] == {"broken_json": 1}
     assert manifest["funnel"]["removed"] == {"empty_turn": 1, "turns_not_alternating": 1, "unknown_role": 1}
     assert manifest["funnel"]["kept"] == 25 and audit(manifest, folder) == []
-    rejects = [json.loads(line) for line in gzip.open(next((tmp_path / "pool" / "rejects" / "instructions").glob("*.gz")))]
+    # Unparsable records go to rejects/malformed/ (as read, under "raw"), unrenderable ones to
+    # rejects/instructions/ (as read, as the removed document's text).
+    rejects = [json.loads(line) for path in sorted((tmp_path / "pool" / "rejects").glob("*/*.gz")) for line in gzip.open(path)]
     assert sorted(r["id"].rsplit("/", 1)[-1] for r in rejects) == ["bad-empty", "bad-role", "bad-turns", "instructions.jsonl:4"]
-    assert all(r["raw"] for r in rejects)  # nothing lost: each rejected record is kept as read
+    assert all(r.get("raw") or r.get("text") for r in rejects)  # nothing lost: each rejected record is kept as read

@@ -1,0 +1,119 @@
+"""Stage recipes (`recipes/cap.yaml`, `recipes/cat.yaml`): what a stage takes from which pool.
+
+A stage has a total token budget and components; each component is a curated pool (`pool`: a
+curation run's manifest or its folder) or instruction files (`instructions`: globs, made into a
+pool by `pipeline.mix.pools`), with a budget (a share of the stage or a token count) and the most
+passes over its pool it may take (`max_epochs`). Validation happens here, before any work.
+"""
+
+import hashlib
+from dataclasses import dataclass, field
+
+from core.config import NAME, number, read_yaml
+from core.errors import AuroraError
+from core.tokenizer import EOD_TOKEN
+
+STAGE_KEYS = {"name", "seed", "tokens", "output", "tokenizer", "parts", "max_shard_tokens", "eod_token",
+              "validation_documents", "components"}
+COMPONENT_KEYS = {"name", "language", "pool", "instructions", "tokens", "max_epochs"}
+
+
+@dataclass
+class Component:
+    name: str
+    language: str
+    tokens: float  # a share of the stage (0 < x <= 1, float) or an absolute count (int)
+    max_epochs: float
+    pool: str | None = None  # a pool manifest (or its folder)
+    instructions: list[str] = field(default_factory=list)  # input globs
+
+
+@dataclass
+class StageRecipe:
+    path: str
+    sha256: str
+    name: str
+    seed: int
+    tokens: int
+    output: str
+    tokenizer: str
+    parts: int
+    max_shard_tokens: int
+    eod_token: str
+    validation_documents: int  # held out of each component for the trainer's validation
+    components: list[Component]
+
+
+def _error(path: str, message: str) -> AuroraError:
+    return AuroraError(f"{path}: {message}")
+
+
+def _positive_int(value, key: str, path: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _error(path, f"'{key}' must be a positive integer")
+    return value
+
+
+def _component(item, i: int, names: set, path: str) -> Component:
+    where = f"components[{i}]"
+    if not isinstance(item, dict) or set(item) - COMPONENT_KEYS:
+        raise _error(path, f"{where} must be a mapping of {', '.join(sorted(COMPONENT_KEYS))}")
+    name = item.get("name")
+    if not isinstance(name, str) or name in names:
+        raise _error(path, f"{where} needs a unique string 'name'")
+    if not NAME.fullmatch(name):  # it names the component's shards and its pool folder
+        raise _error(path, f"{where}: 'name' must be a file name of letters, digits, '.', '_' and '-'")
+    if ("pool" in item) == ("instructions" in item):
+        raise _error(path, f"component '{name}' needs exactly one of 'pool' or 'instructions'")
+    tokens = item.get("tokens")
+    if isinstance(tokens, bool) or not (isinstance(tokens, int) and tokens >= 1 or isinstance(tokens, float) and 0 < tokens <= 1):
+        raise _error(path, f"component '{name}': 'tokens' must be a share (0 < x <= 1) or a token count")
+    epochs = number(item.get("max_epochs"), "max_epochs", f"{path}: component '{name}'")
+    if epochs <= 0:
+        raise _error(path, f"component '{name}': 'max_epochs' must be a positive number")
+    instructions = item.get("instructions", [])
+    instructions = [instructions] if isinstance(instructions, str) else instructions
+    if not isinstance(item.get("language"), str) or not all(isinstance(p, str) for p in instructions):
+        raise _error(path, f"component '{name}' needs a string 'language' and path globs")
+    return Component(name, item["language"], tokens, epochs, item.get("pool"), instructions)
+
+
+def load_stage_recipe(path: str) -> StageRecipe:
+    raw, data = read_yaml(path, "stage recipe")
+    unknown = sorted(set(data) - STAGE_KEYS)
+    if unknown:
+        raise _error(path, f"unknown key '{unknown[0]}' (allowed: {', '.join(sorted(STAGE_KEYS))})")
+    for key in ("name", "output", "tokenizer"):
+        if not isinstance(data.get(key), str) or not data[key]:
+            raise _error(path, f"'{key}' must be a non-empty string")
+    if not NAME.fullmatch(data["name"]):
+        raise _error(path, f"'name' must be a file name of letters, digits, '.', '_' and '-', got {data['name']!r}")
+    if isinstance(data.get("seed"), bool) or not isinstance(data.get("seed"), int):
+        raise _error(path, "'seed' must be an integer")
+    validation = data.get("validation_documents", 0)
+    if isinstance(validation, bool) or not isinstance(validation, int) or validation < 0:
+        raise _error(path, "'validation_documents' must be a non-negative integer")
+    components = data.get("components")
+    if not isinstance(components, list) or not components:
+        raise _error(path, "'components' must be a non-empty list")
+    names: set = set()
+    recipe = StageRecipe(
+        path=path, sha256=hashlib.sha256(raw).hexdigest(), name=data["name"], seed=data["seed"],
+        tokens=_positive_int(data.get("tokens"), "tokens", path), output=data["output"], tokenizer=data["tokenizer"],
+        parts=_positive_int(data.get("parts", 1), "parts", path),
+        max_shard_tokens=_positive_int(data.get("max_shard_tokens", 1 << 27), "max_shard_tokens", path),
+        eod_token=data.get("eod_token", EOD_TOKEN), validation_documents=validation, components=[],
+    )
+    for i, item in enumerate(components):
+        recipe.components.append(_component(item, i, names, path))
+        names.add(item["name"])
+    return recipe
+
+
+def budgets(recipe: StageRecipe) -> list[int]:
+    """Each component's budget in tokens; refused when they add up to more than the stage."""
+    values = [c.tokens if isinstance(c.tokens, int) else round(c.tokens * recipe.tokens) for c in recipe.components]
+    if sum(values) > recipe.tokens:
+        raise AuroraError(f"{recipe.path}: the component budgets add up to {sum(values):,} tokens, "
+                          f"more than the stage total of {recipe.tokens:,}")
+    return values
