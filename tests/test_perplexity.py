@@ -103,7 +103,7 @@ def test_buckets_are_computed_once_and_a_resumed_run_reuses_them(in_workspace, t
 
 def test_missing_build_dependencies_are_named_in_one_line(monkeypatch):
     from core.errors import AuroraError
-    from pipeline import kenlm_build
+    from tooling import kenlm_build
 
     monkeypatch.setattr(kenlm_build, "_HEADERS", kenlm_build._HEADERS + ["boost/not_installed_here.hpp"])
     monkeypatch.setattr(kenlm_build.os, "geteuid", lambda: 1000)  # not root: nothing is installed
