@@ -13,7 +13,7 @@ import numpy as np
 from core.rejects import count_rejects
 from core.shards import ShardIndex, decode_index
 from core.tokenizer import file_sha256
-from manifests.manifest import manifest_problems
+from manifests.schema import manifest_problems
 
 
 def _unreadable(name: str, e: OSError) -> str:

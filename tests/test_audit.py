@@ -18,8 +18,9 @@ from core.errors import AuroraError
 from core.shards import ShardWriter
 from core.tokenizer import file_sha256
 from manifests.audit import audit
-from manifests.manifest import load_manifest, manifest_problems
+from manifests.manifest import load_manifest
 from manifests.report import write_report
+from manifests.schema import manifest_problems
 
 ROOT = Path(__file__).resolve().parents[1]
 EOD = 0
