@@ -2,6 +2,7 @@
 
 import argparse
 import os
+import signal
 import sys
 
 from core.errors import AuroraError
@@ -171,12 +172,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _storage_errors() -> tuple:
-    """Errors of the environment rather than of aurora: a full disk, a permission, an unreachable bucket."""
+    """Errors of the environment rather than of aurora: a full disk, a permission, an unreachable
+    endpoint, a protocol fsspec cannot write to (NotImplementedError, e.g. an http:// output)."""
     try:
         from botocore.exceptions import BotoCoreError, ClientError
     except ImportError:
-        return (OSError,)
-    return (OSError, BotoCoreError, ClientError)
+        return (OSError, NotImplementedError)
+    return (OSError, NotImplementedError, BotoCoreError, ClientError)
 
 
 def main(argv=None) -> int:
@@ -191,12 +193,25 @@ def main(argv=None) -> int:
         return 2
 
 
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt
+
+
 def run() -> None:
     """The `aurora` command: `main`, then an immediate exit with its status. Native libraries'
     threads (pyarrow's) may still be releasing memory at interpreter shutdown, and their static
     destructors then abort the process (exit 134) after the work succeeded; everything aurora
     writes is closed and renamed by now, so skipping that teardown loses nothing."""
-    code = main()
+    signal.signal(signal.SIGTERM, _interrupted)  # as Ctrl-C: one line, and the run resumes later
+    # After an interrupt, the resource tracker (a helper process) reports the pool's semaphores it
+    # cleans up; the cleanup is its job, the report is noise after our one line.
+    os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"),
+                                                          "ignore:resource_tracker:UserWarning"]))
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        print("aurora: error: interrupted; the same command resumes the run", file=sys.stderr)
+        code = 130
     if "ray" in sys.modules:
         import ray
 

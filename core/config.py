@@ -16,20 +16,47 @@ from core.errors import AuroraError
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (the last would win silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        keys = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in keys:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice", key_node.start_mark)
+            keys.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+MAX_CONFIG_BYTES = 1 << 20
+
+
 def read_yaml(path: str, what: str) -> tuple[bytes, dict]:
     """A config file's bytes (for its hash) and its YAML mapping; one-line errors otherwise."""
     try:
         with open(path, "rb") as f:
-            raw = f.read()
+            raw = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as e:
         raise AuroraError(f"cannot read {what} {path}: {e.strerror}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise AuroraError(f"{path}: a {what} larger than {MAX_CONFIG_BYTES:,} bytes is not a {what}")
     try:
-        data = yaml.safe_load(raw)
+        data = yaml.load(raw, Loader=_UniqueKeyLoader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as e:
-        raise AuroraError(f"{path}: invalid YAML: {str(e).splitlines()[0]}") from None
+        raise AuroraError(f"{path}: invalid YAML: {' '.join(str(e).split())[:300]}") from None
+    except RecursionError:
+        raise AuroraError(f"{path}: YAML nested too deep") from None
     if not isinstance(data, dict):
         raise AuroraError(f"{path}: a {what} must be a YAML mapping")
     return raw, data
+
+
+def integer(value, key: str, where: str, low: int, high: int) -> int:
+    """`value` as an integer within [low, high], one line naming the key otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise AuroraError(f"{where}: '{key}' must be an integer from {low:,} to {high:,}, got {value!r}")
+    return value
 
 
 def number(value, key: str, where: str) -> float:

@@ -13,6 +13,7 @@ import orjson
 from core.atomic import AtomicFile
 
 REJECTS_DIR = "rejects"
+MAX_REJECT_BYTES = 1 << 30  # a reject holds one document (at most 1 GiB, the reader's largest cap)
 
 
 def rejects_path(step: str, rank: int) -> str:
@@ -62,6 +63,8 @@ def count_rejects(folder) -> Counter:
     counts: Counter = Counter()
     for path in sorted(folder.glob(f"{REJECTS_DIR}/*/*.jsonl.gz")):
         with folder.open(path, "rb") as raw, gzip.GzipFile(fileobj=raw) as f:
-            for line in f:
+            while line := f.readline(MAX_REJECT_BYTES + 1):  # bounded: a damaged file may hold no newline
+                if len(line) > MAX_REJECT_BYTES:
+                    raise ValueError(f"{path}: a line longer than any reject")
                 counts[orjson.loads(line)["reason"]] += 1
     return counts

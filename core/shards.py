@@ -23,6 +23,7 @@ INDEX_VERSION = 1
 DTYPE_CODES = {np.dtype(np.uint8): 1, np.dtype(np.int32): 4, np.dtype(np.int64): 5, np.dtype(np.uint16): 8}
 CODE_DTYPES = {code: dtype for dtype, code in DTYPE_CODES.items()}
 _HEADER = struct.Struct("<9sQBQQ")
+INDEX_HEADER_BYTES = _HEADER.size
 
 
 def token_dtype(vocab_size: int) -> np.dtype:

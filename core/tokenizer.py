@@ -20,13 +20,19 @@ def file_sha256(f) -> str:
 
 
 def load_tokenizer(path: str):
+    """A `tokenizer.json`; a file that is not one (or no file) is a one-line error."""
     from tokenizers import Tokenizer
 
-    return Tokenizer.from_file(path)
+    try:
+        return Tokenizer.from_file(path)
+    except Exception as e:  # noqa: BLE001 - tokenizers raises a bare Exception for a malformed file
+        raise AuroraError(f"cannot load tokenizer {path}: {' '.join(str(e).split())[:200]}") from None
 
 
 def eod_id(tokenizer, path: str, eod_token: str) -> int:
     """The id of the end-of-document token; a tokenizer without it is a one-line error."""
+    if not isinstance(eod_token, str) or not eod_token:
+        raise AuroraError(f"the end-of-document token must be a non-empty string, got {eod_token!r}")
     token_id = tokenizer.token_to_id(eod_token)
     if token_id is None:
         raise AuroraError(f"tokenizer {path} has no token {eod_token!r} for end of document")

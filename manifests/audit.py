@@ -6,12 +6,13 @@ file outside its folder is opened.
 """
 
 import hashlib
+import zlib
 from collections import Counter
 
 import numpy as np
 
 from core.rejects import count_rejects
-from core.shards import ShardIndex, decode_index
+from core.shards import INDEX_HEADER_BYTES, ShardIndex, decode_index
 from core.tokenizer import file_sha256
 from manifests.schema import manifest_problems
 
@@ -42,15 +43,29 @@ def index_problems(index: ShardIndex) -> list[str]:
     return problems
 
 
-def _audit_shard(folder, shard: dict, eod_id: int | None) -> list[str]:
+def audit_shard(folder, shard: dict, eod_id: int | None) -> list[str]:
+    """One shard against its manifest record: checksums, the index against itself and the `.bin`,
+    counts, EOD placement. Sizes are checked before anything is read, so a file that is not a shard
+    (a link to a device, a pipe, a huge file) is a problem, not a hang."""
     prefix = shard["prefix"]
     problems = []
+    try:
+        for ext in ("idx", "bin"):
+            if folder.exists(f"{prefix}.{ext}") and not folder.isfile(f"{prefix}.{ext}"):  # a folder, a device, a pipe
+                return [f"{prefix}.{ext}: cannot be read (not a file)"]
+        idx_size, bin_size = folder.size(f"{prefix}.idx"), folder.size(f"{prefix}.bin")
+    except OSError as e:
+        return [_unreadable(prefix, e)]
+    expected_idx = INDEX_HEADER_BYTES + 20 * shard["documents"] + 8
+    if idx_size != expected_idx:
+        return [f"{prefix}.idx: {idx_size} bytes, an index of {shard['documents']} documents has {expected_idx}"]
+    if bin_size > 8 * shard["tokens"]:  # no token is wider than 8 bytes
+        return [f"{prefix}.bin: {bin_size} bytes, more than {shard['tokens']} tokens can take"]
     try:
         with folder.open(f"{prefix}.idx", "rb") as f:
             idx_bytes = f.read()
         with folder.open(f"{prefix}.bin", "rb") as f:
             bin_sha = file_sha256(f)
-        bin_size = folder.size(f"{prefix}.bin")
     except OSError as e:
         return [_unreadable(prefix, e)]
     if hashlib.sha256(idx_bytes).hexdigest() != shard["idx_sha256"]:
@@ -86,7 +101,7 @@ def audit_pool(manifest: dict, folder) -> list[str]:
     problems = []
     eod_id = manifest["tokenizer"]["eod_id"]
     for shard in manifest["shards"]:
-        problems += _audit_shard(folder, shard, eod_id)
+        problems += audit_shard(folder, shard, eod_id)
     problems += _totals(manifest)
     documents = sum(s["documents"] for s in manifest["shards"])
 
@@ -95,7 +110,7 @@ def audit_pool(manifest: dict, folder) -> list[str]:
         problems.append(f"funnel.kept is {funnel['kept']}, the shards hold {documents}")
     try:
         on_disk = count_rejects(folder)
-    except (OSError, EOFError, ValueError, KeyError, TypeError) as e:  # damaged gzip, a line that is not a reject
+    except (OSError, EOFError, ValueError, KeyError, TypeError, zlib.error) as e:  # damaged gzip, a line that is not a reject
         return problems + [f"rejects/: a file cannot be read as rejects ({type(e).__name__}: {e})"]
     recorded = Counter(funnel["malformed"]) + Counter(funnel["removed"])
     for reason in sorted(set(on_disk) | set(recorded)):
@@ -218,7 +233,7 @@ def audit_stage(manifest: dict, folder, sample_per_shard: int = 16) -> list[str]
     problems = []
     eod_id = manifest["tokenizer"]["eod_id"]
     for shard in manifest["shards"] + manifest.get("validation", []):
-        problems += _audit_shard(folder, shard, eod_id)
+        problems += audit_shard(folder, shard, eod_id)
     problems += _totals(manifest)
     pools, pool_problems = _stage_pools(manifest, folder)
     problems += pool_problems

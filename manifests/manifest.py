@@ -16,6 +16,7 @@ from core.tokenizer import file_sha256, tokenizer_info
 from manifests.schema import manifest_problems
 
 MANIFEST = "manifest.json"
+MAX_MANIFEST_BYTES = 1 << 28
 
 
 def build_pool_manifest(folder, recipe, inputs: list[tuple[str, str]], clusters_file: str | None = None,
@@ -99,7 +100,10 @@ def load_manifest(path: str) -> tuple[dict, object]:
     folder = get_datafolder(root or ".")
     try:
         with folder.open(MANIFEST, "rb") as f:
-            manifest = orjson.loads(f.read())
+            raw = f.read(MAX_MANIFEST_BYTES + 1)  # bounded: the path may name a device or a huge file
+        if len(raw) > MAX_MANIFEST_BYTES:
+            raise AuroraError(f"{path}: larger than {MAX_MANIFEST_BYTES:,} bytes, not a manifest")
+        manifest = orjson.loads(raw)
     except FileNotFoundError:
         raise AuroraError(f"no manifest at {path}") from None
     except IsADirectoryError:
@@ -132,7 +136,7 @@ def format_manifest(manifest: dict) -> str:
     width = max([len(s["prefix"]) for s in manifest["shards"]] + [5])
     lines.append(f"{'shard':<{width}}  {'source':<10} {'documents':>10} {'tokens':>12}")
     for s in manifest["shards"]:
-        lines.append(f"{s['prefix']:<{width}}  {str(s['source']):<10} {s['documents']:>10,} {s['tokens']:>12,}")
+        lines.append(f"{s['prefix']:<{width}}  {str(s.get('source', '')):<10} {s['documents']:>10,} {s['tokens']:>12,}")
     totals = manifest["totals"]
     lines.append(f"{'total':<{width}}  {'':<10} {totals['documents']:>10,} {totals['tokens']:>12,}")
     funnel = manifest["funnel"]

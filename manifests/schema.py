@@ -6,6 +6,9 @@ loads (`load_manifest`: audit, show, report, mix, the trainer), so a manifest is
 written in a shape the others do not expect.
 """
 
+from core.config import NAME
+
+
 def _is_integer(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -16,6 +19,7 @@ def _is_counts(value) -> bool:
 
 # (test, what it accepts, as the problem line says it)
 TEXT = (lambda v: isinstance(v, str), "a string")
+NAME_TEXT = (lambda v: isinstance(v, str) and NAME.fullmatch(v) is not None, "a file name (letters, digits, '.', '_', '-')")
 COUNT = (lambda v: _is_integer(v) and v >= 0, "a non-negative integer")
 INTEGER = (_is_integer, "an integer")
 NUMBER = (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number")
@@ -26,14 +30,14 @@ LIST = (lambda v: isinstance(v, list), "a list")
 COUNTS = (_is_counts, "an object of non-negative integers")
 TOKEN_ID = (lambda v: v is None or (_is_integer(v) and v >= 0), "a token id or null")
 
-_COMMON = {"kind": TEXT, "name": TEXT, "tokenizer": OBJECT, "shards": LIST, "totals": OBJECT}
+_COMMON = {"kind": TEXT, "name": NAME_TEXT, "tokenizer": OBJECT, "shards": LIST, "totals": OBJECT}
 _KIND_KEYS = {"pool": {"language": TEXT, "funnel": OBJECT}, "stage": {"language": TEXT, "seed": INTEGER, "components": LIST}}
 _TOKENIZER = {"path": TEXT, "sha256": SHA256, "vocab_size": COUNT, "eod_id": TOKEN_ID}
 _TOTALS = {"documents": COUNT, "tokens": COUNT}
 _SHARD = {"prefix": TEXT, "bin_sha256": SHA256, "idx_sha256": SHA256, "documents": COUNT, "tokens": COUNT}
 _CHECKSUMMED_FILE = {"path": TEXT, "sha256": SHA256}
 _FUNNEL = {"documents_in": COUNT, "malformed": COUNTS, "removed": COUNTS, "kept": COUNT}
-_COMPONENT = {"name": TEXT, "language": TEXT, "pool": OBJECT, "budget_tokens": COUNT, "tokens": COUNT, "documents": COUNT,
+_COMPONENT = {"name": NAME_TEXT, "language": TEXT, "pool": OBJECT, "budget_tokens": COUNT, "tokens": COUNT, "documents": COUNT,
               "epochs": NUMBER, "share": NUMBER, "planned_share": NUMBER}
 _COMPONENT_POOL = {"path": TEXT, "in_stage": FLAG, "manifest_sha256": SHA256, "shards": LIST}
 
@@ -43,7 +47,7 @@ def path_problem(path) -> str | None:
     may name: it is joined to that folder and opened), or None when it is one."""
     if not isinstance(path, str) or not path:
         return "must be a non-empty string"
-    if "://" in path or path.startswith(("/", "\\")) or (len(path) > 1 and path[1] == ":") or "\0" in path:
+    if "://" in path or path.startswith(("/", "\\")) or (len(path) > 1 and path[1] == ":") or any(c < " " for c in path):
         return f"{path!r} must be a relative path inside the manifest's folder"
     if ".." in path.replace("\\", "/").split("/"):
         return f"{path!r} must not leave the manifest's folder"

@@ -40,8 +40,9 @@ DEDUP_LAYOUT = DedupLayout()  # where the dedup passes' files are; the manifest 
 
 
 def resolve_inputs(sources: list[Source]) -> list[tuple[str, str]]:
-    """Every (source name, file) the sources' globs match, sorted within each source."""
-    inputs = []
+    """Every (source name, file) the sources' globs match, sorted within each source. A file matched
+    twice (two sources, overlapping globs) is refused: it would be read, and kept, twice."""
+    inputs, seen = [], {}
     for source in sources:
         for pattern in source.paths:
             try:
@@ -56,6 +57,12 @@ def resolve_inputs(sources: list[Source]) -> list[tuple[str, str]]:
                     input_format(full)
                 except ValueError as e:
                     raise AuroraError(f"source '{source.name}': {e}") from None
+                if "://" not in full and not os.path.isfile(full):  # a device or a pipe never ends
+                    raise AuroraError(f"source '{source.name}': {full} is not a regular file")
+                if full in seen:
+                    raise AuroraError(f"{full} is matched twice (sources '{seen[full]}' and '{source.name}'); "
+                                      "it would be read twice")
+                seen[full] = source.name
                 inputs.append((source.name, full))
     return inputs
 

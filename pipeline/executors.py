@@ -72,6 +72,8 @@ class LocalExecutor(LocalPipelineExecutor):
         self.quiet = quiet
 
     def _launch_run_for_rank(self, rank, ranks_q, completed=None, completed_lock=None):
+        if multiprocess.parent_process() is not None:  # a pool worker: Ctrl-C is the run's to handle
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         with _logs_in_files_only(self.quiet):
             return super()._launch_run_for_rank(rank, ranks_q, completed, completed_lock)
 

@@ -25,6 +25,7 @@ import zlib
 import fsspec
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import zstandard
 from datatrove.data import Document
@@ -42,6 +43,7 @@ _LONG_NUMBER = re.compile(rb"\d{20,}")  # beyond 64 bits orjson reads an integer
 _MAX_DEPTH = 64  # nesting of a record's fields (orjson writes at most 255 levels)
 _INT_RANGE = (-(1 << 63), (1 << 64) - 1)  # what orjson writes as a number
 _LINE_CHUNK = 1 << 20
+_PARQUET_ROWS, _PYTHON_ROWS = 256, 64
 
 
 def input_format(path: str) -> str:
@@ -116,7 +118,7 @@ def _loads(line: bytes):
     return record
 
 
-def _lines(f, limit: int):
+def lines(f, limit: int):
     """(line number, line bytes or None when longer than `limit`, its size) for every line."""
     line_no = 0
     while True:
@@ -142,7 +144,7 @@ class _ZstdStream(io.RawIOBase):
     decompression bomb can expand to."""
 
     def __init__(self, raw):
-        self._raw, self._pending, self._in_frame = raw, b"", False
+        self._raw, self._pending, self._in_frame, self._error = raw, b"", False, None
         self._frame = zstandard.ZstdDecompressor().decompressobj()
 
     def readable(self) -> bool:
@@ -150,6 +152,8 @@ class _ZstdStream(io.RawIOBase):
 
     def readinto(self, buffer) -> int:
         while not self._pending:
+            if self._error is not None:  # raised once what came before it has been read
+                raise self._error
             chunk = self._raw.read(1 << 13)
             if not chunk:
                 if self._in_frame:
@@ -164,7 +168,11 @@ class _ZstdStream(io.RawIOBase):
         out = []
         while chunk:
             self._in_frame = True
-            out.append(self._frame.decompress(chunk))
+            try:
+                out.append(self._frame.decompress(chunk))
+            except zstandard.ZstdError as e:  # e.g. garbage after a complete frame
+                self._error = e
+                break
             chunk = b""
             if self._frame.eof:  # the frame is complete; what follows starts the next one
                 chunk, self._in_frame = self._frame.unused_data, False
@@ -174,7 +182,7 @@ class _ZstdStream(io.RawIOBase):
 
 def _jsonl_records(f, path: str, limit: int):
     """Yield (fallback_id, parsed record or None, reason or None, raw) for each non-blank line."""
-    for line_no, raw, size in _lines(f, limit):
+    for line_no, raw, size in lines(f, limit):
         fallback_id = f"{path}:{line_no}"
         if raw is None:
             yield fallback_id, None, TOO_LARGE, f"a record of {size:,} bytes"
@@ -208,21 +216,50 @@ def _decoded(record: dict):
         return None, "invalid_utf8"
 
 
-def _parquet_records(f, path: str, limit: int):
-    row = 0
-    for batch in pq.ParquetFile(f).iter_batches(batch_size=1024):
+def _text_sizes(batch: pa.RecordBatch) -> list[int] | None:
+    """Each row's `text` size in bytes, measured in Arrow (nothing is copied into Python), or None
+    when the batch has no text column of string or binary type."""
+    if "text" not in batch.schema.names:
+        return None
+    column = batch.column("text")
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+            or pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type)):
+        return None
+    return pc.fill_null(pc.binary_length(column), 0).to_pylist()
+
+
+def _python_rows(batch: pa.RecordBatch):
+    """(record, None) or (None, "invalid_utf8") per row, made into Python values a few rows at a time."""
+    for start in range(0, batch.num_rows, _PYTHON_ROWS):
+        rows = batch.slice(start, _PYTHON_ROWS)
         try:
-            rows = [(record, None) for record in batch.to_pylist()]
+            yield from ((record, None) for record in rows.to_pylist())
         except UnicodeDecodeError:  # one bad value: find it row by row
-            rows = [_decoded(record) for record in _as_bytes(batch).to_pylist()]
-        for i, (record, reason) in enumerate(rows):
+            yield from (_decoded(record) for record in _as_bytes(rows).to_pylist())
+
+
+def _parquet_records(f, path: str, limit: int):
+    """Rows in batches of `_PARQUET_ROWS`, made into Python values `_PYTHON_ROWS` at a time; an
+    oversized text is measured in Arrow and rejected without a Python copy. Arrow decodes a row
+    group at a time, so a file's memory is bounded by its largest row group, not by the file."""
+    parquet = pq.ParquetFile(f)
+    names = parquet.schema_arrow.names
+    if len(set(names)) != len(names):  # the last would win silently when a row becomes a record
+        raise ValueError(f"duplicate column names {sorted({n for n in names if names.count(n) > 1})}")
+    row = 0
+    for batch in parquet.iter_batches(batch_size=_PARQUET_ROWS):
+        sizes = _text_sizes(batch)
+        small = batch if sizes is None else batch.filter(pa.array([size <= limit for size in sizes]))
+        records = _python_rows(small)
+        for i in range(batch.num_rows):
             row += 1
             fallback_id = f"{path}:{row}"
-            text = record.get("text") if reason is None else None
+            if sizes is not None and sizes[i] > limit:
+                yield fallback_id, None, TOO_LARGE, f"a text of {sizes[i]:,} bytes"
+                continue
+            record, reason = next(records)
             if reason is not None:
                 yield fallback_id, None, reason, _as_bytes(batch.slice(i, 1)).to_pylist()[0]
-            elif isinstance(text, str) and len(text) > limit // 4 and len(text.encode()) > limit:
-                yield fallback_id, None, TOO_LARGE, f"a text of {len(text.encode()):,} bytes"
             else:
                 yield fallback_id, record, None, None
 

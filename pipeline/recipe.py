@@ -7,7 +7,7 @@ Relative paths are taken from the current directory (the project root for `make`
 import hashlib
 from dataclasses import dataclass, field
 
-from core.config import NAME, number, read_yaml
+from core.config import NAME, integer, number, read_yaml
 from core.errors import AuroraError
 from core.tokenizer import EOD_TOKEN
 
@@ -124,8 +124,9 @@ def load_recipe(path: str) -> Recipe:
         paths = source.get("paths")
         if isinstance(paths, str):
             paths = [paths]
-        if not isinstance(source.get("name"), str) or not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
-            raise AuroraError(f"{where} needs a string 'name' and a list of path globs 'paths'")
+        if not isinstance(source.get("name"), str) or not isinstance(paths, list) or not paths \
+                or not all(isinstance(p, str) and p for p in paths):
+            raise AuroraError(f"{where} needs a string 'name' and a non-empty list of path globs 'paths'")
         parsed_sources.append(Source(source["name"], paths))
 
     assets = _section(data, "assets", {"tokenizer", "lid_model", "sp_model", "kenlm_model"}, path)
@@ -138,19 +139,16 @@ def load_recipe(path: str) -> Recipe:
 
     tokenize = _section(data, "tokenize", {"eod_token", "max_shard_tokens", "batch_size"}, path, required=False)
     recipe.eod_token = tokenize.get("eod_token", EOD_TOKEN)
-    for key in ("max_shard_tokens", "batch_size"):
+    if not isinstance(recipe.eod_token, str) or not recipe.eod_token:
+        raise AuroraError(f"{path}: 'tokenize.eod_token' must be a non-empty string")
+    # A shard's token count is an int32 sum in the index; a batch is held in memory.
+    for key, high in (("max_shard_tokens", (1 << 31) - 1), ("batch_size", 1 << 20)):
         if key in tokenize:
-            value = number(tokenize[key], f"tokenize.{key}", path)
-            if not isinstance(value, int) or value < 1:
-                raise AuroraError(f"{path}: 'tokenize.{key}' must be a positive integer")
-            setattr(recipe, key, value)
+            setattr(recipe, key, integer(tokenize[key], f"tokenize.{key}", path, 1, high))
 
     read = _section(data, "read", {"max_document_bytes"}, path, required=False)
-    if "max_document_bytes" in read:
-        value = number(read["max_document_bytes"], "read.max_document_bytes", path)
-        if not isinstance(value, int) or value < 1:
-            raise AuroraError(f"{path}: 'read.max_document_bytes' must be a positive integer")
-        recipe.max_document_bytes = value
+    if "max_document_bytes" in read:  # a document is held whole by the filters: at most 1 GiB
+        recipe.max_document_bytes = integer(read["max_document_bytes"], "read.max_document_bytes", path, 1, 1 << 30)
 
     recipe.heuristics = _heuristics(data.get("heuristics") or {}, language, path)
 
@@ -169,6 +167,8 @@ def load_recipe(path: str) -> Recipe:
             raise AuroraError(f"{path}: 'code.redact_pii' must be true or false")
         recipe.redact_pii = code.get("redact_pii", False)
     else:
+        if "code" in data:
+            raise AuroraError(f"{path}: 'code' is for the code recipe; a {language} recipe has none")
         if not isinstance(assets.get("lid_model"), str):
             raise AuroraError(f"{path}: missing key 'assets.lid_model'")
         recipe.lid_model = assets["lid_model"]
@@ -195,9 +195,11 @@ def _dedup(data: dict, path: str) -> dict | None:
     threshold = number(settings["threshold"], "dedup.threshold", path)
     if not 0 < threshold < 1:
         raise AuroraError(f"{path}: 'dedup.threshold' must be between 0 and 1")
-    for key in ("num_perm", "ngram", "seed", "memory_mb", "bands", "rows"):
-        if key in settings and (isinstance(settings[key], bool) or not isinstance(settings[key], int) or settings[key] < 1):
-            raise AuroraError(f"{path}: 'dedup.{key}' must be a positive integer")
+    # Bounds: datasketch's seed is 32-bit; a signature of num_perm uint32 values is kept per document.
+    limits = {"num_perm": 1024, "ngram": 64, "seed": (1 << 32) - 1, "memory_mb": 1 << 20, "bands": 1024, "rows": 1024}
+    for key, high in limits.items():
+        if key in settings:
+            integer(settings[key], f"dedup.{key}", path, 0 if key == "seed" else 1, high)
     if ("bands" in settings) != ("rows" in settings):
         raise AuroraError(f"{path}: give both 'dedup.bands' and 'dedup.rows', or neither")
     if "bands" not in settings:
@@ -225,11 +227,13 @@ def _perplexity(data: dict, assets: dict, path: str) -> dict | None:
         raise AuroraError(f"{path}: 'perplexity.strip_accents' must be true or false")
     if settings["mode"] == "max":
         settings["max_perplexity"] = number(section.get("max_perplexity"), "perplexity.max_perplexity", path)
+        if settings["max_perplexity"] <= 0:
+            raise AuroraError(f"{path}: 'perplexity.max_perplexity' must be above 0")
     elif settings["mode"] == "buckets":
         from filters.perplexity import BUCKETS
 
         keep = section.get("keep")
-        if not isinstance(keep, list) or not keep or set(keep) - set(BUCKETS):
+        if not isinstance(keep, list) or not keep or not all(isinstance(b, str) and b in BUCKETS for b in keep):
             raise AuroraError(f"{path}: 'perplexity.keep' must list buckets among {', '.join(BUCKETS)}")
         settings["keep"] = keep
         sample = section.get("sample_documents", 2000)

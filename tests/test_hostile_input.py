@@ -416,3 +416,139 @@ def test_truncated_zstd_is_counted_not_silently_short(tmp_path):
     (tmp_path / "cut.jsonl.zst").write_bytes(data[: len(data) // 2])
     docs, record, rejects = _read(tmp_path, tmp_path / "cut.jsonl.zst")
     assert rejects == {"unreadable_file": 1} and record["read"] == len(docs) + 1
+
+
+# --- found by a hostile probe of the CLI ----------------------------------------------------------
+
+@pytest.mark.parametrize("edit, message", [
+    ("tokenize: {eod_token: 5}\n", "'tokenize.eod_token' must be a non-empty string"),
+    ("dedup: {seed: 100000000000000000000000}\n", "'dedup.seed' must be an integer from 0"),
+    ("dedup: {num_perm: 100000000}\n", "'dedup.num_perm' must be an integer from 1 to 1,024"),
+    ("read: {max_document_bytes: 100000000000000000000000}\n", "'read.max_document_bytes' must be an integer"),
+    ("code: {languages: [python]}\n", "'code' is for the code recipe"),
+    ("heuristics: {gopher_quality: {min_doc_words: 20}}\nheuristics: {}\n", "is given twice"),
+])
+def test_recipe_values_that_crashed_or_hung_are_one_line(in_workspace, tmp_path, edit, message):
+    recipe = _recipe(in_workspace, tmp_path, edit)  # `edit` adds a section (a second `heuristics` for the last case)
+    line = _one_line_error(_cli("curate", recipe, "--input", in_workspace / "data/demo/en/part-00000.jsonl.gz",
+                                "--output", tmp_path / "out"))
+    assert message in line
+
+
+def test_unusable_tokenizer_output_protocol_and_input_kind_are_one_line(in_workspace, tmp_path):
+    recipe = _recipe(in_workspace, tmp_path)
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(_jsonl(_documents(3)))
+    bad_tokenizer = tmp_path / "bad_tokenizer.yaml"
+    bad_tokenizer.write_text(recipe.read_text().replace("assets/tokenizer.json", "assets/lid.bin"))
+    assert "cannot load tokenizer" in _one_line_error(_cli("curate", bad_tokenizer, "--input", path, "--output", tmp_path / "o1"))
+    _one_line_error(_cli("curate", recipe, "--input", path, "--output", "http://127.0.0.1:9/x"))
+    (tmp_path / "zero.jsonl").symlink_to("/dev/zero")  # would never end
+    line = _one_line_error(_cli("curate", recipe, "--input", tmp_path / "zero.jsonl", "--output", tmp_path / "o2"))
+    assert "not a regular file" in line
+
+
+def test_nested_or_huge_yaml_is_one_line(tmp_path):
+    from core.config import read_yaml
+    from core.errors import AuroraError
+
+    (tmp_path / "deep.yaml").write_text("a: " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(AuroraError, match="nested too deep"):
+        read_yaml(str(tmp_path / "deep.yaml"), "recipe")
+
+
+def test_interrupted_run_is_one_line_and_resumes(in_workspace, tmp_path):
+    recipe, inputs = _recipe(in_workspace, tmp_path), tmp_path / "in"
+    inputs.mkdir()
+    for i in range(8):
+        (inputs / f"{i}.jsonl").write_bytes(_jsonl(_documents(300, seed=i)))
+    args = ["curate", str(recipe), "--input", str(inputs / "*.jsonl"), "--workers", "2"]
+    process = subprocess.Popen([sys.executable, "-m", "aurora.cli", *args, "--output", str(tmp_path / "out")],
+                               start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    completions = tmp_path / "out/logs/curate/completions"
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(completions.glob("*")):
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130 and "Traceback" not in err, err[-2000:]
+    assert err.strip().splitlines()[-1] == "aurora: error: interrupted; the same command resumes the run"
+    assert _cli(*args, "--output", tmp_path / "out").returncode == 0
+    assert _cli(*args, "--output", tmp_path / "whole").returncode == 0
+    assert (tmp_path / "out/manifest.json").read_bytes() == (tmp_path / "whole/manifest.json").read_bytes()
+
+
+def test_zstd_records_before_trailing_garbage_are_kept(tmp_path):
+    data = zstandard.ZstdCompressor().compress(_jsonl(_documents(5))) + b"garbage"
+    (tmp_path / "g.jsonl.zst").write_bytes(data)
+    docs, record, rejects = _read(tmp_path, tmp_path / "g.jsonl.zst")
+    assert len(docs) == 5 and rejects == {"unreadable_file": 1}
+
+
+def test_parquet_with_two_text_columns_is_counted_not_guessed(tmp_path):
+    table = pa.Table.from_arrays([pa.array(["first text"]), pa.array(["second text"])], names=["text", "text"])
+    pq.write_table(table, tmp_path / "dup.parquet")
+    docs, record, rejects = _read(tmp_path, tmp_path / "dup.parquet")
+    assert docs == [] and rejects == {"unreadable_file": 1}
+
+
+def test_mix_refuses_a_pool_whose_shard_was_altered(in_workspace, demo_runs, tmp_path):
+    import shutil
+
+    from core.errors import AuroraError
+    from pipeline.mix import load_stage_recipe, mix
+
+    pool = tmp_path / "en"
+    shutil.copytree(in_workspace / "out/demo/en", pool)
+    shard = sorted((pool / "shards").glob("*.bin"))[0]
+    data = bytearray(shard.read_bytes())
+    data[10] ^= 1  # same size: only a checksum sees it
+    shard.write_bytes(bytes(data))
+    stage = tmp_path / "stage.yaml"
+    stage.write_text(f"name: s\nseed: 1\ntokens: 1000\noutput: {tmp_path}/stage\ntokenizer: assets/tokenizer.json\n"
+                     f"components:\n  - {{name: en, language: en, pool: {pool}, tokens: 1.0, max_epochs: 2}}\n")
+    with pytest.raises(AuroraError, match="fails its audit: .*sha256 differs"):
+        mix(load_stage_recipe(str(stage)))
+
+
+@pytest.mark.parametrize("edit, message", [
+    ("pool: 5", "'pool' must be a pool manifest"),
+    ("instructions: []", "'instructions' must be a non-empty list"),
+])
+def test_stage_components_of_the_wrong_type_are_one_line(tmp_path, edit, message):
+    from core.errors import AuroraError
+    from pipeline.mix import load_stage_recipe
+
+    stage = tmp_path / "stage.yaml"
+    stage.write_text(f"name: s\nseed: 1\ntokens: 1000\noutput: o\ntokenizer: t.json\n"
+                     f"components:\n  - {{name: en, language: en, {edit}, tokens: 1.0, max_epochs: 2}}\n")
+    with pytest.raises(AuroraError, match=message):
+        load_stage_recipe(str(stage))
+
+
+@pytest.mark.parametrize("key, value", [("seed", 10**30), ("parts", 10**12), ("tokens", 10**30)])
+def test_stage_numbers_beyond_their_range_are_one_line(tmp_path, key, value):
+    from core.errors import AuroraError
+    from pipeline.mix import load_stage_recipe
+
+    values = {"seed": 1, "parts": 2, "tokens": 1000, key: value}
+    stage = tmp_path / "stage.yaml"
+    stage.write_text(f"name: s\nseed: {values['seed']}\ntokens: {values['tokens']}\nparts: {values['parts']}\noutput: o\n"
+                     "tokenizer: t.json\ncomponents:\n  - {name: en, language: en, pool: p, tokens: 1.0, max_epochs: 2}\n")
+    with pytest.raises(AuroraError, match=f"'{key}' must be an integer from"):
+        load_stage_recipe(str(stage))
+
+
+def test_audit_of_a_damaged_reject_file_or_a_device_shard_is_problem_lines(demo_runs, workspace, tmp_path):
+    import shutil
+
+    pool = tmp_path / "en"
+    shutil.copytree(workspace / "out/demo/en", pool)
+    reject = sorted(pool.glob("rejects/*/*.jsonl.gz"))[0]
+    reject.write_bytes(gzip.compress(b"")[:10] + b"\xff" * 12)  # a gzip header, then no valid deflate
+    shard = sorted((pool / "shards").glob("*.bin"))[0]
+    shard.unlink()
+    shard.symlink_to("/dev/zero")  # read whole, it would never end
+    result = _cli("manifest", "audit", pool, timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert "cannot be read (not a file)" in result.stdout and "rejects/: a file cannot be read" in result.stdout

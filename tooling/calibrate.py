@@ -13,6 +13,7 @@ published value (`min_lexical_diversity`) starts from this project's value in `P
 through the same rule; its output line says "published" like the others.
 """
 
+import os
 import random
 
 import numpy as np
@@ -21,9 +22,10 @@ from core.errors import AuroraError
 from core.text import normalize
 from filters.heuristics import GROUPS, METRICS, analyze
 from filters.thresholds import PUBLISHED
-from pipeline.readers import FORMATS, iter_records, parse_record
+from pipeline.readers import FORMATS, iter_records, lines, parse_record
 
 NOT_CALIBRATED = {"doc_words", "stop_words"}
+MAX_SENTENCE_BYTES = 1 << 16  # a line of a sentence file; a longer one is no sentence
 
 
 def documents_from_sentences(sentences: list[str], language: str, count: int, seed: int = 0) -> list[str]:
@@ -46,17 +48,22 @@ def read_clean_texts(paths: list[str], language: str, documents: int, seed: int 
     skipped) and from sentence files; a sentence file that is not UTF-8, or no text at all, is an error."""
     sentences, docs = [], []
     for path in paths:
+        if not os.path.isfile(path):  # a device or a pipe never ends
+            raise AuroraError(f"{path}: not a regular file")
         if path.endswith(FORMATS):
             for fallback_id, record, reason, _ in iter_records(path):
                 doc, reason = parse_record(record, fallback_id) if reason is None else (None, reason)
                 if doc is not None:
                     docs.append(doc.text)
             continue
-        try:
-            with open(path, encoding="utf-8") as f:
-                sentences += [line.strip() for line in f if line.strip()]
-        except UnicodeDecodeError as e:
-            raise AuroraError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        with open(path, "rb") as f:
+            for _, line, _ in lines(f, MAX_SENTENCE_BYTES):  # longer lines are skipped unread
+                try:
+                    text = line.decode("utf-8").strip() if line is not None else ""
+                except UnicodeDecodeError as e:
+                    raise AuroraError(f"{path}: not UTF-8 text ({e.reason})") from None
+                if text:
+                    sentences.append(text)
     if sentences:
         docs += documents_from_sentences(sentences, language, documents, seed)
     if not docs:

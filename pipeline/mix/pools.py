@@ -16,6 +16,7 @@ from datatrove.io import get_datafolder
 from core.errors import AuroraError
 from core.shards import decode_index
 from core.tokenizer import file_sha256, tokenizer_info
+from manifests.audit import audit_shard
 from manifests.manifest import MANIFEST, build_pool_manifest, load_manifest, write_manifest
 from pipeline.instructions import RenderInstructions
 from pipeline.mix.recipe import Component, StageRecipe
@@ -87,11 +88,19 @@ def open_pool(component: Component, recipe: StageRecipe, sources_folder: str, ve
         path = component.pool
     try:
         manifest, folder = load_manifest(path)
-    except AuroraError:
-        raise AuroraError(f"component '{component.name}': no pool manifest at {path} (curate it first)") from None
+    except AuroraError as e:
+        raise AuroraError(f"component '{component.name}': {e} (curate the pool first, or fix it)") from None
+    if manifest["kind"] != "pool":
+        raise AuroraError(f"component '{component.name}': {path} is a {manifest['kind']} manifest, not a pool")
     with folder.open(MANIFEST, "rb") as f:
         sha = file_sha256(f)
     expected = tokenizer_info(recipe.tokenizer, recipe.eod_token)["sha256"]
     if manifest["tokenizer"]["sha256"] != expected:
         raise AuroraError(f"component '{component.name}': pool {path} was tokenized with another tokenizer than {recipe.tokenizer}")
+    # Every shard is checked against the pool's manifest before a token of it is taken: a damaged
+    # or swapped pool file would otherwise pass into the stage, whose audit trusts its pools.
+    for shard in manifest["shards"]:
+        problems = audit_shard(folder, shard, manifest["tokenizer"]["eod_id"])
+        if problems:
+            raise AuroraError(f"component '{component.name}': pool {path} fails its audit: {problems[0]}")
     return Pool(component, manifest, folder, sha)

@@ -9,10 +9,14 @@ passes over its pool it may take (`max_epochs`). Validation happens here, before
 import hashlib
 from dataclasses import dataclass, field
 
-from core.config import NAME, number, read_yaml
+from core.config import NAME, integer, number, read_yaml
 from core.errors import AuroraError
 from core.tokenizer import EOD_TOKEN
 
+# Bounds that keep the selection maths in 64-bit integers and the parts' work finite.
+MAX_TOKENS = 1 << 50
+MAX_EPOCHS = 1_000_000
+MAX_PARTS = 65_536
 STAGE_KEYS = {"name", "seed", "tokens", "output", "tokenizer", "parts", "max_shard_tokens", "eod_token",
               "validation_documents", "components"}
 COMPONENT_KEYS = {"name", "language", "pool", "instructions", "tokens", "max_epochs"}
@@ -48,12 +52,6 @@ def _error(path: str, message: str) -> AuroraError:
     return AuroraError(f"{path}: {message}")
 
 
-def _positive_int(value, key: str, path: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise _error(path, f"'{key}' must be a positive integer")
-    return value
-
-
 def _component(item, i: int, names: set, path: str) -> Component:
     where = f"components[{i}]"
     if not isinstance(item, dict) or set(item) - COMPONENT_KEYS:
@@ -66,15 +64,21 @@ def _component(item, i: int, names: set, path: str) -> Component:
     if ("pool" in item) == ("instructions" in item):
         raise _error(path, f"component '{name}' needs exactly one of 'pool' or 'instructions'")
     tokens = item.get("tokens")
-    if isinstance(tokens, bool) or not (isinstance(tokens, int) and tokens >= 1 or isinstance(tokens, float) and 0 < tokens <= 1):
-        raise _error(path, f"component '{name}': 'tokens' must be a share (0 < x <= 1) or a token count")
+    if isinstance(tokens, bool) or not (isinstance(tokens, int) and 1 <= tokens <= MAX_TOKENS
+                                        or isinstance(tokens, float) and 0 < tokens <= 1):
+        raise _error(path, f"component '{name}': 'tokens' must be a share (0 < x <= 1) or a token count up to {MAX_TOKENS:,}")
     epochs = number(item.get("max_epochs"), "max_epochs", f"{path}: component '{name}'")
-    if epochs <= 0:
-        raise _error(path, f"component '{name}': 'max_epochs' must be a positive number")
+    if not 0 < epochs <= MAX_EPOCHS:
+        raise _error(path, f"component '{name}': 'max_epochs' must be above 0 and at most {MAX_EPOCHS:,}")
+    if "pool" in item and (not isinstance(item["pool"], str) or not item["pool"]):
+        raise _error(path, f"component '{name}': 'pool' must be a pool manifest or its folder")
     instructions = item.get("instructions", [])
     instructions = [instructions] if isinstance(instructions, str) else instructions
-    if not isinstance(item.get("language"), str) or not all(isinstance(p, str) for p in instructions):
-        raise _error(path, f"component '{name}' needs a string 'language' and path globs")
+    if "instructions" in item and (not isinstance(instructions, list) or not instructions
+                                   or not all(isinstance(p, str) and p for p in instructions)):
+        raise _error(path, f"component '{name}': 'instructions' must be a non-empty list of path globs")
+    if not isinstance(item.get("language"), str):
+        raise _error(path, f"component '{name}' needs a string 'language'")
     return Component(name, item["language"], tokens, epochs, item.get("pool"), instructions)
 
 
@@ -88,8 +92,7 @@ def load_stage_recipe(path: str) -> StageRecipe:
             raise _error(path, f"'{key}' must be a non-empty string")
     if not NAME.fullmatch(data["name"]):
         raise _error(path, f"'name' must be a file name of letters, digits, '.', '_' and '-', got {data['name']!r}")
-    if isinstance(data.get("seed"), bool) or not isinstance(data.get("seed"), int):
-        raise _error(path, "'seed' must be an integer")
+    integer(data.get("seed"), "seed", path, 0, (1 << 63) - 1)  # hashed as 64 bits, written as JSON
     validation = data.get("validation_documents", 0)
     if isinstance(validation, bool) or not isinstance(validation, int) or validation < 0:
         raise _error(path, "'validation_documents' must be a non-negative integer")
@@ -99,11 +102,13 @@ def load_stage_recipe(path: str) -> StageRecipe:
     names: set = set()
     recipe = StageRecipe(
         path=path, sha256=hashlib.sha256(raw).hexdigest(), name=data["name"], seed=data["seed"],
-        tokens=_positive_int(data.get("tokens"), "tokens", path), output=data["output"], tokenizer=data["tokenizer"],
-        parts=_positive_int(data.get("parts", 1), "parts", path),
-        max_shard_tokens=_positive_int(data.get("max_shard_tokens", 1 << 27), "max_shard_tokens", path),
+        tokens=integer(data.get("tokens"), "tokens", path, 1, MAX_TOKENS), output=data["output"], tokenizer=data["tokenizer"],
+        parts=integer(data.get("parts", 1), "parts", path, 1, MAX_PARTS),
+        max_shard_tokens=integer(data.get("max_shard_tokens", 1 << 27), "max_shard_tokens", path, 1, (1 << 31) - 1),
         eod_token=data.get("eod_token", EOD_TOKEN), validation_documents=validation, components=[],
     )
+    if not isinstance(recipe.eod_token, str) or not recipe.eod_token:
+        raise _error(path, "'eod_token' must be a non-empty string")
     for i, item in enumerate(components):
         recipe.components.append(_component(item, i, names, path))
         names.add(item["name"])
