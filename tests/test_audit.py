@@ -1,6 +1,6 @@
 """The audit against hostile and damaged manifests: problem lines or one `aurora: error:` line, never a
 traceback, and no file outside the manifest's folder opened. Pools and stages are written by hand
-with ShardWriter (milliseconds), in the layout manifests/manifest.py and pipeline/mix.py write."""
+with ShardWriter (milliseconds), in the layout manifests/manifest.py and pipeline/mix/ write."""
 
 import hashlib
 import json
