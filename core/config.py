@@ -55,7 +55,8 @@ def read_yaml(path: str, what: str) -> tuple[bytes, dict]:
 def integer(value, key: str, where: str, low: int, high: int) -> int:
     """`value` as an integer within [low, high], one line naming the key otherwise."""
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise AuroraError(f"{where}: '{key}' must be an integer from {low:,} to {high:,}, got {value!r}")
+        kind = "a positive integer" if low == 1 else "a non-negative integer" if low == 0 else f"an integer from {low:,}"
+        raise AuroraError(f"{where}: '{key}' must be {kind} of at most {high:,}, got {value!r}")
     return value
 
 

@@ -16,6 +16,12 @@ from core.tokenizer import file_sha256, tokenizer_info
 from manifests.schema import manifest_problems
 
 MANIFEST = "manifest.json"
+
+
+class ManifestMissing(AuroraError):
+    """No manifest where one was named (as against one that is there but unusable)."""
+
+
 MAX_MANIFEST_BYTES = 1 << 28
 
 
@@ -105,7 +111,7 @@ def load_manifest(path: str) -> tuple[dict, object]:
             raise AuroraError(f"{path}: larger than {MAX_MANIFEST_BYTES:,} bytes, not a manifest")
         manifest = orjson.loads(raw)
     except FileNotFoundError:
-        raise AuroraError(f"no manifest at {path}") from None
+        raise ManifestMissing(f"no manifest at {path}") from None
     except IsADirectoryError:
         raise AuroraError(f"{path}: {MANIFEST} is a folder, not a manifest") from None
     except orjson.JSONDecodeError as e:

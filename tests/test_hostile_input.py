@@ -422,9 +422,9 @@ def test_truncated_zstd_is_counted_not_silently_short(tmp_path):
 
 @pytest.mark.parametrize("edit, message", [
     ("tokenize: {eod_token: 5}\n", "'tokenize.eod_token' must be a non-empty string"),
-    ("dedup: {seed: 100000000000000000000000}\n", "'dedup.seed' must be an integer from 0"),
-    ("dedup: {num_perm: 100000000}\n", "'dedup.num_perm' must be an integer from 1 to 1,024"),
-    ("read: {max_document_bytes: 100000000000000000000000}\n", "'read.max_document_bytes' must be an integer"),
+    ("dedup: {seed: 100000000000000000000000}\n", "'dedup.seed' must be a non-negative integer of at most 4,294,967,295"),
+    ("dedup: {num_perm: 100000000}\n", "'dedup.num_perm' must be a positive integer of at most 1,024"),
+    ("read: {max_document_bytes: 100000000000000000000000}\n", "'read.max_document_bytes' must be a positive integer of at most"),
     ("code: {languages: [python]}\n", "'code' is for the code recipe"),
     ("heuristics: {gopher_quality: {min_doc_words: 20}}\nheuristics: {}\n", "is given twice"),
 ])
@@ -535,7 +535,7 @@ def test_stage_numbers_beyond_their_range_are_one_line(tmp_path, key, value):
     stage = tmp_path / "stage.yaml"
     stage.write_text(f"name: s\nseed: {values['seed']}\ntokens: {values['tokens']}\nparts: {values['parts']}\noutput: o\n"
                      "tokenizer: t.json\ncomponents:\n  - {name: en, language: en, pool: p, tokens: 1.0, max_epochs: 2}\n")
-    with pytest.raises(AuroraError, match=f"'{key}' must be an integer from"):
+    with pytest.raises(AuroraError, match=f"'{key}' must be a (positive|non-negative) integer of at most"):
         load_stage_recipe(str(stage))
 
 

@@ -21,6 +21,9 @@ tokenize: {max_shard_tokens: 1000}
 """
 
 
+HEURISTICS = "heuristics: {gopher_quality: {min_doc_words: 40}, script: {min_script_fraction: 0.9}}"  # one group each
+
+
 def _write(tmp_path, text):
     path = tmp_path / "r.yaml"
     path.write_text(text)
@@ -87,7 +90,7 @@ def test_thresholds_in_range_are_accepted(tmp_path, rule, value):
     """Bounds are inclusive; ratios that can pass 1 by their definition (newlines per word,
     overlapping top n-grams) accept values above 1."""
     group, key = rule.split(": {")
-    recipe = load_recipe(_write(tmp_path, GOOD.replace("script: {min_script_fraction: 0.9}", f"{rule}: {value}}}")))
+    recipe = load_recipe(_write(tmp_path, GOOD.replace(HEURISTICS, f"heuristics: {{{rule}: {value}}}}}")))
     assert recipe.heuristics[group][key] == value
 
 
@@ -101,7 +104,7 @@ def test_thresholds_in_range_are_accepted(tmp_path, rule, value):
 )
 def test_ratios_counts_and_lengths_out_of_range_are_refused(tmp_path, rule, message):
     with pytest.raises(AuroraError, match=re.escape(message)):
-        load_recipe(_write(tmp_path, GOOD.replace("script: {min_script_fraction: 0.9}", rule)))
+        load_recipe(_write(tmp_path, GOOD.replace(HEURISTICS, f"heuristics: {{{rule}}}")))
 
 
 CODE = """

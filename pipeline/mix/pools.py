@@ -17,7 +17,7 @@ from core.errors import AuroraError
 from core.shards import decode_index
 from core.tokenizer import file_sha256, tokenizer_info
 from manifests.audit import audit_shard
-from manifests.manifest import MANIFEST, build_pool_manifest, load_manifest, write_manifest
+from manifests.manifest import MANIFEST, ManifestMissing, build_pool_manifest, load_manifest, write_manifest
 from pipeline.instructions import RenderInstructions
 from pipeline.mix.recipe import Component, StageRecipe
 from pipeline.mix.selection import document_keys, for_training
@@ -88,8 +88,10 @@ def open_pool(component: Component, recipe: StageRecipe, sources_folder: str, ve
         path = component.pool
     try:
         manifest, folder = load_manifest(path)
-    except AuroraError as e:
-        raise AuroraError(f"component '{component.name}': {e} (curate the pool first, or fix it)") from None
+    except ManifestMissing:
+        raise AuroraError(f"component '{component.name}': no pool manifest at {path} (curate it first)") from None
+    except AuroraError as e:  # there, but unusable: say why
+        raise AuroraError(f"component '{component.name}': {e}") from None
     if manifest["kind"] != "pool":
         raise AuroraError(f"component '{component.name}': {path} is a {manifest['kind']} manifest, not a pool")
     with folder.open(MANIFEST, "rb") as f:
