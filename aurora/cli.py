@@ -172,13 +172,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _storage_errors() -> tuple:
-    """Errors of the environment rather than of aurora: a full disk, a permission, an unreachable
-    endpoint, a protocol fsspec cannot write to (NotImplementedError, e.g. an http:// output)."""
+    """Errors of the environment rather than of aurora: a full disk, a permission, an unreachable endpoint."""
     try:
         from botocore.exceptions import BotoCoreError, ClientError
     except ImportError:
-        return (OSError, NotImplementedError)
-    return (OSError, NotImplementedError, BotoCoreError, ClientError)
+        return (OSError,)
+    return (OSError, BotoCoreError, ClientError)
 
 
 def main(argv=None) -> int:

@@ -165,7 +165,10 @@ def claim_output(folder, run: dict) -> None:
                                   f"-> {now['size']}, modified {was.get('modified')} -> {now['modified']}); "
                                   "use a new --output or delete it")
         raise AuroraError(f"{where} other inputs or pools; use a new --output or delete it")
-    write_atomic(folder, RUN_FILE, orjson.dumps(run, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2))
+    try:
+        write_atomic(folder, RUN_FILE, orjson.dumps(run, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2))
+    except NotImplementedError:  # fsspec's answer for a read-only protocol (http://): the first write says so
+        raise AuroraError(f"cannot write to {folder.path}: its storage is read-only") from None
 
 
 def curate(recipe: Recipe, inputs: list[str] | None = None, output: str | None = None,
