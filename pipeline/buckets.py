@@ -13,19 +13,9 @@ import orjson
 from core.atomic import write_atomic
 from core.errors import AuroraError
 from filters.perplexity import CUTOFF_PERCENTILES, PerplexityModel, bucket_cutoffs
-from pipeline.readers import iter_records, parse_record
+from pipeline.readers import readable_documents
 
 CUTOFFS_FILE = "perplexity_cutoffs.json"
-
-
-def _documents(path: str, max_document_bytes: int):
-    """The documents the run's reader would pass on (bad records and broken files are skipped here;
-    the run itself counts them)."""
-    for fallback_id, record, reason, _ in iter_records(path, max_document_bytes):
-        if reason is None:
-            doc, reason = parse_record(record, fallback_id)
-            if reason is None:
-                yield doc
 
 
 def _passes(doc, filters) -> bool:
@@ -33,7 +23,7 @@ def _passes(doc, filters) -> bool:
 
 
 def sample_documents(inputs: list[tuple[str, str]], filters, count: int, max_document_bytes: int) -> list[str]:
-    streams = [_documents(path, max_document_bytes) for _, path in inputs]
+    streams = [readable_documents(path, max_document_bytes) for _, path in inputs]
     sample = []
     for doc in itertools.chain.from_iterable(itertools.zip_longest(*streams)):
         if doc is not None and _passes(doc, filters):

@@ -285,6 +285,16 @@ def iter_records(path: str, max_document_bytes: int = MAX_DOCUMENT_BYTES):
         yield f"{path}:unreadable", None, "unreadable_file", f"{type(e).__name__}: {e}"
 
 
+def readable_documents(path: str, max_document_bytes: int = MAX_DOCUMENT_BYTES):
+    """The documents of one file that the run's reader would pass on; bad records and a broken file's
+    rest are skipped here (the run itself counts them). For passes that only look at text."""
+    for fallback_id, record, reason, _ in iter_records(path, max_document_bytes):
+        if reason is None:
+            doc, reason = parse_record(record, fallback_id)
+            if reason is None:
+                yield doc
+
+
 def raw_text(raw) -> str:
     """A rejected record as text: the line as read, the error that ended a file, or the parsed record as JSON."""
     if isinstance(raw, bytes):

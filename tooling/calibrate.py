@@ -22,7 +22,7 @@ from core.errors import AuroraError
 from core.text import normalize
 from filters.heuristics import GROUPS, METRICS, analyze
 from filters.thresholds import PUBLISHED
-from pipeline.readers import FORMATS, iter_records, lines, parse_record
+from pipeline.readers import FORMATS, lines, readable_documents
 
 NOT_CALIBRATED = {"doc_words", "stop_words"}
 MAX_SENTENCE_BYTES = 1 << 16  # a line of a sentence file; a longer one is no sentence
@@ -51,10 +51,7 @@ def read_clean_texts(paths: list[str], language: str, documents: int, seed: int 
         if not os.path.isfile(path):  # a device or a pipe never ends
             raise AuroraError(f"{path}: not a regular file")
         if path.endswith(FORMATS):
-            for fallback_id, record, reason, _ in iter_records(path):
-                doc, reason = parse_record(record, fallback_id) if reason is None else (None, reason)
-                if doc is not None:
-                    docs.append(doc.text)
+            docs += [doc.text for doc in readable_documents(path)]
             continue
         with open(path, "rb") as f:
             for _, line, _ in lines(f, MAX_SENTENCE_BYTES):  # longer lines are skipped unread
