@@ -151,7 +151,7 @@ def parser() -> argparse.ArgumentParser:
 
     cal = sub.add_parser("calibrate", help="heuristic metrics on clean text, and suggested thresholds as YAML")
     cal.add_argument("--language", required=True)
-    cal.add_argument("files", nargs="+", metavar="FILE", help="text (one sentence a line) or JSONL documents")
+    cal.add_argument("files", nargs="+", metavar="FILE", help="text (one sentence a line) or documents (jsonl, jsonl.gz, jsonl.zst, parquet)")
     cal.add_argument("--documents", type=int, default=2000, help="documents to assemble from sentence files")
     cal.add_argument("--seed", type=int, default=0)
     cal.set_defaults(func=_calibrate)
