@@ -1,20 +1,25 @@
 """Dedup: signature speed against datatrove and datasketch, then the whole dedup at two sizes.
 
 1. Signatures, same documents, one process: our `DedupSignatures` step (which also writes the
-   documents' parquet and digests), datatrove's `MinhashDedupSignature` step with the same
-   number of hashes (8 bands x 16 = 128, its `num_buckets`; it also sorts its band files), and one datasketch
+   documents' parquet, digests and shingle sets), datatrove's `MinhashDedupSignature` step with
+   the same number of hashes (8 bands x 16 = 128, its `num_buckets`; it also sorts its band files), and one datasketch
    `MinHash` per document (`update_batch` on the UTF-8 shingles, its default SHA-1 hash).
    Documents per second and our ratio to each. Target: at least 2x datatrove.
-2. The whole dedup (signatures in 4 tasks, the band tasks, the cluster task) on 100,000 and
-   1,000,000 short documents with planted exact and near duplicates: each task runs in its own
-   process; wall time of each stage and the peak RSS of its largest task. The bands and
-   cluster stages must stay under the memory bound (`--memory-mb`) at both sizes.
+2. The whole dedup (signatures in 4 tasks, then every pass `dedup_passes` makes: bands,
+   verify, the components rounds, clusters) on 1,000,000 and 10,000,000 documents of 50 to 150
+   words with planted exact copies (5%) and near copies (10%, one word changed; Jaccard about
+   0.9), generated as a stream. Each task runs in its own process, two at a time (this machine's
+   cores); per pass: its tasks, wall time, and the slowest task's seconds and largest task's peak
+   RSS. The passes after the bands have one task per partition, as many as the corpus needs under
+   the memory bound (`--memory-mb`), so their tasks' cost stays flat as the corpus grows; they
+   must stay under the bound at both sizes.
 
-    .venv/bin/python bench/dedup.py [--signature-documents 20000] [--sizes 100000 1000000]
+    .venv/bin/python bench/dedup.py [--signature-documents 20000] [--sizes 1000000 10000000] [--memory-mb 512]
 """
 
 import argparse
 import os
+import pickle
 import random
 import subprocess
 import sys
@@ -23,34 +28,41 @@ import time
 
 sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+import pyarrow.compute as pc  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
 from datatrove.data import Document  # noqa: E402
 from datatrove.io import get_datafolder  # noqa: E402
 
 from core.text import words  # noqa: E402
-from filters.dedup import DedupBands, DedupClusters, DedupLayout, DedupSignatures, lsh_params  # noqa: E402
+from filters.dedup import DedupLayout, DedupSignatures, dedup_passes, lsh_params  # noqa: E402
 from tooling.sample import sample_sentences  # noqa: E402
 
-NUM_PERM, THRESHOLD, TASKS = 128, 0.8, 4
-BANDS, ROWS = lsh_params(THRESHOLD, NUM_PERM)
+NUM_PERM, THRESHOLD, RECALL, TASKS = 128, 0.8, 0.95, 4
+BANDS, ROWS = lsh_params(THRESHOLD, NUM_PERM, RECALL)
 LAYOUT = DedupLayout()
+PARALLEL = 2
 
 
-def documents(count: int, seed: int = 0) -> list[str]:
-    """Short one-line documents of 20 to 60 words; 5% exact copies and 10% near copies (one word changed)."""
+def documents(count: int, seed: int = 0, words_per_document: tuple[int, int] = (20, 60)):
+    """`count` one-line documents, as a stream: 5% exact copies and 10% near copies (one word
+    changed) of one of the last 10,000 originals."""
     rng = random.Random(seed)
     vocabulary = sorted({w.lower() for s in sample_sentences("en") for w in words(s, "en")})
-    texts: list[str] = []
+    recent: list[str] = []
     for _ in range(count):
         roll = rng.random()
-        if texts and roll < 0.05:
-            texts.append(rng.choice(texts))
-        elif texts and roll < 0.15:
-            doc = rng.choice(texts).split(" ")
+        if recent and roll < 0.05:
+            yield rng.choice(recent)
+        elif recent and roll < 0.15:
+            doc = rng.choice(recent).split(" ")
             doc[rng.randrange(len(doc))] = rng.choice(vocabulary)
-            texts.append(" ".join(doc))
+            yield " ".join(doc)
         else:
-            texts.append(" ".join(rng.choices(vocabulary, k=rng.randint(20, 60))))
-    return texts
+            text = " ".join(rng.choices(vocabulary, k=rng.randint(*words_per_document)))
+            recent.append(text)
+            if len(recent) > 10_000:
+                recent.pop(rng.randrange(len(recent)))
+            yield text
 
 
 def _docs(texts: list[str]):
@@ -61,7 +73,7 @@ def signature_speed(count: int) -> None:
     from datasketch import MinHash
     from datatrove.pipeline.dedup.minhash import MinhashConfig, MinhashDedupSignature
 
-    texts = documents(count, seed=1)
+    texts = list(documents(count, seed=1))
     with tempfile.TemporaryDirectory() as tmp:
         ours_step = DedupSignatures(get_datafolder(f"{tmp}/ours"), LAYOUT, "en", NUM_PERM, 1, 5)
         theirs_step = MinhashDedupSignature(f"{tmp}/datatrove", config=MinhashConfig(num_buckets=8, hashes_per_bucket=16))
@@ -90,71 +102,91 @@ def signature_speed(count: int) -> None:
         print(f"  ours / {name:<27} {rates['ours'] / rates[name]:>10.2f}")
 
 
-def run_task(stage: str, folder: str, rank: int, memory_mb: int) -> None:
-    """One task of one stage, in this process (started by `whole_dedup`)."""
+def run_task(stage: str, folder: str, rank: int) -> None:
+    """One task, in this process (started by `_pass`): a signatures task reads its input file,
+    any other runs the step pickled in `stage`."""
     data = get_datafolder(folder)
     if stage == "signatures":
         with open(os.path.join(folder, f"input-{rank}.txt"), encoding="utf-8") as f:
-            texts = f.read().split("\n")
-        list(DedupSignatures(data, LAYOUT, "en", NUM_PERM, 1, 5).run(_docs(texts), rank=rank))
-    elif stage == "bands":
-        list(DedupBands(data, LAYOUT, TASKS, NUM_PERM, BANDS, ROWS, memory_mb).run(None, rank=rank))
+            docs = (Document(text=line.rstrip("\n"), id=f"{rank}-{i}", metadata={}) for i, line in enumerate(f))
+            list(DedupSignatures(data, LAYOUT, "en", NUM_PERM, 1, 5).run(docs, rank=rank))
     else:
-        list(DedupClusters(data, LAYOUT, TASKS, BANDS).run(None, rank=0))
+        with open(stage, "rb") as f:
+            steps = pickle.load(f)
+        for step in steps:
+            list(step.run(None, rank=rank))
     # This process's own peak (ru_maxrss of a child would include its parent's at the fork).
     with open("/proc/self/status") as f:
         print(next(line.split()[1] for line in f if line.startswith("VmHWM:")))
 
 
-def _stage(stage: str, folder: str, tasks: int, memory_mb: int) -> tuple[float, float]:
-    """Runs the stage's tasks one after another, each in its own process: (seconds, peak RSS MiB)."""
-    start, peak = time.perf_counter(), 0
+def _pass(stage: str, folder: str, tasks: int) -> dict:
+    """Runs a pass's tasks, each in its own process, PARALLEL at a time: its tasks, seconds, the
+    slowest task's seconds and the largest peak RSS (MiB)."""
+    start, slowest, peak, running = time.perf_counter(), 0.0, 0.0, []
+
+    def finish(process, started):
+        nonlocal slowest, peak
+        out, err = process.communicate()
+        if process.returncode != 0:
+            raise SystemExit(f"{stage} task failed: {err[-2000:]}")
+        slowest, peak = max(slowest, time.perf_counter() - started), max(peak, int(out.split()[-1]) / 1024)
+
     for rank in range(tasks):
-        result = subprocess.run([sys.executable, __file__, "--task", stage, folder, str(rank), str(memory_mb)],
-                                capture_output=True, text=True)
-        if result.returncode != 0:
-            raise SystemExit(f"{stage} task {rank} failed: {result.stderr[-2000:]}")
-        peak = max(peak, int(result.stdout.split()[-1]) / 1024)
-    return time.perf_counter() - start, peak
+        if len(running) == PARALLEL:
+            finish(*running.pop(0))
+        command = [sys.executable, __file__, "--task", stage, folder, str(rank)]
+        running.append((subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), time.perf_counter()))
+    for process, started in running:
+        finish(process, started)
+    return {"tasks": tasks, "seconds": time.perf_counter() - start, "slowest": slowest, "peak": peak}
 
 
-def whole_dedup(count: int, memory_mb: int) -> dict:
-    texts = documents(count, seed=2)
-    with tempfile.TemporaryDirectory() as folder:
-        for rank in range(TASKS):
-            with open(os.path.join(folder, f"input-{rank}.txt"), "w", encoding="utf-8") as f:
-                f.write("\n".join(texts[rank::TASKS]))
-        results = {
-            "signatures": _stage("signatures", folder, TASKS, memory_mb),
-            "bands": _stage("bands", folder, BANDS + 1, memory_mb),
-            "clusters": _stage("clusters", folder, 1, memory_mb),
-        }
-        import pyarrow.parquet as pq
-
-        table = pq.read_table(os.path.join(folder, LAYOUT.clusters), columns=["kept"])
-        removed = table.num_rows - sum(table.column("kept").to_pylist())
-    print(f"whole dedup, {count:,} documents ({removed:,} removed as duplicates), memory bound {memory_mb} MiB:")
-    for stage, (seconds, peak) in results.items():
-        print(f"  {stage:<10} {seconds:>8.1f} s   peak RSS {peak:>7.0f} MiB")
+def whole_dedup(count: int, memory_mb: int, folder: str) -> dict:
+    files = [open(os.path.join(folder, f"input-{rank}.txt"), "w", encoding="utf-8") for rank in range(TASKS)]
+    for i, text in enumerate(documents(count, seed=2, words_per_document=(50, 150))):
+        files[i % TASKS].write(text + "\n")
+    for f in files:
+        f.close()
+    results = {"signatures": _pass("signatures", folder, TASKS)}
+    settings = {"threshold": THRESHOLD, "num_perm": NUM_PERM, "ngram": 5, "seed": 1, "memory_mb": memory_mb, "recall": RECALL,
+                "verify": "shingles", "bands": BANDS, "rows": ROWS}
+    for name, steps, tasks in dedup_passes(get_datafolder(folder), LAYOUT, TASKS, settings):
+        path = os.path.join(folder, "steps.pickle")
+        with open(path, "wb") as f:
+            pickle.dump(steps, f)
+        results[name] = _pass(path, folder, tasks)
+    table = pq.read_table(os.path.join(folder, LAYOUT.clusters), columns=["kept"])
+    removed = table.num_rows - pc.sum(table.column("kept")).as_py()
+    print(f"whole dedup, {count:,} documents ({removed:,} removed as duplicates), memory bound {memory_mb} MiB, "
+          f"{PARALLEL} tasks at a time:")
+    print(f"  {'pass':<28} {'tasks':>5} {'wall s':>8} {'slowest task s':>15} {'largest task RSS MiB':>21}")
+    for name, r in results.items():
+        print(f"  {name:<28} {r['tasks']:>5} {r['seconds']:>8.1f} {r['slowest']:>15.1f} {r['peak']:>21.0f}")
+    total = sum(r["seconds"] for r in results.values())
+    print(f"  {'total':<28} {'':>5} {total:>8.1f}")
     return results
 
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--task":
-        stage, folder, rank, memory_mb = sys.argv[2:6]
-        return run_task(stage, folder, int(rank), int(memory_mb))
+        stage, folder, rank = sys.argv[2:5]
+        return run_task(stage, folder, int(rank))
     parser = argparse.ArgumentParser()
     parser.add_argument("--signature-documents", type=int, default=20000)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--memory-mb", type=int, default=512)
+    parser.add_argument("--scratch", default=None, help="folder for the runs' files (default: a temporary folder)")
     args = parser.parse_args()
-    signature_speed(args.signature_documents)
+    if args.signature_documents:
+        signature_speed(args.signature_documents)
     over = []
     for count in args.sizes:
-        for stage, (_, peak) in whole_dedup(count, args.memory_mb).items():
-            if stage != "signatures" and peak > args.memory_mb:
-                over.append(f"{stage} at {count:,}: {peak:.0f} MiB")
-    print("memory bound kept" if not over else "memory bound exceeded: " + "; ".join(over))
+        with tempfile.TemporaryDirectory(dir=args.scratch) as folder:
+            for name, r in whole_dedup(count, args.memory_mb, folder).items():
+                if name not in ("signatures", "bands") and r["peak"] > args.memory_mb:
+                    over.append(f"{name} at {count:,}: {r['peak']:.0f} MiB")
+    print("memory bound kept by the partitioned passes" if not over else "memory bound exceeded: " + "; ".join(over))
 
 
 if __name__ == "__main__":

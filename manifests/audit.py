@@ -130,6 +130,7 @@ def audit_pool(manifest: dict, folder) -> list[str]:
 def _audit_dedup(folder, dedup: dict, removed: dict) -> list[str]:
     """clusters.parquet: its checksum, and its kept and removed rows against the manifest."""
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     path = dedup["clusters_file"]["path"]
@@ -146,12 +147,12 @@ def _audit_dedup(folder, dedup: dict, removed: dict) -> list[str]:
         return problems + [f"{path}: not a clusters file ({e})"]
     if column.type != pa.bool_() or column.null_count:
         return problems + [f"{path}: its 'kept' column is not all true or false"]
-    kept = column.to_pylist()
+    kept = pc.sum(column).as_py() or 0
     duplicates = removed.get("exact_duplicate", 0) + removed.get("near_duplicate", 0)
-    if len(kept) - sum(kept) != duplicates:
-        problems.append(f"{path}: {len(kept) - sum(kept)} removed documents, the funnel counts {duplicates} duplicates")
-    if sum(kept) != dedup["clusters"]:
-        problems.append(f"{path}: {sum(kept)} clusters, manifest says {dedup['clusters']}")
+    if len(column) - kept != duplicates:
+        problems.append(f"{path}: {len(column) - kept} removed documents, the funnel counts {duplicates} duplicates")
+    if kept != dedup["clusters"]:
+        problems.append(f"{path}: {kept} clusters, manifest says {dedup['clusters']}")
     return problems
 
 

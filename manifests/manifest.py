@@ -75,16 +75,17 @@ def build_pool_manifest(folder, recipe, inputs: list[tuple[str, str]], clusters_
 
 def dedup_summary(folder, settings: dict, clusters_file: str) -> dict:
     """The dedup settings and the clusters file: its checksum, clusters and documents in them."""
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     with folder.open(clusters_file, "rb") as f:
         sha = file_sha256(f)
     with folder.open(clusters_file, "rb") as f:
-        kept = pq.read_table(f, columns=["kept"]).column("kept").to_pylist()
+        kept = pq.read_table(f, columns=["kept"]).column("kept")
     return {
         "settings": dict(sorted(settings.items())),
         "clusters_file": {"path": clusters_file, "sha256": sha},
-        "clusters": sum(kept),
+        "clusters": pc.sum(kept).as_py() or 0,
         "documents_in_clusters": len(kept),
     }
 

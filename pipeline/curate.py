@@ -2,8 +2,8 @@
 
 One datatrove task per input file, so what a task writes depends only on its file: the shards
 and the manifest are the same whatever the executor or the number of workers. With dedup, the
-passes between (one task per LSH band, then one for clusters) depend only on the files the
-filter pass wrote. Passes run in order, each with its own logs; a task that is killed is
+passes between (one task per LSH band, then one per partition of the corpus) depend only on the
+files the filter pass wrote. Passes run in order, each with its own logs; a task that is killed is
 simply run again (datatrove skips the completed ones), overwriting its own outputs.
 
 `run.json` pins a run folder to its recipe and to its inputs (path, size, modification time or
@@ -22,7 +22,7 @@ from core.atomic import write_atomic
 from core.errors import AuroraError
 from core.tokenizer import eod_id, load_tokenizer
 from filters.code import CodeLanguageFilter, CodeQualityFilter
-from filters.dedup import DedupBands, DedupClusters, DedupDocuments, DedupFilter, DedupLayout, DedupSignatures
+from filters.dedup import DedupDocuments, DedupFilter, DedupLayout, DedupSignatures, dedup_passes
 from filters.heuristics import FILTERS, GROUPS
 from filters.language_id import LanguageFilter, load_language_model
 from filters.perplexity import PerplexityFilter, PerplexityModel
@@ -96,22 +96,22 @@ def shard_writer(recipe: Recipe, folder) -> MegatronShardWriter:
     )
 
 
-def passes(recipe: Recipe, inputs, folder) -> list[tuple[str, list, int]]:
+def passes(recipe: Recipe, inputs, folder):
     """The passes of a curate run, (name, pipeline, tasks), in order: executor runs over all tasks,
     one after the other. Without dedup, one pass reads, filters and tokenizes each input file; with
     it, the filter pass hands its kept documents to the dedup passes, then the tokenize pass drops
-    the duplicates. ("Stage" is kept for the training stages, CAP and CAT.)"""
+    the duplicates. A generator, like `dedup_passes`: a pass is made once the ones before it have
+    run. ("Stage" is kept for the training stages, CAP and CAT.)"""
     tasks = len(inputs)
     if not recipe.dedup:
-        return [("curate", filter_steps(recipe, inputs, folder) + [shard_writer(recipe, folder)], tasks)]
+        yield "curate", filter_steps(recipe, inputs, folder) + [shard_writer(recipe, folder)], tasks
+        return
     d, layout = recipe.dedup, DEDUP_LAYOUT
-    signatures = DedupSignatures(folder, layout, recipe.language, d["num_perm"], d["seed"], d["ngram"], recipe.batch_size)
-    return [
-        ("filter", filter_steps(recipe, inputs, folder) + [signatures], tasks),
-        ("bands", [DedupBands(folder, layout, tasks, d["num_perm"], d["bands"], d["rows"], d["memory_mb"])], d["bands"] + 1),
-        ("clusters", [DedupClusters(folder, layout, tasks, d["bands"])], 1),
-        ("tokenize", [DedupDocuments(folder, layout), DedupFilter(folder, layout), shard_writer(recipe, folder)], tasks),
-    ]
+    signatures = DedupSignatures(folder, layout, recipe.language, d["num_perm"], d["seed"], d["ngram"], recipe.batch_size,
+                                 shingle_sets=d["verify"] == "shingles")
+    yield "filter", filter_steps(recipe, inputs, folder) + [signatures], tasks
+    partitions = yield from dedup_passes(folder, layout, tasks, d)
+    yield "tokenize", [DedupDocuments(folder, layout), DedupFilter(folder, layout, partitions), shard_writer(recipe, folder)], tasks
 
 
 def _perplexity_step(recipe: Recipe, inputs, folder, filters) -> PerplexityFilter:

@@ -182,19 +182,25 @@ def load_recipe(path: str) -> Recipe:
     return recipe
 
 
-DEDUP_DEFAULTS = {"threshold": 0.8, "num_perm": 128, "ngram": 5, "seed": 1, "memory_mb": 512}
+DEDUP_DEFAULTS = {"threshold": 0.8, "num_perm": 128, "ngram": 5, "seed": 1, "memory_mb": 512, "recall": 0.95,
+                  "verify": "shingles"}
 
 
 def _dedup(data: dict, path: str) -> dict | None:
-    """Dedup settings with defaults filled in, bands and rows from datasketch unless both are given;
-    None when the recipe has no `dedup` section."""
+    """Dedup settings with defaults filled in, bands and rows chosen for `recall` at the threshold
+    unless both are given; None when the recipe has no `dedup` section."""
     if data.get("dedup") is None:
         return None
+    from filters.dedup import VERIFY_METHODS, lsh_params
+
     section = _section(data, "dedup", set(DEDUP_DEFAULTS) | {"bands", "rows"}, path)
     settings = {**DEDUP_DEFAULTS, **section}
-    threshold = number(settings["threshold"], "dedup.threshold", path)
-    if not 0 < threshold < 1:
-        raise AuroraError(f"{path}: 'dedup.threshold' must be between 0 and 1")
+    for key in ("threshold", "recall"):
+        value = number(settings[key], f"dedup.{key}", path)
+        if not 0 < value < 1 and not (key == "recall" and value == 1):
+            raise AuroraError(f"{path}: 'dedup.{key}' must be between 0 and 1")
+    if settings["verify"] not in VERIFY_METHODS:
+        raise AuroraError(f"{path}: 'dedup.verify' must be one of {', '.join(VERIFY_METHODS)}")
     # Bounds: datasketch's seed is 32-bit; a signature of num_perm uint32 values is kept per document.
     limits = {"num_perm": 1024, "ngram": 64, "seed": (1 << 32) - 1, "memory_mb": 1 << 20, "bands": 1024, "rows": 1024}
     for key, high in limits.items():
@@ -203,9 +209,7 @@ def _dedup(data: dict, path: str) -> dict | None:
     if ("bands" in settings) != ("rows" in settings):
         raise AuroraError(f"{path}: give both 'dedup.bands' and 'dedup.rows', or neither")
     if "bands" not in settings:
-        from filters.dedup import lsh_params
-
-        settings["bands"], settings["rows"] = lsh_params(threshold, settings["num_perm"])
+        settings["bands"], settings["rows"] = lsh_params(settings["threshold"], settings["num_perm"], settings["recall"])
     if settings["bands"] * settings["rows"] > settings["num_perm"]:
         raise AuroraError(f"{path}: dedup.bands x dedup.rows must not exceed dedup.num_perm ({settings['num_perm']})")
     return settings

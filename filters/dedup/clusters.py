@@ -1,129 +1,122 @@
-"""The clusters pass: the bands pass's edges joined into clusters, and what to do with each document.
+"""The clusters pass: the converged components, as decisions on each document of a cluster.
 
-One task. Edges of exact duplicates point at their first copy; near-duplicate edges, with exact
-duplicates taken out, are joined into connected components. The kept representative of a
-cluster is its first document by key (input order); the others are near duplicates of it.
-Exact duplicates join their first copy's cluster. Memory grows with the number of documents that
-have a duplicate (and one task's id column at a time), not with the corpus.
+One task per partition: after the last components pass every component is a star around its
+smallest key, and its edges (leaf, centre) sit in the partition of the centre, so a task holds
+whole clusters, and only its own. The centre is the cluster's first document in input order: it
+is kept. Of the others, a document whose text digest equals an earlier member's is an
+`exact_duplicate` (equal texts are always one cluster: the digests' edges join them), the rest are
+`near_duplicate`; both are duplicates of the kept document. Each task writes its decisions sorted
+by key; the tokenize pass reads a filter task's rows by key range, and `write_clusters_file`
+lists them all in input order.
 """
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from datatrove.pipeline.base import PipelineStep
 
 from core.atomic import AtomicFile
-from filters.dedup.layout import DedupLayout, position_of, task_of
+from filters.dedup.files import read_edges, read_rows
+from filters.dedup.layout import DedupLayout, partition_of, position_of, task_of
 
 STATUS_KEPT, STATUS_EXACT, STATUS_NEAR = "kept", "exact_duplicate", "near_duplicate"
+DECISIONS_SCHEMA = pa.schema([("key", pa.uint64()), ("id", pa.string()), ("cluster_id", pa.string()),
+                              ("cluster_size", pa.int64()), ("status", pa.string())])
+_ROW_GROUP = 1 << 16  # rows; a filter task's key range skips the others by their statistics
 
 
-def _read_edges(folder, path: str) -> np.ndarray:
-    with folder.open(path, "rb") as f:
-        return np.frombuffer(f.read(), dtype=np.uint64).reshape(-1, 2)
+def decide(stars: np.ndarray, digests: dict[int, bytes] | None = None) -> dict[str, np.ndarray]:
+    """Decisions for every node of these stars (leaf, centre), sorted by key: key, cluster (the
+    centre), cluster_size and status. `digests` (key -> text digest) tells exact duplicates apart."""
+    centres = np.unique(stars[:, 1])
+    keys = np.concatenate([centres, stars[:, 0]])
+    cluster = np.concatenate([centres, stars[:, 1]])
+    order = np.argsort(keys, kind="stable")
+    keys, cluster = keys[order], cluster[order]
+    cluster_keys, sizes = np.unique(cluster, return_counts=True)
+    status = np.where(keys == cluster, STATUS_KEPT, STATUS_NEAR).astype(object)
+    if digests is not None:
+        seen = set()
+        for i in np.lexsort((keys, cluster)):  # cluster by cluster, in input order
+            text = (int(cluster[i]), digests[int(keys[i])])
+            if text in seen:
+                status[i] = STATUS_EXACT
+            seen.add(text)
+    return {"key": keys, "cluster": cluster, "cluster_size": sizes[np.searchsorted(cluster_keys, cluster)], "status": status}
 
 
-def _lookup(keys: np.ndarray, values: np.ndarray, queries: np.ndarray, default: np.ndarray) -> np.ndarray:
-    """values[i] where keys[i] == query (keys sorted), else the default."""
-    if len(keys) == 0:
-        return default.copy()
-    at = np.minimum(np.searchsorted(keys, queries), len(keys) - 1)
-    return np.where(keys[at] == queries, values[at], default)
+def document_names(folder, layout: DedupLayout, keys: np.ndarray) -> dict[int, str]:
+    """The document ids of these keys, one filter task's id column at a time."""
+    names = {}
+    for task in np.unique(task_of(keys)):
+        mine = keys[task_of(keys) == task]
+        with folder.open(layout.docs(int(task)), "rb") as f:
+            column = pq.read_table(f, columns=["id"]).column("id")
+        names.update(zip(mine.tolist(), column.take(pa.array(position_of(mine), pa.int64())).to_pylist()))
+    return names
 
 
-def clusters(exact: np.ndarray, near: list[np.ndarray]) -> dict[str, np.ndarray]:
-    """Decisions for every document in a cluster of two or more, sorted by key: id (the key),
-    cluster (the key of its kept representative), cluster_size, status, duplicate_of."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    exact_dups, exact_firsts = exact[:, 0], exact[:, 1]
-    edges = np.concatenate(near)
-    edges = edges[~np.isin(edges, exact_dups).any(axis=1)]
-    nodes, index = np.unique(edges, return_inverse=True)
-    index = index.reshape(-1, 2)
-    graph = coo_matrix((np.ones(len(index), dtype=np.int8), (index[:, 0], index[:, 1])), shape=(len(nodes),) * 2)
-    _, labels = connected_components(graph, directed=False)
-    representative = np.full(len(nodes), np.iinfo(np.uint64).max, dtype=np.uint64)
-    np.minimum.at(representative, labels, nodes)
-    node_cluster = representative[labels]
-
-    # Exact duplicates join their first copy's cluster; a first copy in no near cluster leads its own.
-    exact_cluster = _lookup(nodes, node_cluster, exact_firsts, exact_firsts)
-    lone = np.setdiff1d(exact_firsts, nodes)
-
-    ids = np.concatenate([nodes, exact_dups, lone])
-    cluster = np.concatenate([node_cluster, exact_cluster, lone])
-    duplicate_of = np.concatenate([node_cluster, exact_firsts, lone])
-    status = np.concatenate([
-        np.where(nodes == node_cluster, STATUS_KEPT, STATUS_NEAR),
-        np.full(len(exact_dups), STATUS_EXACT),
-        np.full(len(lone), STATUS_KEPT),
-    ])
-    order = np.argsort(ids, kind="stable")
-    cluster_ids, sizes = np.unique(cluster, return_counts=True)
-    return {
-        "id": ids[order],
-        "cluster": cluster[order],
-        "cluster_size": sizes[np.searchsorted(cluster_ids, cluster[order])],
-        "status": status[order],
-        "duplicate_of": duplicate_of[order],
-    }
-
-
-def _document_ids(folder, path: str, positions: np.ndarray) -> list[str]:
-    """The ids of a task's documents at these positions (the column stays in Arrow's memory)."""
-    with folder.open(path, "rb") as f:
-        column = pq.read_table(f, columns=["id"]).column("id")
-    return column.take(pa.array(positions, pa.int64())).to_pylist()
-
-
-def _write_parquet(folder, path: str, table: pa.Table) -> None:
-    with AtomicFile(folder, path) as f:
-        pq.write_table(table, f.file, compression="zstd")
+def text_digests(folder, layout: DedupLayout, keys: np.ndarray) -> dict[int, bytes]:
+    digests = {}
+    for task in np.unique(task_of(keys)):
+        mine = keys[task_of(keys) == task]
+        rows = read_rows(folder, layout.digests(int(task)), 16, position_of(mine))
+        digests.update(zip(mine.tolist(), map(bytes, rows)))
+    return digests
 
 
 class DedupClusters(PipelineStep):
-    """One task: joins every bands task's edges into clusters; writes the layout's `clusters` file
-    (every document in a cluster of two or more) and, per filter task, its `decisions` (by
-    document key) for the tokenize pass."""
+    """Task p: decisions on every document of the clusters whose first document is in partition p,
+    from the edges of the last components pass (`step`); writes the layout's `decisions(p)`."""
 
     name = "🕸️ Clusters"
     type = "🫂 - DEDUP"
 
-    def __init__(self, output_folder, layout: DedupLayout, tasks: int, bands: int):
+    def __init__(self, output_folder, layout: DedupLayout, step: str, partitions: int):
         super().__init__()
-        self.output_folder, self.layout, self.tasks, self.bands = output_folder, layout, tasks, bands
+        self.output_folder, self.layout, self.step, self.partitions = output_folder, layout, step, partitions
 
     def run(self, data, rank: int = 0, world_size: int = 1):
         folder, layout = self.output_folder, self.layout
-        decided = clusters(_read_edges(folder, layout.band_edges(self.bands)),
-                           [_read_edges(folder, layout.band_edges(b)) for b in range(self.bands)])
-        tasks = task_of(decided["id"])
-        names: dict[int, str] = {}  # key -> document id, for every document in a cluster
-        needed = np.unique(np.concatenate([decided["id"], decided["cluster"], decided["duplicate_of"]]))
-        for task in np.unique(task_of(needed)):
-            keys = needed[task_of(needed) == task]
-            names.update(zip(keys.tolist(), _document_ids(folder, layout.docs(int(task)), position_of(keys))))
-
-        def name(values):
-            return [names[int(v)] for v in values]
-
-        for task in range(self.tasks):
-            mine = tasks == task
-            _write_parquet(folder, layout.decisions(task), pa.table({
-                "key": pa.array(decided["id"][mine], pa.uint64()),
-                "cluster_id": name(decided["cluster"][mine]),
-                "cluster_size": pa.array(decided["cluster_size"][mine], pa.int64()),
-                "status": pa.array(list(decided["status"][mine]), pa.string()),
-                "duplicate_of": name(decided["duplicate_of"][mine]),
-            }))
-        order = np.lexsort((decided["id"], decided["cluster"]))  # cluster by cluster, members in input order
-        _write_parquet(folder, layout.clusters, pa.table({
-            "id": name(decided["id"][order]),
-            "cluster_id": name(decided["cluster"][order]),
-            "cluster_size": pa.array(decided["cluster_size"][order], pa.int64()),
-            "kept": pa.array(decided["status"][order] == STATUS_KEPT, pa.bool_()),
-        }))
+        edges = read_edges(folder, [layout.edges(self.step, task, rank) for task in range(self.partitions)])
+        stars = edges[partition_of(edges[:, 1], self.partitions) == rank]
+        decided = decide(stars, text_digests(folder, layout, np.unique(stars)))
+        names = document_names(folder, layout, decided["key"])
+        with AtomicFile(folder, layout.decisions(rank)) as f:
+            pq.write_table(pa.table({
+                "key": pa.array(decided["key"], pa.uint64()),
+                "id": [names[k] for k in decided["key"].tolist()],
+                "cluster_id": [names[k] for k in decided["cluster"].tolist()],
+                "cluster_size": pa.array(decided["cluster_size"], pa.int64()),
+                "status": pa.array(decided["status"].tolist(), pa.string()),
+            }, schema=DECISIONS_SCHEMA), f.file, compression="zstd", row_group_size=_ROW_GROUP)
         self.stat_update("clusters", value=int((decided["status"] == STATUS_KEPT).sum()))
+        self.stat_update("documents", value=len(decided["key"]))
         yield from ()
+
+
+def read_decisions(folder, layout: DedupLayout, partitions: int, task: int) -> pa.Table:
+    """The decisions on the documents of one filter task, sorted by key."""
+    low, high = task << 32, (task + 1) << 32
+    tables = []
+    for p in range(partitions):
+        with folder.open(layout.decisions(p), "rb") as f:
+            tables.append(pq.read_table(f, filters=[("key", ">=", low), ("key", "<", high)], schema=DECISIONS_SCHEMA))
+    table = pa.concat_tables(tables)
+    return table.take(pc.sort_indices(table, [("key", "ascending")]))
+
+
+def write_clusters_file(folder, layout: DedupLayout, partitions: int, tasks: int) -> None:
+    """`layout.clusters`: every document in a cluster of two or more, in input order: id,
+    cluster_id (the kept document's id), cluster_size, kept. Written a filter task at a time."""
+    schema = pa.schema([("id", pa.string()), ("cluster_id", pa.string()), ("cluster_size", pa.int64()), ("kept", pa.bool_())])
+    with AtomicFile(folder, layout.clusters) as f, pq.ParquetWriter(f.file, schema, compression="zstd") as writer:
+        for task in range(tasks):
+            table = read_decisions(folder, layout, partitions, task)
+            if table.num_rows == 0:
+                continue
+            writer.write_table(pa.table({
+                "id": table.column("id"), "cluster_id": table.column("cluster_id"),
+                "cluster_size": table.column("cluster_size"), "kept": pc.equal(table.column("status"), STATUS_KEPT),
+            }, schema=schema))

@@ -1,11 +1,9 @@
 """The start of the tokenize pass: the filter pass's kept documents, then the clusters pass's decisions.
 
 `DedupDocuments` puts each document's key on it (`metadata["dedup_key"]`); `DedupFilter` looks
-the document's decision up by that key, whatever order the documents come in, and takes the key
-off again before the document goes on (to the shards or to the rejects).
+the document's decision (from the clusters pass) up by that key, whatever order the documents
+come in, and takes the key off again before the document goes on (to the shards or to the rejects).
 """
-
-import io
 
 import orjson
 import pyarrow.parquet as pq
@@ -13,6 +11,7 @@ from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
 
 from filters.base import RecordedFilter
+from filters.dedup.clusters import STATUS_KEPT, read_decisions
 from filters.dedup.layout import DedupLayout, document_key
 
 KEY = "dedup_key"
@@ -39,13 +38,6 @@ class DedupDocuments(PipelineStep):
                     yield Document(text=row["text"], id=row["id"], metadata=metadata)
 
 
-def read_decisions(folder, layout: DedupLayout, task: int) -> dict[int, dict]:
-    """This task's rows of the clusters pass's decisions, by document key."""
-    with folder.open(layout.decisions(task), "rb") as f:
-        table = pq.read_table(io.BytesIO(f.read()))
-    return {row.pop("key"): row for row in table.to_pylist()}
-
-
 class DedupFilter(RecordedFilter):
     """Removes exact and near duplicates as the clusters pass decided; kept documents get their
     cluster (the id of its kept representative) and its size in metadata."""
@@ -53,12 +45,13 @@ class DedupFilter(RecordedFilter):
     name = "🫂 Dedup"
     step = "dedup"
 
-    def __init__(self, output_folder, layout: DedupLayout):
+    def __init__(self, output_folder, layout: DedupLayout, partitions: int):
         super().__init__(output_folder)
-        self.layout = layout
+        self.layout, self.partitions = layout, partitions
 
     def run(self, data, rank: int = 0, world_size: int = 1):
-        self._decisions = read_decisions(self.output_folder, self.layout, rank)
+        table = read_decisions(self.output_folder, self.layout, self.partitions, rank)
+        self._decisions = {row.pop("key"): row for row in table.to_pylist()}
         yield from super().run(data, rank, world_size)
 
     def filter(self, doc: Document):
@@ -69,7 +62,7 @@ class DedupFilter(RecordedFilter):
             doc.metadata.update(cluster_id=doc.id, cluster_size=1)
             return True
         doc.metadata.update(cluster_id=decision["cluster_id"], cluster_size=decision["cluster_size"])
-        if decision["status"] == "kept":
+        if decision["status"] == STATUS_KEPT:
             return True
-        doc.metadata["duplicate_of"] = decision["duplicate_of"]
+        doc.metadata["duplicate_of"] = decision["cluster_id"]
         return False, decision["status"]

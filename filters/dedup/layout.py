@@ -1,21 +1,29 @@
-"""Where the dedup steps' files are, and how a document is numbered across them.
+"""Where the dedup steps' files are, how a document is numbered across them, and which partition a key belongs to.
 
 A document's key is its global number, `task << 32 | position in the task`: the filter pass's
 task (its input file) and the document's place among the task's kept documents. Sorting by key
 is input order (input file, then place in the file), which is what "first" means in a cluster.
+
+The passes after the bands exchange edges through `partitions` files per task: an edge's
+partition is a hash of one of its keys (`partition_of`), so a task reads only its own share, and
+the number of partitions follows the corpus and the memory bound, never the number of workers.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 
+from filters.dedup.minhash import mix64
+
 
 @dataclass(frozen=True)
 class DedupLayout:
-    """Every path the dedup steps share, relative to the run folder. Per task, in document order:
-    the filter pass's kept documents, MinHash signatures (uint32 rows) and text digests (16 bytes
-    each); per task of the bands pass, its edges (uint64 pairs); per filter task, the decisions of
-    the clusters pass; and the run's clusters file, which the manifest names."""
+    """Every path the dedup steps share, relative to the run folder: per filter task, in document
+    order, the kept documents, MinHash signatures (uint32 rows), text digests (16 bytes each) and
+    shingle sets (`shingles`: sorted uint32 hashes, one document after another, `shingle_ends`:
+    each document's end in them, uint64); per task of the later passes, one edge file (uint64
+    pairs) per partition; per clusters task, its documents' cluster decisions; and the run's
+    clusters file, which the manifest names."""
 
     root: str = "dedup"
     clusters: str = "clusters.parquet"
@@ -29,11 +37,22 @@ class DedupLayout:
     def digests(self, task: int) -> str:
         return f"{self.root}/digests/{task:05d}.bin"
 
-    def band_edges(self, task: int) -> str:
-        """Edges of a bands-pass task: band `task`, or the exact duplicates for the last task."""
-        return f"{self.root}/bands/{task:05d}.bin"
+    def shingles(self, task: int) -> str:
+        return f"{self.root}/shingles/{task:05d}.bin"
+
+    def shingle_ends(self, task: int) -> str:
+        return f"{self.root}/shingles/{task:05d}.ends"
+
+    def edges(self, step: str, task: int, partition: int) -> str:
+        """What task `task` of pass `step` hands to partition `partition` of the next pass."""
+        return f"{self.root}/edges/{step}/{task:05d}-{partition:05d}.bin"
+
+    def changes(self, step: str, task: int) -> str:
+        """How many nodes a connected-components task changed (a number, as text)."""
+        return f"{self.root}/edges/{step}/{task:05d}.changes"
 
     def decisions(self, task: int) -> str:
+        """Decisions of clusters task `task`: every document of its clusters, sorted by key."""
         return f"{self.root}/decisions/{task:05d}.parquet"
 
 
@@ -52,3 +71,9 @@ def task_of(keys: np.ndarray) -> np.ndarray:
 
 def position_of(keys: np.ndarray) -> np.ndarray:
     return (keys & np.uint64(0xFFFFFFFF)).astype(np.int64)
+
+
+def partition_of(keys: np.ndarray, partitions: int) -> np.ndarray:
+    """A key's partition: the key mixed (SplitMix64), modulo `partitions`, so that the documents
+    of one input file spread over all partitions."""
+    return (mix64(keys) % np.uint64(partitions)).astype(np.int64)

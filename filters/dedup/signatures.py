@@ -1,5 +1,6 @@
 """The last step of the filter pass: what the later dedup passes read, for each kept document."""
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -14,29 +15,38 @@ DOCS_SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("metadata"
 
 
 class DedupSignatures(PipelineStep):
-    """Each kept document goes to the layout's `docs`, its MinHash to `signatures` (uint32 rows)
-    and its text digest to `digests` (16 bytes per row), all in the task's document order."""
+    """Each kept document goes to the layout's `docs`, its MinHash to `signatures` (uint32 rows),
+    its text digest to `digests` (16 bytes per row) and, with `shingle_sets`, its distinct shingle
+    hashes to `shingles` (what verification by shingles compares), all in the task's document order."""
 
     name = "🫂 MinHash signatures"
     type = "🫂 - DEDUP"
 
     def __init__(self, output_folder, layout: DedupLayout, language: str, num_perm: int, seed: int, ngram: int,
-                 batch_size: int = 1000):
+                 batch_size: int = 1000, shingle_sets: bool = True):
         super().__init__()
-        self.output_folder, self.layout, self.batch_size = output_folder, layout, batch_size
+        self.output_folder, self.layout, self.batch_size, self.shingle_sets = output_folder, layout, batch_size, shingle_sets
         self.hasher = MinHasher(language, num_perm, seed, ngram)
 
     def run(self, data, rank: int = 0, world_size: int = 1):
-        paths = [self.layout.docs(rank), self.layout.signatures(rank), self.layout.digests(rank)]
-        with AtomicFile(self.output_folder, paths[0]) as docs_file, \
-                AtomicFile(self.output_folder, paths[1]) as signatures, \
-                AtomicFile(self.output_folder, paths[2]) as digests, \
-                pq.ParquetWriter(docs_file.file, DOCS_SCHEMA, compression="zstd") as docs:
+        layout, folder = self.layout, self.output_folder
+        paths = [layout.docs(rank), layout.signatures(rank), layout.digests(rank), layout.shingles(rank), layout.shingle_ends(rank)]
+        with AtomicFile(folder, paths[0]) as docs_file, AtomicFile(folder, paths[1]) as signatures, \
+                AtomicFile(folder, paths[2]) as digests, AtomicFile(folder, paths[3]) as shingles, \
+                AtomicFile(folder, paths[4]) as ends, pq.ParquetWriter(docs_file.file, DOCS_SCHEMA, compression="zstd") as docs:
+            end = 0
             for batch in batched(data, self.batch_size):
                 with self.track_time("batch"):
-                    texts = [doc.text for doc in batch]
-                    signatures.write(self.hasher.signatures(texts).tobytes())
+                    texts, cache = [doc.text for doc in batch], {}
+                    hashes = [self.hasher.shingle_hashes(t, cache) for t in texts]
+                    signatures.write(self.hasher.signatures_of(hashes).tobytes())
                     digests.write(b"".join(exact_digest(t) for t in texts))
+                    if self.shingle_sets:
+                        sets = [np.unique(h) for h in hashes]
+                        shingles.write(b"".join(s.tobytes() for s in sets))
+                        batch_ends = end + np.cumsum([len(s) for s in sets], dtype=np.uint64)
+                        ends.write(batch_ends.tobytes())
+                        end = int(batch_ends[-1])
                     docs.write_table(pa.table({
                         "id": [doc.id for doc in batch],
                         "text": texts,

@@ -1,0 +1,103 @@
+"""Reading and writing the dedup passes' binary files: fixed-width rows, rows at given positions,
+byte ranges, and edge files (uint64 pairs, the later document first) spread over partitions."""
+
+import numpy as np
+
+from core.atomic import AtomicFile
+from filters.dedup.layout import DedupLayout, partition_of
+
+_BLOCK_ROWS = 1 << 16
+_GAP_BYTES = 1 << 16  # positions closer than this are read in one request
+
+
+def row_count(folder, path: str, row_bytes: int) -> int:
+    return folder.size(path) // row_bytes
+
+
+def read_row_blocks(folder, path: str, width: int):
+    """(first row, block) over a file of uint32 rows `width` wide."""
+    row = 0
+    with folder.open(path, "rb") as f:
+        while block := f.read(_BLOCK_ROWS * width * 4):
+            values = np.frombuffer(block, dtype=np.uint32).reshape(-1, width)
+            yield row, values
+            row += len(values)
+
+
+def read_ranges(folder, path: str, starts: np.ndarray, ends: np.ndarray) -> list[bytes]:
+    """The bytes [start, end) of the file for each range, in the order given. Ranges are read in
+    file order, and ranges close together in one request (object stores charge per request)."""
+    out: list[bytes] = [b""] * len(starts)
+    order = np.argsort(starts, kind="stable")
+    with folder.open(path, "rb") as f:
+        i = 0
+        while i < len(order):
+            j, span_end = i + 1, int(ends[order[i]])
+            while j < len(order) and int(starts[order[j]]) - span_end <= _GAP_BYTES:
+                span_end = max(span_end, int(ends[order[j]]))
+                j += 1
+            span_start = int(starts[order[i]])
+            f.seek(span_start)
+            span = f.read(span_end - span_start)
+            for k in order[i:j]:
+                out[k] = span[int(starts[k]) - span_start : int(ends[k]) - span_start]
+            i = j
+    return out
+
+
+def read_rows(folder, path: str, row_bytes: int, positions: np.ndarray) -> np.ndarray:
+    """(len(positions), row_bytes) uint8: the file's rows at these positions, in the order given."""
+    starts = positions.astype(np.int64) * row_bytes
+    chunks = read_ranges(folder, path, starts, starts + row_bytes)
+    return np.frombuffer(b"".join(chunks), dtype=np.uint8).reshape(len(positions), row_bytes)
+
+
+def unique_edges(edges: np.ndarray) -> np.ndarray:
+    """The distinct edges, sorted (by the later document, then the earlier)."""
+    if len(edges) == 0:
+        return np.empty((0, 2), dtype=np.uint64)
+    edges = edges[np.lexsort((edges[:, 1], edges[:, 0]))]
+    new = np.ones(len(edges), dtype=bool)
+    new[1:] = (edges[1:] != edges[:-1]).any(axis=1)
+    return edges[new]
+
+
+def read_edges(folder, paths: list[str]) -> np.ndarray:
+    """The distinct edges of these files, sorted; merged file by file, so the largest array held
+    is the distinct edges so far plus one file."""
+    edges = np.empty((0, 2), dtype=np.uint64)
+    for path in paths:
+        with folder.open(path, "rb") as f:
+            more = np.frombuffer(f.read(), dtype=np.uint64).reshape(-1, 2)
+        if len(more):
+            edges = unique_edges(np.concatenate([edges, more]))
+    return edges
+
+
+class EdgeFiles:
+    """The edge files of one task of a pass, one per partition of the next, written whole or not at
+    all. Each edge goes to the partition of its later document, and with `by_both_ends` also to
+    that of its earlier one; each file keeps the order in which its edges were written."""
+
+    def __init__(self, folder, layout: DedupLayout, step: str, task: int, partitions: int, by_both_ends: bool):
+        self.partitions, self.by_both_ends = partitions, by_both_ends
+        self.files = [AtomicFile(folder, layout.edges(step, task, p)) for p in range(partitions)]
+
+    def write(self, edges: np.ndarray) -> None:
+        later = partition_of(edges[:, 0], self.partitions)
+        rows, where = np.arange(len(edges)), later
+        if self.by_both_ends:
+            earlier = partition_of(edges[:, 1], self.partitions)
+            other = earlier != later
+            rows, where = np.concatenate([rows, rows[other]]), np.concatenate([later, earlier[other]])
+        order = np.lexsort((rows, where))
+        bounds = np.searchsorted(where[order], np.arange(self.partitions + 1))
+        for p in np.flatnonzero(np.diff(bounds)):
+            self.files[p].write(edges[rows[order[bounds[p] : bounds[p + 1]]]].tobytes())
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        for f in self.files:
+            f.__exit__(exc_type, exc, tb)
