@@ -10,6 +10,8 @@ by key; the tokenize pass reads a filter task's rows by key range, and `write_cl
 lists them all in input order.
 """
 
+from contextlib import ExitStack
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -21,48 +23,56 @@ from filters.dedup.files import read_edges, read_rows
 from filters.dedup.layout import DedupLayout, partition_of, position_of, task_of
 
 STATUS_KEPT, STATUS_EXACT, STATUS_NEAR = "kept", "exact_duplicate", "near_duplicate"
+STATUSES = pa.array([STATUS_KEPT, STATUS_EXACT, STATUS_NEAR])
 DECISIONS_SCHEMA = pa.schema([("key", pa.uint64()), ("id", pa.string()), ("cluster_id", pa.string()),
                               ("cluster_size", pa.int64()), ("status", pa.string())])
+CLUSTERS_SCHEMA = pa.schema([("id", pa.string()), ("cluster_id", pa.string()), ("cluster_size", pa.int64()), ("kept", pa.bool_())])
 _ROW_GROUP = 1 << 16  # rows; a filter task's key range skips the others by their statistics
 
 
-def decide(stars: np.ndarray, digests: dict[int, bytes] | None = None) -> dict[str, np.ndarray]:
-    """Decisions for every node of these stars (leaf, centre), sorted by key: key, cluster (the
-    centre), cluster_size and status. `digests` (key -> text digest) tells exact duplicates apart."""
+def members(stars: np.ndarray) -> dict[str, np.ndarray]:
+    """Every node of these stars (leaf, centre), sorted by key: key, cluster (its centre) and
+    cluster_size."""
     centres = np.unique(stars[:, 1])
     keys = np.concatenate([centres, stars[:, 0]])
     cluster = np.concatenate([centres, stars[:, 1]])
     order = np.argsort(keys, kind="stable")
     keys, cluster = keys[order], cluster[order]
     cluster_keys, sizes = np.unique(cluster, return_counts=True)
-    status = np.where(keys == cluster, STATUS_KEPT, STATUS_NEAR).astype(object)
-    if digests is not None:
-        seen = set()
-        for i in np.lexsort((keys, cluster)):  # cluster by cluster, in input order
-            text = (int(cluster[i]), digests[int(keys[i])])
-            if text in seen:
-                status[i] = STATUS_EXACT
-            seen.add(text)
-    return {"key": keys, "cluster": cluster, "cluster_size": sizes[np.searchsorted(cluster_keys, cluster)], "status": status}
+    return {"key": keys, "cluster": cluster, "cluster_size": sizes[np.searchsorted(cluster_keys, cluster)]}
 
 
-def document_names(folder, layout: DedupLayout, keys: np.ndarray) -> dict[int, str]:
-    """The document ids of these keys, one filter task's id column at a time."""
-    names = {}
-    for task in np.unique(task_of(keys)):
-        mine = keys[task_of(keys) == task]
+def statuses(keys: np.ndarray, cluster: np.ndarray, digests: np.ndarray) -> np.ndarray:
+    """Index into STATUSES of each member: its cluster's first document is kept; a member whose
+    text digest (a row of `digests`, 16 bytes) an earlier member of its cluster has is an exact
+    duplicate; the others are near duplicates."""
+    halves = np.ascontiguousarray(digests).view(np.uint64).reshape(-1, 2)
+    order = np.lexsort((keys, halves[:, 1], halves[:, 0], cluster))  # cluster, then text, then input order
+    repeat = np.zeros(len(keys), dtype=bool)
+    same = (cluster[order][1:] == cluster[order][:-1]) & (halves[order][1:] == halves[order][:-1]).all(axis=1)
+    repeat[order[1:]] = same
+    return np.where(keys == cluster, 0, np.where(repeat, 1, 2)).astype(np.int8)
+
+
+def document_names(folder, layout: DedupLayout, keys: np.ndarray) -> pa.Array:
+    """The document ids of these keys, in their order, read one filter task's id column at a time."""
+    tasks = task_of(keys)
+    order = np.argsort(tasks, kind="stable")
+    parts = [pa.array([], pa.string())]
+    for task in np.unique(tasks):
+        mine = keys[order][tasks[order] == task]
         with folder.open(layout.docs(int(task)), "rb") as f:
             column = pq.read_table(f, columns=["id"]).column("id")
-        names.update(zip(mine.tolist(), column.take(pa.array(position_of(mine), pa.int64())).to_pylist()))
-    return names
+        parts.append(column.take(pa.array(position_of(mine), pa.int64())).combine_chunks())
+    return pa.concat_arrays(parts).take(pa.array(np.argsort(order), pa.int64()))
 
 
-def text_digests(folder, layout: DedupLayout, keys: np.ndarray) -> dict[int, bytes]:
-    digests = {}
+def text_digests(folder, layout: DedupLayout, keys: np.ndarray) -> np.ndarray:
+    """(len(keys), 16) uint8: the text digest of each key."""
+    digests = np.empty((len(keys), 16), dtype=np.uint8)
     for task in np.unique(task_of(keys)):
-        mine = keys[task_of(keys) == task]
-        rows = read_rows(folder, layout.digests(int(task)), 16, position_of(mine))
-        digests.update(zip(mine.tolist(), map(bytes, rows)))
+        mine = task_of(keys) == task
+        digests[mine] = read_rows(folder, layout.digests(int(task)), 16, position_of(keys[mine]))
     return digests
 
 
@@ -80,19 +90,20 @@ class DedupClusters(PipelineStep):
     def run(self, data, rank: int = 0, world_size: int = 1):
         folder, layout = self.output_folder, self.layout
         edges = read_edges(folder, [layout.edges(self.step, task, rank) for task in range(self.partitions)])
-        stars = edges[partition_of(edges[:, 1], self.partitions) == rank]
-        decided = decide(stars, text_digests(folder, layout, np.unique(stars)))
-        names = document_names(folder, layout, decided["key"])
+        cluster = members(edges[partition_of(edges[:, 1], self.partitions) == rank])
+        keys = cluster["key"]
+        status = statuses(keys, cluster["cluster"], text_digests(folder, layout, keys))
+        names = document_names(folder, layout, keys)
         with AtomicFile(folder, layout.decisions(rank)) as f:
             pq.write_table(pa.table({
-                "key": pa.array(decided["key"], pa.uint64()),
-                "id": [names[k] for k in decided["key"].tolist()],
-                "cluster_id": [names[k] for k in decided["cluster"].tolist()],
-                "cluster_size": pa.array(decided["cluster_size"], pa.int64()),
-                "status": pa.array(decided["status"].tolist(), pa.string()),
+                "key": pa.array(keys, pa.uint64()),
+                "id": names,
+                "cluster_id": names.take(pa.array(np.searchsorted(keys, cluster["cluster"]), pa.int64())),
+                "cluster_size": pa.array(cluster["cluster_size"], pa.int64()),
+                "status": STATUSES.take(pa.array(status)),
             }, schema=DECISIONS_SCHEMA), f.file, compression="zstd", row_group_size=_ROW_GROUP)
-        self.stat_update("clusters", value=int((decided["status"] == STATUS_KEPT).sum()))
-        self.stat_update("documents", value=len(decided["key"]))
+        self.stat_update("clusters", value=int((status == 0).sum()))
+        self.stat_update("documents", value=len(keys))
         yield from ()
 
 
@@ -107,16 +118,43 @@ def read_decisions(folder, layout: DedupLayout, partitions: int, task: int) -> p
     return table.take(pc.sort_indices(table, [("key", "ascending")]))
 
 
-def write_clusters_file(folder, layout: DedupLayout, partitions: int, tasks: int) -> None:
+def write_clusters_file(folder, layout: DedupLayout, partitions: int) -> None:
     """`layout.clusters`: every document in a cluster of two or more, in input order: id,
-    cluster_id (the kept document's id), cluster_size, kept. Written a filter task at a time."""
-    schema = pa.schema([("id", pa.string()), ("cluster_id", pa.string()), ("cluster_size", pa.int64()), ("kept", pa.bool_())])
-    with AtomicFile(folder, layout.clusters) as f, pq.ParquetWriter(f.file, schema, compression="zstd") as writer:
-        for task in range(tasks):
-            table = read_decisions(folder, layout, partitions, task)
-            if table.num_rows == 0:
-                continue
-            writer.write_table(pa.table({
-                "id": table.column("id"), "cluster_id": table.column("cluster_id"),
-                "cluster_size": table.column("cluster_size"), "kept": pc.equal(table.column("status"), STATUS_KEPT),
-            }, schema=schema))
+    cluster_id (the kept document's id), cluster_size, kept. A streaming merge of the partitions'
+    decisions (each sorted by key), a batch of each at a time."""
+    with ExitStack() as stack:
+        out = stack.enter_context(AtomicFile(folder, layout.clusters))
+        writer = stack.enter_context(pq.ParquetWriter(out.file, CLUSTERS_SCHEMA, compression="zstd"))
+        batches = [pq.ParquetFile(stack.enter_context(folder.open(layout.decisions(p), "rb"))).iter_batches(_ROW_GROUP)
+                   for p in range(partitions)]
+        current = [_next_rows(b) for b in batches]
+        pending = CLUSTERS_SCHEMA.empty_table()
+        while any(c is not None for c in current):
+            # Every row up to the smallest of the batches' last keys is here: the partitions are sorted.
+            bound = min(c.column("key")[-1].as_py() for c in current if c is not None)
+            pieces = []
+            for p, rows in enumerate(current):
+                if rows is None:
+                    continue
+                upto = int(np.searchsorted(rows.column("key").to_numpy(), bound, side="right"))
+                pieces.append(rows.slice(0, upto))
+                current[p] = rows.slice(upto) if upto < rows.num_rows else _next_rows(batches[p])
+            table = pa.Table.from_batches(pieces)
+            table = table.take(pc.sort_indices(table, [("key", "ascending")]))
+            pending = pa.concat_tables([pending, pa.table({
+                "id": table.column("id"), "cluster_id": table.column("cluster_id"), "cluster_size": table.column("cluster_size"),
+                "kept": pc.equal(table.column("status"), STATUS_KEPT),
+            }, schema=CLUSTERS_SCHEMA)])
+            while pending.num_rows >= _ROW_GROUP:  # row groups of a fixed size: the file does not depend on the partitions
+                writer.write_table(pending.slice(0, _ROW_GROUP))
+                pending = pending.slice(_ROW_GROUP)
+        if pending.num_rows:
+            writer.write_table(pending)
+
+
+def _next_rows(batches):
+    """The next batch with rows, or None at the end."""
+    for batch in batches:
+        if batch.num_rows:
+            return batch
+    return None

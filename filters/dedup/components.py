@@ -29,15 +29,15 @@ from filters.dedup.files import EdgeFiles, read_edges, unique_edges
 from filters.dedup.layout import DedupLayout, partition_of
 
 LARGE_STAR, SMALL_STAR = "large-star", "small-star"
-# Memory per document of the corpus that a components task budgets for: two edges of 16 bytes,
-# held twice while they are sorted.
-_BYTES_PER_DOCUMENT = 64
+# Memory per document of its partition that a task of the verify, components and clusters passes
+# budgets for (measured by bench/dedup.py: a verify task holds about 235 bytes per document at 1M
+# documents with 15% duplicates), so a partition is about a million documents at 512 MiB.
+_BYTES_PER_DOCUMENT = 256
 
 
 def partitions_for(documents: int, memory_mb: int) -> int:
-    """Partitions for the verify, components and clusters passes: enough that a task's share of a
-    corpus with two edges per document fits half the memory bound. Grows with the corpus, so a
-    task's cost stays flat."""
+    """Partitions for the verify, components and clusters passes: enough that a task's share of the
+    corpus fits half the memory bound. Grows with the corpus, so a task's cost stays flat."""
     return max(1, math.ceil(documents * _BYTES_PER_DOCUMENT / (memory_mb * 0.5 * (1 << 20))))
 
 

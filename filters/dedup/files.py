@@ -7,7 +7,8 @@ from core.atomic import AtomicFile
 from filters.dedup.layout import DedupLayout, partition_of
 
 _BLOCK_ROWS = 1 << 16
-_GAP_BYTES = 1 << 16  # positions closer than this are read in one request
+_GAP_BYTES = 1 << 16  # ranges closer than this are read in one request
+_SPAN_BYTES = 8 << 20  # of at most this size
 
 
 def row_count(folder, path: str, row_bytes: int) -> int:
@@ -26,21 +27,21 @@ def read_row_blocks(folder, path: str, width: int):
 
 def read_ranges(folder, path: str, starts: np.ndarray, ends: np.ndarray) -> list[bytes]:
     """The bytes [start, end) of the file for each range, in the order given. Ranges are read in
-    file order, and ranges close together in one request (object stores charge per request)."""
+    file order, and ranges close together in one request of at most `_SPAN_BYTES` (object stores
+    charge per request), so the memory held is what is returned and one request."""
     out: list[bytes] = [b""] * len(starts)
     order = np.argsort(starts, kind="stable")
     with folder.open(path, "rb") as f:
         i = 0
         while i < len(order):
-            j, span_end = i + 1, int(ends[order[i]])
-            while j < len(order) and int(starts[order[j]]) - span_end <= _GAP_BYTES:
+            j, span_start, span_end = i + 1, int(starts[order[i]]), int(ends[order[i]])
+            while j < len(order) and int(starts[order[j]]) - span_end <= _GAP_BYTES and int(ends[order[j]]) - span_start <= _SPAN_BYTES:
                 span_end = max(span_end, int(ends[order[j]]))
                 j += 1
-            span_start = int(starts[order[i]])
             f.seek(span_start)
-            span = f.read(span_end - span_start)
+            span = memoryview(f.read(span_end - span_start))
             for k in order[i:j]:
-                out[k] = span[int(starts[k]) - span_start : int(ends[k]) - span_start]
+                out[k] = span[int(starts[k]) - span_start : int(ends[k]) - span_start].tobytes()
             i = j
     return out
 

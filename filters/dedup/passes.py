@@ -22,7 +22,7 @@ def dedup_passes(folder, layout: DedupLayout, tasks: int, settings: dict):
                                  d["memory_mb"])], partitions
     previous = yield from component_passes(folder, layout, "verify", partitions)
     yield "clusters", [DedupClusters(folder, layout, previous, partitions)], partitions
-    write_clusters_file(folder, layout, partitions, tasks)
+    write_clusters_file(folder, layout, partitions)
     return partitions
 
 

@@ -23,7 +23,7 @@ from filters.dedup.files import EdgeFiles, read_edges, read_ranges, read_rows, u
 from filters.dedup.layout import DedupLayout, position_of, task_of
 
 VERIFY_METHODS = ("shingles", "signatures", "none")
-_SHARE = 0.5  # of the memory bound, for the shingle sets of one chunk
+_SHARE = 0.25  # of the memory bound, for the shingle sets of one chunk
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
@@ -66,14 +66,19 @@ class DedupVerify(PipelineStep):
         return self._shingle_similarity(pairs) >= self.threshold
 
     def _signature_similarity(self, pairs: np.ndarray) -> np.ndarray:
-        nodes, index = np.unique(pairs, return_inverse=True)
-        signatures = np.empty((len(nodes), self.num_perm), dtype=np.uint32)
-        for task in np.unique(task_of(nodes)):
-            mine = task_of(nodes) == task
-            rows = read_rows(self.output_folder, self.layout.signatures(int(task)), self.num_perm * 4, position_of(nodes[mine]))
-            signatures[mine] = rows.view(np.uint32)
-        index = index.reshape(-1, 2)
-        return (signatures[index[:, 0]] == signatures[index[:, 1]]).mean(axis=1)
+        """Pairs in chunks whose signatures fit the memory share, each signature read once per chunk."""
+        similarity = np.empty(len(pairs))
+        chunk = max(1, int(self.memory_mb * _SHARE * (1 << 20)) // (2 * self.num_perm * 4))
+        for start in range(0, len(pairs), chunk):
+            nodes, index = np.unique(pairs[start : start + chunk], return_inverse=True)
+            signatures = np.empty((len(nodes), self.num_perm), dtype=np.uint32)
+            for task in np.unique(task_of(nodes)):
+                mine = task_of(nodes) == task
+                rows = read_rows(self.output_folder, self.layout.signatures(int(task)), self.num_perm * 4, position_of(nodes[mine]))
+                signatures[mine] = rows.view(np.uint32)
+            index = index.reshape(-1, 2)
+            similarity[start : start + chunk] = (signatures[index[:, 0]] == signatures[index[:, 1]]).mean(axis=1)
+        return similarity
 
     def _shingle_similarity(self, pairs: np.ndarray) -> np.ndarray:
         folder, layout = self.output_folder, self.layout
@@ -90,7 +95,7 @@ class DedupVerify(PipelineStep):
         similarity = np.zeros(len(pairs))
         # Sets of very different sizes cannot reach the threshold: |A n B| / |A u B| <= min / max.
         small, large = np.minimum(sizes[index[:, 0]], sizes[index[:, 1]]), np.maximum(sizes[index[:, 0]], sizes[index[:, 1]])
-        todo = np.flatnonzero(small >= self.threshold * large)
+        todo = np.flatnonzero(small / large >= self.threshold)  # divided as `jaccard` divides: equal at the threshold
         todo = todo[np.argsort(index[todo, 1], kind="stable")]  # by the earlier document: its set is read once per chunk
         budget = self.memory_mb * _SHARE * (1 << 20) / 4
         i = 0
