@@ -9,8 +9,8 @@
    verify, the components rounds, clusters) on 1,000,000 and 10,000,000 documents of 50 to 150
    words with planted exact copies (5%) and near copies (10%, one word changed; Jaccard about
    0.9), generated as a stream. Each task runs in its own process, two at a time (this machine's
-   cores); per pass: its tasks, wall time, and the slowest task's seconds and largest task's peak
-   RSS. The passes after the bands have one task per partition, as many as the corpus needs under
+   cores); per pass: its tasks, wall time, the tasks' seconds added up (core-seconds), and the
+   slowest task's seconds and largest task's peak RSS. The passes after the bands have one task per partition, as many as the corpus needs under
    the memory bound (`--memory-mb`), so their tasks' cost stays flat as the corpus grows; they
    must stay under the bound at both sizes.
 
@@ -122,15 +122,16 @@ def run_task(stage: str, folder: str, rank: int) -> None:
 
 def _pass(stage: str, folder: str, tasks: int) -> dict:
     """Runs a pass's tasks, each in its own process, PARALLEL at a time: its tasks, seconds, the
-    slowest task's seconds and the largest peak RSS (MiB)."""
-    start, slowest, peak, running = time.perf_counter(), 0.0, 0.0, []
+    tasks' seconds added up, the slowest task's seconds and the largest peak RSS (MiB)."""
+    start, slowest, busy, peak, running = time.perf_counter(), 0.0, 0.0, 0.0, []
 
     def finish(process, started):
-        nonlocal slowest, peak
+        nonlocal slowest, busy, peak
         out, err = process.communicate()
         if process.returncode != 0:
             raise SystemExit(f"{stage} task failed: {err[-2000:]}")
-        slowest, peak = max(slowest, time.perf_counter() - started), max(peak, int(out.split()[-1]) / 1024)
+        seconds = time.perf_counter() - started
+        slowest, busy, peak = max(slowest, seconds), busy + seconds, max(peak, int(out.split()[-1]) / 1024)
 
     for rank in range(tasks):
         if len(running) == PARALLEL:
@@ -139,7 +140,7 @@ def _pass(stage: str, folder: str, tasks: int) -> dict:
         running.append((subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), time.perf_counter()))
     for process, started in running:
         finish(process, started)
-    return {"tasks": tasks, "seconds": time.perf_counter() - start, "slowest": slowest, "peak": peak}
+    return {"tasks": tasks, "seconds": time.perf_counter() - start, "task_seconds": busy, "slowest": slowest, "peak": peak}
 
 
 def whole_dedup(count: int, memory_mb: int, folder: str) -> dict:
@@ -160,11 +161,11 @@ def whole_dedup(count: int, memory_mb: int, folder: str) -> dict:
     removed = table.num_rows - pc.sum(table.column("kept")).as_py()
     print(f"whole dedup, {count:,} documents ({removed:,} removed as duplicates), memory bound {memory_mb} MiB, "
           f"{PARALLEL} tasks at a time:")
-    print(f"  {'pass':<28} {'tasks':>5} {'wall s':>8} {'slowest task s':>15} {'largest task RSS MiB':>21}")
+    print(f"  {'pass':<28} {'tasks':>5} {'wall s':>8} {'task s':>8} {'slowest task s':>15} {'largest task RSS MiB':>21}")
     for name, r in results.items():
-        print(f"  {name:<28} {r['tasks']:>5} {r['seconds']:>8.1f} {r['slowest']:>15.1f} {r['peak']:>21.0f}")
-    total = sum(r["seconds"] for r in results.values())
-    print(f"  {'total':<28} {'':>5} {total:>8.1f}")
+        print(f"  {name:<28} {r['tasks']:>5} {r['seconds']:>8.1f} {r['task_seconds']:>8.1f} {r['slowest']:>15.1f} {r['peak']:>21.0f}")
+    wall, busy = sum(r["seconds"] for r in results.values()), sum(r["task_seconds"] for r in results.values())
+    print(f"  {'total':<28} {'':>5} {wall:>8.1f} {busy:>8.1f}   ({busy / count * 1e6 / 3600:.2f} core-hours per million documents)")
     return results
 
 

@@ -55,6 +55,7 @@ from datatrove.io import get_datafolder  # noqa: E402
 from datatrove.utils.logging import logger  # noqa: E402
 
 from filters.dedup import DedupLayout, DedupSignatures, dedup_passes, lsh_params  # noqa: E402
+from filters.dedup.passes import run_in_process  # noqa: E402
 
 THRESHOLD, NUM_PERM, SEED, NGRAM, RECALL, TASKS = 0.8, 128, 1, 5, 0.95, 3
 BANDS, ROWS = lsh_params(THRESHOLD, NUM_PERM, RECALL)
@@ -159,18 +160,6 @@ def union_find(ids, edges) -> dict[str, str]:
     return {i: r for i, r in roots.items() if sizes[r] > 1}
 
 
-def run_passes(passes):
-    """Run each pass's steps for each of its tasks, in this process; return the generator's value."""
-    try:
-        while True:
-            _, steps, tasks = next(passes)
-            for rank in range(tasks):
-                for step in steps:
-                    list(step.run(None, rank=rank))
-    except StopIteration as end:
-        return end.value
-
-
 def ours(corpus: Corpus, tmp: str) -> dict[str, tuple[dict[str, str], float]]:
     """Our dedup, verified and not: {column: (clusters, seconds)}. The signatures are computed once
     and copied; each column's time is theirs plus its own passes."""
@@ -187,7 +176,7 @@ def ours(corpus: Corpus, tmp: str) -> dict[str, tuple[dict[str, str], float]]:
         settings = dict(threshold=THRESHOLD, num_perm=NUM_PERM, ngram=NGRAM, seed=SEED, memory_mb=512, recall=RECALL,
                         verify=verify, bands=BANDS, rows=ROWS)
         start = time.perf_counter()
-        run_passes(dedup_passes(get_datafolder(run_folder), LAYOUT, TASKS, settings))
+        run_in_process(dedup_passes(get_datafolder(run_folder), LAYOUT, TASKS, settings))
         seconds = signing + time.perf_counter() - start
         table = pq.read_table(os.path.join(run_folder, LAYOUT.clusters), columns=["id", "cluster_id"])
         results[verify] = (dict(zip(table.column("id").to_pylist(), table.column("cluster_id").to_pylist())), seconds)

@@ -29,7 +29,7 @@ from filters.dedup.components import partitions_for
 from filters.dedup.files import EdgeFiles, read_edges
 from filters.dedup.layout import global_ids, partition_of
 from filters.dedup.minhash import MinHasher, candidate_probability
-from filters.dedup.passes import component_passes
+from filters.dedup.passes import component_passes, run_in_process
 from pipeline.recipe import load_recipe
 from tooling.sample import sample_sentences
 
@@ -62,18 +62,6 @@ def planted_corpus(seed: int, families: int = 1500, variants: int = 3500) -> lis
     return texts
 
 
-def run_passes(passes):
-    """Each pass's steps for each of its tasks, in this process; the generator's value."""
-    try:
-        while True:
-            _, steps, tasks = next(passes)
-            for rank in range(tasks):
-                for step in steps:
-                    list(step.run(None, rank=rank))
-    except StopIteration as end:
-        return end.value
-
-
 def run_dedup(path, tasks: list[list[str]], memory_mb: float = 512, language: str = "en", verify: str = "shingles"):
     """The signatures step on each task's texts, then every dedup pass, on a local folder; the
     folder and the number of partitions."""
@@ -81,7 +69,7 @@ def run_dedup(path, tasks: list[list[str]], memory_mb: float = 512, language: st
     for rank, texts in enumerate(tasks):
         docs = (Document(text=t, id=f"t{rank}-{i}", metadata={}) for i, t in enumerate(texts))
         list(DedupSignatures(folder, LAYOUT, language, 128, 1, 5).run(docs, rank=rank))
-    partitions = run_passes(dedup_passes(folder, LAYOUT, len(tasks), settings(memory_mb, verify)))
+    partitions = run_in_process(dedup_passes(folder, LAYOUT, len(tasks), settings(memory_mb, verify)))
     return folder, partitions
 
 
@@ -177,11 +165,11 @@ def test_candidate_buckets_equal_datasketch_minhashlsh(planted):
 
 def test_bucket_pairs_are_linear_in_the_bucket():
     keys = np.zeros((1000, 2), dtype=np.uint32)  # one bucket of a thousand
-    pairs = bucket_pairs(keys, np.arange(1000, dtype=np.uint64)[::-1].copy(), partners=8)
+    pairs = np.concatenate(list(bucket_pairs(keys, np.arange(1000, dtype=np.uint64)[::-1].copy(), partners=8)))
     assert len(pairs) == sum(min(i, 8) for i in range(1000))
     assert (pairs[:, 0] > pairs[:, 1]).all() and set(pairs[:, 1].tolist()) == set(range(8))
     small = bucket_pairs(np.array([[5, 1], [5, 1], [4, 0], [5, 1]], np.uint32), np.array([9, 3, 7, 4], np.uint64), partners=8)
-    assert sorted(small.tolist()) == [[4, 3], [9, 3], [9, 4]]  # a bucket of three: every pair
+    assert sorted(np.concatenate(list(small)).tolist()) == [[4, 3], [9, 3], [9, 4]]  # a bucket of three: every pair
 
 
 def test_partitions_do_not_change_the_clusters(planted, tmp_path):
@@ -252,22 +240,35 @@ def _planted_pairs(language: str, per_bucket: int, seed: int = 0):
     return pairs
 
 
-@pytest.mark.parametrize("language", ["en", "ja"])
-def test_recall_and_false_merges_at_the_threshold(tmp_path, language):
-    pairs = _planted_pairs(language, per_bucket=120)
+def _merged_shares(tmp_path, pairs, language: str, verify: str = "shingles") -> dict:
+    """Per bucket, the share of the planted pairs that dedup puts in one cluster."""
     texts = [(bucket, k, side, text) for bucket, members in pairs.items() for k, pair in enumerate(members) for side, text in enumerate(pair)]
     random.Random(1).shuffle(texts)
     tasks = [[t[3] for t in texts[i::3]] for i in range(3)]
     where = {(t[0], t[1], t[2]): f"t{i % 3}-{i // 3}" for i, t in enumerate(texts)}
-    folder, _ = run_dedup(tmp_path, tasks, language=language)
+    folder, _ = run_dedup(tmp_path, tasks, language=language, verify=verify)
     cluster = {row["id"]: row["cluster_id"] for row in pq.read_table(folder.open(CLUSTERS_FILE, "rb")).to_pylist()}
-    merged = {bucket: sum(where[(bucket, k, 0)] in cluster and cluster[where[(bucket, k, 0)]] == cluster.get(where[(bucket, k, 1)])
-                          for k in range(len(members))) / len(members)
-              for bucket, members in pairs.items()}
+    return {bucket: sum(where[(bucket, k, 0)] in cluster and cluster[where[(bucket, k, 0)]] == cluster.get(where[(bucket, k, 1)])
+                        for k in range(len(members))) / len(members)
+            for bucket, members in pairs.items()}
+
+
+@pytest.mark.parametrize("language", ["en", "ja"])
+def test_recall_and_false_merges_at_the_threshold(tmp_path, language):
+    merged = _merged_shares(tmp_path, _planted_pairs(language, per_bucket=120), language)
     assert merged[(0.9, 1.01)] >= 0.95 and merged[(0.85, 0.9)] >= 0.95, merged
     assert merged[(0.8, 0.85)] >= 0.90, merged
     assert merged[(0.5, 0.6)] <= 0.01 and merged[(0.6, 0.7)] <= 0.01, merged
     assert merged[(0.7, 0.8)] == 0, merged  # verified exactly: nothing under the threshold is merged
+
+
+def test_verification_by_signatures_and_none(tmp_path):
+    pairs = _planted_pairs("en", per_bucket=40)
+    estimated = _merged_shares(tmp_path / "signatures", pairs, "en", verify="signatures")
+    unverified = _merged_shares(tmp_path / "none", pairs, "en", verify="none")
+    assert estimated[(0.9, 1.01)] == 1 and estimated[(0.5, 0.6)] == estimated[(0.6, 0.7)] == 0, estimated
+    assert 0 < estimated[(0.7, 0.8)] < unverified[(0.7, 0.8)], (estimated, unverified)  # estimates near 0.8 go either way
+    assert unverified[(0.6, 0.7)] > 0.2, unverified  # every LSH candidate merged
 
 
 def _reference_labels(edges: np.ndarray) -> dict[int, int]:
@@ -307,7 +308,7 @@ def test_parallel_components_equal_one_union_find(tmp_path, partitions):
             with EdgeFiles(folder, LAYOUT, "verify", task, partitions, by_both_ends=True) as out:
                 if task == 0:
                     out.write(edges)
-        last = run_passes(component_passes(folder, LAYOUT, "verify", partitions))
+        last = run_in_process(component_passes(folder, LAYOUT, "verify", partitions))
         stars = read_edges(folder, [LAYOUT.edges(last, t, p) for t in range(partitions) for p in range(partitions)])
         labels = {int(leaf): int(centre) for leaf, centre in stars}
         reference = _reference_labels(edges)
@@ -386,7 +387,7 @@ for name, pipeline, tasks in dedup_passes(get_datafolder(folder), DedupLayout(),
 def _dedup_run(source, folder, executor: str = "local", workers: int = 1) -> list[str]:
     """The command that runs the dedup passes on `folder`, a copy (hard links) of the filter pass's
     files in `source`, with a real executor."""
-    for kind in ("docs", "signatures", "digests", "shingles"):
+    for kind in ("docs", "signatures", "digests", "shingles", "names"):
         (folder / "dedup" / kind).mkdir(parents=True)
         for name in os.listdir(f"{source.path}/dedup/{kind}"):
             os.link(f"{source.path}/dedup/{kind}/{name}", folder / "dedup" / kind / name)

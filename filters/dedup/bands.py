@@ -32,19 +32,23 @@ _SORT_BYTES_FIXED = 48 + 16 * PARTNERS
 SORT_SHARE = 0.5  # of the memory bound, for sorting; the rest is the interpreter, libraries, reading
 
 
-def bucket_pairs(keys: np.ndarray, ids: np.ndarray, partners: int) -> np.ndarray:
+def bucket_pairs(keys: np.ndarray, ids: np.ndarray, partners: int):
     """(member, earlier member) for each member and each of the first `partners` members of its
-    bucket (equal key rows) that come before it."""
+    bucket (equal key rows) that come before it: one array per partner rank, so that a bucket of
+    millions is handed on a rank at a time."""
     if len(ids) == 0:
-        return np.empty((0, 2), dtype=np.uint64)
+        return
     order = np.lexsort((ids, *keys.T[::-1]))
     keys, ids = keys[order], ids[order]
     new_bucket = np.ones(len(ids), dtype=bool)
     new_bucket[1:] = np.any(keys[1:] != keys[:-1], axis=1)
     start = np.maximum.accumulate(np.where(new_bucket, np.arange(len(ids)), 0))
     rank = np.arange(len(ids)) - start
-    pairs = [np.stack([ids[rank > w], ids[start[rank > w] + w]], axis=1) for w in range(partners)]
-    return np.concatenate(pairs)
+    for w in range(partners):
+        later = rank > w
+        if not later.any():
+            return
+        yield np.stack([ids[later], ids[start[later] + w]], axis=1)
 
 
 class DedupBands(PipelineStep):
@@ -90,8 +94,8 @@ class DedupBands(PipelineStep):
             for p in range(sort_parts):  # a document has one key per band: no pair comes from two sort partitions
                 records = np.fromfile(os.path.join(tmp, f"{p}.bin"), dtype=np.uint32).reshape(-1, width + 2)
                 ids = np.ascontiguousarray(records[:, width:]).view(np.uint64).ravel()
-                pairs = bucket_pairs(records[:, :width], ids, partners)
-                out.write(pairs)
+                for pairs in bucket_pairs(records[:, :width], ids, partners):
+                    out.write(pairs)
+                    self.stat_update("pairs", value=len(pairs))
                 self.stat_update("documents", value=len(ids))
-                self.stat_update("pairs", value=len(pairs))
         yield from ()

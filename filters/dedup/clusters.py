@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from datatrove.pipeline.base import PipelineStep
 
 from core.atomic import AtomicFile
-from filters.dedup.files import read_edges, read_rows
+from filters.dedup.files import read_edges, read_records, read_rows
 from filters.dedup.layout import DedupLayout, partition_of, position_of, task_of
 
 STATUS_KEPT, STATUS_EXACT, STATUS_NEAR = "kept", "exact_duplicate", "near_duplicate"
@@ -55,16 +55,13 @@ def statuses(keys: np.ndarray, cluster: np.ndarray, digests: np.ndarray) -> np.n
 
 
 def document_names(folder, layout: DedupLayout, keys: np.ndarray) -> pa.Array:
-    """The document ids of these keys, in their order, read one filter task's id column at a time."""
-    tasks = task_of(keys)
-    order = np.argsort(tasks, kind="stable")
-    parts = [pa.array([], pa.string())]
-    for task in np.unique(tasks):
-        mine = keys[order][tasks[order] == task]
-        with folder.open(layout.docs(int(task)), "rb") as f:
-            column = pq.read_table(f, columns=["id"]).column("id")
-        parts.append(column.take(pa.array(position_of(mine), pa.int64())).combine_chunks())
-    return pa.concat_arrays(parts).take(pa.array(np.argsort(order), pa.int64()))
+    """The document ids of these keys, in their order: each read alone from its filter task's `names`."""
+    names: list[bytes] = [b""] * len(keys)
+    for task in np.unique(task_of(keys)):
+        mine = np.flatnonzero(task_of(keys) == task)
+        for i, name in zip(mine.tolist(), read_records(folder, layout.names(int(task)), position_of(keys[mine]))):
+            names[i] = name
+    return pa.array(names, pa.binary()).cast(pa.string())
 
 
 def text_digests(folder, layout: DedupLayout, keys: np.ndarray) -> np.ndarray:

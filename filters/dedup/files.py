@@ -53,6 +53,42 @@ def read_rows(folder, path: str, row_bytes: int, positions: np.ndarray) -> np.nd
     return np.frombuffer(b"".join(chunks), dtype=np.uint8).reshape(len(positions), row_bytes)
 
 
+class RecordsWriter:
+    """Variable-length records, one per document in order, written whole or not at all as
+    `<base>.bin` (the records one after another) and `<base>.ends` (each record's end, uint64),
+    so that any document's record is read alone (`record_bounds`, `read_ranges`)."""
+
+    def __init__(self, folder, base: str):
+        self.data, self.ends, self.end = AtomicFile(folder, base + ".bin"), AtomicFile(folder, base + ".ends"), 0
+
+    def write(self, records: list[bytes]) -> None:
+        if records:
+            ends = self.end + np.cumsum([len(r) for r in records], dtype=np.uint64)
+            self.data.write(b"".join(records))
+            self.ends.write(ends.tobytes())
+            self.end = int(ends[-1])
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.data.__exit__(exc_type, exc, tb)
+        self.ends.__exit__(exc_type, exc, tb)
+
+
+def record_bounds(folder, base: str, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where the records at these positions start and end in `<base>.bin`."""
+    ends = read_rows(folder, base + ".ends", 8, positions).view(np.uint64).ravel().astype(np.int64)
+    before = read_rows(folder, base + ".ends", 8, np.maximum(positions - 1, 0)).view(np.uint64).ravel().astype(np.int64)
+    return np.where(positions > 0, before, 0), ends
+
+
+def read_records(folder, base: str, positions: np.ndarray) -> list[bytes]:
+    """The records at these positions, in the order given."""
+    starts, ends = record_bounds(folder, base, positions)
+    return read_ranges(folder, base + ".bin", starts, ends)
+
+
 def unique_edges(edges: np.ndarray) -> np.ndarray:
     """The distinct edges, sorted (by the later document, then the earlier)."""
     if len(edges) == 0:

@@ -19,9 +19,8 @@ from filters.dedup.minhash import mix64
 @dataclass(frozen=True)
 class DedupLayout:
     """Every path the dedup steps share, relative to the run folder: per filter task, in document
-    order, the kept documents, MinHash signatures (uint32 rows), text digests (16 bytes each) and
-    shingle sets (`shingles`: sorted uint32 hashes, one document after another, `shingle_ends`:
-    each document's end in them, uint64); per task of the later passes, one edge file (uint64
+    order, the kept documents, MinHash signatures (uint32 rows), text digests (16 bytes each),
+    shingle sets and ids (records a document can be read by alone); per task of the later passes, one edge file (uint64
     pairs) per partition; per clusters task, its documents' cluster decisions; and the run's
     clusters file, which the manifest names."""
 
@@ -38,10 +37,12 @@ class DedupLayout:
         return f"{self.root}/digests/{task:05d}.bin"
 
     def shingles(self, task: int) -> str:
-        return f"{self.root}/shingles/{task:05d}.bin"
+        """Records (`files.RecordsWriter`): each document's distinct shingle hashes, sorted uint32."""
+        return f"{self.root}/shingles/{task:05d}"
 
-    def shingle_ends(self, task: int) -> str:
-        return f"{self.root}/shingles/{task:05d}.ends"
+    def names(self, task: int) -> str:
+        """Records: each document's id, UTF-8."""
+        return f"{self.root}/names/{task:05d}"
 
     def edges(self, step: str, task: int, partition: int) -> str:
         """What task `task` of pass `step` hands to partition `partition` of the next pass."""

@@ -39,3 +39,16 @@ def component_passes(folder, layout: DedupLayout, previous: str, partitions: int
             previous = step
         if changed == 0:
             return previous
+
+
+def run_in_process(passes):
+    """Every task of each pass, one after another, in this process (tests, benchmarks); the
+    generator's value."""
+    try:
+        while True:
+            _, steps, tasks = next(passes)
+            for rank in range(tasks):
+                for step in steps:
+                    list(step.run(None, rank=rank))
+    except StopIteration as end:
+        return end.value

@@ -8,6 +8,7 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.utils.batching import batched
 
 from core.atomic import AtomicFile
+from filters.dedup.files import RecordsWriter
 from filters.dedup.layout import DedupLayout
 from filters.dedup.minhash import MinHasher, exact_digest
 
@@ -16,8 +17,9 @@ DOCS_SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("metadata"
 
 class DedupSignatures(PipelineStep):
     """Each kept document goes to the layout's `docs`, its MinHash to `signatures` (uint32 rows),
-    its text digest to `digests` (16 bytes per row) and, with `shingle_sets`, its distinct shingle
-    hashes to `shingles` (what verification by shingles compares), all in the task's document order."""
+    its text digest to `digests` (16 bytes per row), its id to `names` and, with `shingle_sets`,
+    its distinct shingle hashes to `shingles` (what verification by shingles compares), all in the
+    task's document order."""
 
     name = "🫂 MinHash signatures"
     type = "🫂 - DEDUP"
@@ -30,11 +32,10 @@ class DedupSignatures(PipelineStep):
 
     def run(self, data, rank: int = 0, world_size: int = 1):
         layout, folder = self.layout, self.output_folder
-        paths = [layout.docs(rank), layout.signatures(rank), layout.digests(rank), layout.shingles(rank), layout.shingle_ends(rank)]
-        with AtomicFile(folder, paths[0]) as docs_file, AtomicFile(folder, paths[1]) as signatures, \
-                AtomicFile(folder, paths[2]) as digests, AtomicFile(folder, paths[3]) as shingles, \
-                AtomicFile(folder, paths[4]) as ends, pq.ParquetWriter(docs_file.file, DOCS_SCHEMA, compression="zstd") as docs:
-            end = 0
+        with AtomicFile(folder, layout.docs(rank)) as docs_file, AtomicFile(folder, layout.signatures(rank)) as signatures, \
+                AtomicFile(folder, layout.digests(rank)) as digests, RecordsWriter(folder, layout.shingles(rank)) as shingles, \
+                RecordsWriter(folder, layout.names(rank)) as names, \
+                pq.ParquetWriter(docs_file.file, DOCS_SCHEMA, compression="zstd") as docs:
             for batch in batched(data, self.batch_size):
                 with self.track_time("batch"):
                     texts, cache = [doc.text for doc in batch], {}
@@ -42,11 +43,8 @@ class DedupSignatures(PipelineStep):
                     signatures.write(self.hasher.signatures_of(hashes).tobytes())
                     digests.write(b"".join(exact_digest(t) for t in texts))
                     if self.shingle_sets:
-                        sets = [np.unique(h) for h in hashes]
-                        shingles.write(b"".join(s.tobytes() for s in sets))
-                        batch_ends = end + np.cumsum([len(s) for s in sets], dtype=np.uint64)
-                        ends.write(batch_ends.tobytes())
-                        end = int(batch_ends[-1])
+                        shingles.write([np.unique(h).tobytes() for h in hashes])
+                    names.write([doc.id.encode("utf-8") for doc in batch])
                     docs.write_table(pa.table({
                         "id": [doc.id for doc in batch],
                         "text": texts,

@@ -19,7 +19,7 @@ go to the first connected-components pass, to the partitions of both their docum
 import numpy as np
 from datatrove.pipeline.base import PipelineStep
 
-from filters.dedup.files import EdgeFiles, read_edges, read_ranges, read_rows, unique_edges
+from filters.dedup.files import EdgeFiles, read_edges, read_ranges, read_rows, record_bounds, unique_edges
 from filters.dedup.layout import DedupLayout, position_of, task_of
 
 VERIFY_METHODS = ("shingles", "signatures", "none")
@@ -87,11 +87,8 @@ class DedupVerify(PipelineStep):
         starts, ends = np.empty(len(nodes), dtype=np.int64), np.empty(len(nodes), dtype=np.int64)
         for task in np.unique(task_of(nodes)):
             mine = np.flatnonzero(task_of(nodes) == task)
-            positions = position_of(nodes[mine])
-            path = layout.shingle_ends(int(task))
-            ends[mine] = read_rows(folder, path, 8, positions).view(np.uint64).ravel()
-            starts[mine] = np.where(positions > 0, read_rows(folder, path, 8, np.maximum(positions - 1, 0)).view(np.uint64).ravel(), 0)
-        sizes = ends - starts
+            starts[mine], ends[mine] = record_bounds(folder, layout.shingles(int(task)), position_of(nodes[mine]))
+        sizes = (ends - starts) // 4
         similarity = np.zeros(len(pairs))
         # Sets of very different sizes cannot reach the threshold: |A n B| / |A u B| <= min / max.
         small, large = np.minimum(sizes[index[:, 0]], sizes[index[:, 1]]), np.maximum(sizes[index[:, 0]], sizes[index[:, 1]])
@@ -118,7 +115,7 @@ class DedupVerify(PipelineStep):
         sets = {}
         for task in np.unique(task_of(nodes[needed])):
             mine = needed[task_of(nodes[needed]) == task]
-            chunks = read_ranges(self.output_folder, self.layout.shingles(int(task)), starts[mine] * 4, ends[mine] * 4)
+            chunks = read_ranges(self.output_folder, self.layout.shingles(int(task)) + ".bin", starts[mine], ends[mine])
             sets.update((int(node), np.frombuffer(chunk, dtype=np.uint32)) for node, chunk in zip(mine, chunks))
         return sets
 
