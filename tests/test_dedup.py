@@ -5,6 +5,7 @@ parallel connected components equal union-find, and the decisions' rules (first 
 import gzip
 import os
 import random
+import resource
 import signal
 import subprocess
 import sys
@@ -319,6 +320,30 @@ def test_parallel_components_equal_one_union_find(tmp_path, partitions):
             held = read_edges(folder, [LAYOUT.edges("verify", t, p) for t in range(partitions)])
             assert (partition_of(held, partitions) == p).any(axis=1).all()
             assert partitions == 1 or name in ("star", "mixed") or len(held) < 0.8 * len(edges)
+
+
+_MANY_PARTITIONS = """
+import resource, sys
+import numpy as np
+from datatrove.io import get_datafolder
+from filters.dedup import DedupLayout
+from filters.dedup.files import EdgeFiles
+resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[2]), int(sys.argv[3])))
+with EdgeFiles(get_datafolder(sys.argv[1]), DedupLayout(), "verify", 0, 1500, by_both_ends=True) as out:
+    out.write(np.array([[5, 1], [9, 2]], dtype=np.uint64))
+print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+"""
+
+
+def test_partitions_beyond_the_soft_limit_on_open_files(tmp_path):
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != -1 and hard < 2000:
+        pytest.skip(f"this machine's hard limit on open files is {hard}")
+    done = subprocess.run([sys.executable, "-c", _MANY_PARTITIONS, str(tmp_path / "a"), "1024", str(hard)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout) >= 1500 and len(list((tmp_path / "a" / "dedup" / "edges" / "verify").iterdir())) == 1500
+    refused = subprocess.run([sys.executable, "-c", _MANY_PARTITIONS, str(tmp_path / "b"), "1024", "1024"], capture_output=True, text=True)
+    assert "1500 files must be open at once, and the limit on open files is 1024" in refused.stderr
 
 
 def test_partitions_follow_the_corpus_and_the_memory_bound():

@@ -21,7 +21,7 @@ import tempfile
 import numpy as np
 from datatrove.pipeline.base import PipelineStep
 
-from filters.dedup.files import EdgeFiles, read_row_blocks, row_count
+from filters.dedup.files import EdgeFiles, allow_open_files, read_row_blocks, row_count
 from filters.dedup.layout import DedupLayout, global_ids
 
 PARTNERS = 8
@@ -78,6 +78,7 @@ class DedupBands(PipelineStep):
         total = sum(row_count(self.output_folder, path, w * 4) for path, w, _ in sources)
         record_bytes = width * _SORT_BYTES_PER_KEY_COLUMN + _SORT_BYTES_FIXED
         sort_parts = max(1, math.ceil(total * record_bytes / (self.memory_mb * SORT_SHARE * (1 << 20))))
+        allow_open_files(sort_parts + self.partitions)  # the sort files and the partitions' files, open together
         with tempfile.TemporaryDirectory(prefix="aurora-bands-") as tmp, \
                 EdgeFiles(self.output_folder, self.layout, "bands", rank, self.partitions, by_both_ends=False) as out:
             parts = [open(os.path.join(tmp, f"{p}.bin"), "wb") for p in range(sort_parts)]

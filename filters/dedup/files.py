@@ -1,6 +1,8 @@
 """Reading and writing the dedup passes' binary files: fixed-width rows, rows at given positions,
 byte ranges, and edge files (uint64 pairs, the later document first) spread over partitions."""
 
+import resource
+
 import numpy as np
 
 from core.atomic import AtomicFile
@@ -9,6 +11,19 @@ from filters.dedup.layout import DedupLayout, partition_of
 _BLOCK_ROWS = 1 << 16
 _GAP_BYTES = 1 << 16  # ranges closer than this are read in one request
 _SPAN_BYTES = 8 << 20  # of at most this size
+
+
+def allow_open_files(count: int) -> None:
+    """Room for `count` more files open at once: the soft limit on open files raised toward the
+    hard one (a common soft limit, 1024, is below the partitions of a billion documents)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = count + 256  # the interpreter's, the libraries' and the executor's own
+    if needed <= soft:
+        return
+    if hard != resource.RLIM_INFINITY and needed > hard:
+        raise OSError(f"{count} files must be open at once, and the limit on open files is {hard} "
+                      "(raise `ulimit -n`, or raise dedup.memory_mb for fewer partitions)")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
 def row_count(folder, path: str, row_bytes: int) -> int:
@@ -118,6 +133,7 @@ class EdgeFiles:
 
     def __init__(self, folder, layout: DedupLayout, step: str, task: int, partitions: int, by_both_ends: bool):
         self.partitions, self.by_both_ends = partitions, by_both_ends
+        allow_open_files(partitions)
         self.files = [AtomicFile(folder, layout.edges(step, task, p)) for p in range(partitions)]
 
     def write(self, edges: np.ndarray) -> None:
