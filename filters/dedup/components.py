@@ -20,6 +20,7 @@ number of workers; the number of partitions follows the corpus (`partitions_for`
 """
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 from datatrove.pipeline.base import PipelineStep
@@ -52,12 +53,12 @@ def _neighbourhoods(source: np.ndarray, target: np.ndarray):
     return source, target, np.repeat(smallest, np.diff(np.append(starts, len(source))))
 
 
-def large_star(edges: np.ndarray, mine: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+def large_star(edges: np.ndarray, mine: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, int]:
     """Large-star over the neighbourhoods of the nodes `mine` selects (all by default): the new
     edges and the number of nodes changed. `mine(keys)` says which keys are this task's."""
     later, earlier = edges[:, 0], edges[:, 1]
-    take_later = mine(later) if mine else np.ones(len(edges), bool)
-    take_earlier = mine(earlier) if mine else np.ones(len(edges), bool)
+    take_later = mine(later) if mine is not None else np.ones(len(edges), bool)
+    take_earlier = mine(earlier) if mine is not None else np.ones(len(edges), bool)
     source = np.concatenate([later[take_later], earlier[take_earlier]])
     target = np.concatenate([earlier[take_later], later[take_earlier]])
     source, target, smallest = _neighbourhoods(source, target)
@@ -68,9 +69,9 @@ def large_star(edges: np.ndarray, mine: np.ndarray | None = None) -> tuple[np.nd
     return out, changed
 
 
-def small_star(edges: np.ndarray, mine: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+def small_star(edges: np.ndarray, mine: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, int]:
     """Small-star over the nodes `mine` selects as later ends: the new edges and the nodes changed."""
-    if mine:
+    if mine is not None:
         edges = edges[mine(edges[:, 0])]
     source, target, smallest = _neighbourhoods(edges[:, 0], edges[:, 1])
     out = np.concatenate([np.stack([source, smallest], axis=1), np.stack([target, smallest], axis=1)])

@@ -20,9 +20,9 @@ from filters.dedup.minhash import mix64
 class DedupLayout:
     """Every path the dedup steps share, relative to the run folder: per filter task, in document
     order, the kept documents, MinHash signatures (uint32 rows), text digests (16 bytes each),
-    shingle sets and ids (records a document can be read by alone); per task of the later passes, one edge file (uint64
-    pairs) per partition; per clusters task, its documents' cluster decisions; and the run's
-    clusters file, which the manifest names."""
+    shingle sets and ids (records, each readable alone); per task of the later passes, one edge
+    file (uint64 pairs) per partition; per clusters task, its documents' cluster decisions; and
+    the run's clusters file, which the manifest names."""
 
     root: str = "dedup"
     clusters: str = "clusters.parquet"
