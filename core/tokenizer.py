@@ -7,6 +7,7 @@ StarCoder's tokenizer (and the project's own, from `aurora assets build`) ends e
 import hashlib
 
 from core.errors import AuroraError
+from core.storage import local_asset
 
 EOD_TOKEN = "<|endoftext|>"
 
@@ -20,11 +21,14 @@ def file_sha256(f) -> str:
 
 
 def load_tokenizer(path: str):
-    """A `tokenizer.json`; a file that is not one (or no file) is a one-line error."""
+    """A `tokenizer.json` (local, or by URI through this machine's asset cache); a file that is not
+    one (or no file) is a one-line error."""
     from tokenizers import Tokenizer
 
     try:
-        return Tokenizer.from_file(path)
+        return Tokenizer.from_file(local_asset(path))
+    except AuroraError:
+        raise
     except Exception as e:  # noqa: BLE001 - tokenizers raises a bare Exception for a malformed file
         raise AuroraError(f"cannot load tokenizer {path}: {' '.join(str(e).split())[:200]}") from None
 
@@ -42,6 +46,6 @@ def eod_id(tokenizer, path: str, eod_token: str) -> int:
 def tokenizer_info(path: str, eod_token: str) -> dict:
     """What a manifest records of the tokenizer its shards were made with."""
     tokenizer = load_tokenizer(path)
-    with open(path, "rb") as f:
+    with open(local_asset(path), "rb") as f:
         sha = file_sha256(f)
     return {"path": path, "sha256": sha, "vocab_size": tokenizer.get_vocab_size(), "eod_id": tokenizer.token_to_id(eod_token)}

@@ -3,6 +3,7 @@
 from datatrove.data import Document
 
 from core.errors import AuroraError
+from core.storage import local_asset
 from filters.base import RecordedFilter
 
 # The recipe languages and their labels in the two fastText label schemes: ISO 639-1
@@ -26,7 +27,7 @@ def load_fasttext(path: str):
     try:
         # fastText prints a warning to stderr for every load; the model is the same.
         fasttext.FastText.eprint = lambda *args, **kwargs: None
-        return fasttext.load_model(path)
+        return fasttext.load_model(local_asset(path))
     except ValueError as e:
         raise AuroraError(f"cannot load fastText model {path}: {e}") from None
 

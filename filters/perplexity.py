@@ -21,6 +21,7 @@ from collections import Counter
 import numpy as np
 from datatrove.data import Document
 
+from core.storage import local_asset
 from filters.base import RecordedFilter
 
 # CCNet's text_normalizer.UNICODE_PUNCT, as published (including its "１" -> '"').
@@ -68,7 +69,7 @@ class PerplexityModel:
         if self._sp is None:
             import sentencepiece
 
-            self._sp = sentencepiece.SentencePieceProcessor(model_file=self.sp_path)
+            self._sp = sentencepiece.SentencePieceProcessor(model_file=local_asset(self.sp_path))
         normalized = [ccnet_normalize(line, self.strip_accents) for line in lines]
         return [" ".join(p) for p in self._sp.encode(normalized, out_type=str)]
 
@@ -79,7 +80,7 @@ class PerplexityModel:
         if self._lm is None:
             import kenlm
 
-            self._lm = kenlm.Model(self.lm_path)
+            self._lm = kenlm.Model(local_asset(self.lm_path))
         score = self._lm.score
         results = []
         for lines in lines_per_doc:

@@ -20,6 +20,7 @@ from datatrove.io import get_datafolder
 
 from core.atomic import write_atomic
 from core.errors import AuroraError
+from core.storage import is_remote, local_asset, uri
 from core.tokenizer import eod_id, load_tokenizer
 from filters.code import CodeLanguageFilter, CodeQualityFilter
 from filters.dedup import DedupDocuments, DedupFilter, DedupLayout, DedupSignatures, dedup_passes
@@ -129,8 +130,10 @@ def _check_assets(recipe: Recipe) -> None:
     if recipe.perplexity:
         models += [("SentencePiece model", recipe.perplexity["sp_model"]), ("KenLM model", recipe.perplexity["kenlm_model"])]
     for what, path in models:
-        if path is not None and not os.path.exists(path):
+        if path is not None and not is_remote(path) and not os.path.exists(path):
             raise AuroraError(f"{what} {path} not found (run `make assets` or fix assets in {recipe.path})")
+        if path is not None:
+            local_asset(path)  # a remote one is fetched and checked here first, so a bad one stops the run before work starts
     eod_id(load_tokenizer(recipe.tokenizer), recipe.tokenizer, recipe.eod_token)
     if recipe.lid_model is not None:  # a model without the recipe's label would remove every document
         load_language_model(recipe.lid_model, recipe.language)
@@ -154,21 +157,21 @@ def claim_output(folder, run: dict) -> None:
                 previous = {}
         if previous == run:
             return
-        where = f"{folder.path} holds a run of"
+        where = f"{uri(folder)} holds a run of"
         if previous.get("recipe_sha256") != run["recipe_sha256"]:
             raise AuroraError(f"{where} another recipe; use a new --output or delete it")
         before = {i["path"]: i for i in previous.get("inputs", []) if isinstance(i, dict)}
         for now in run.get("inputs", []):
             was = before.get(now["path"])
             if was is not None and was != now:
-                raise AuroraError(f"input {now['path']} changed since {folder.path} was started (size {was.get('size')} "
+                raise AuroraError(f"input {now['path']} changed since {uri(folder)} was started (size {was.get('size')} "
                                   f"-> {now['size']}, modified {was.get('modified')} -> {now['modified']}); "
                                   "use a new --output or delete it")
         raise AuroraError(f"{where} other inputs or pools; use a new --output or delete it")
     try:
         write_atomic(folder, RUN_FILE, orjson.dumps(run, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2))
     except NotImplementedError:  # fsspec's answer for a read-only protocol (http://): the first write says so
-        raise AuroraError(f"cannot write to {folder.path}: its storage is read-only") from None
+        raise AuroraError(f"cannot write to {uri(folder)}: its storage is read-only") from None
 
 
 def curate(recipe: Recipe, inputs: list[str] | None = None, output: str | None = None,

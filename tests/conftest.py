@@ -1,8 +1,10 @@
 import gzip
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import orjson
@@ -88,3 +90,49 @@ def run_cli(*args: str) -> None:
     """`python -m aurora.cli ARGS` in a process of its own; a failure shows the end of its stderr."""
     result = subprocess.run([sys.executable, "-m", "aurora.cli", *args], capture_output=True, text=True)
     assert result.returncode == 0, f"exit {result.returncode}: {result.stderr[-3000:]}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def s3(monkeypatch):
+    """A real S3 endpoint (moto's server) on 127.0.0.1, reached through s3fs; buckets raw and pools."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.time() > deadline or server.poll() is not None:
+                server.kill()
+                pytest.fail("moto server did not start")
+            time.sleep(0.1)
+    for key, value in {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    import s3fs
+    from datatrove.io import DataFolder
+
+    def forget_endpoints() -> None:  # fsspec keeps instances, with their endpoint, for equal arguments
+        s3fs.S3FileSystem.clear_instance_cache()
+        DataFolder.clear_instance_cache()
+
+    forget_endpoints()
+    fs = s3fs.S3FileSystem()
+    fs.mkdir("raw")
+    fs.mkdir("pools")
+    yield fs
+    server.terminate()
+    server.wait()
+    forget_endpoints()

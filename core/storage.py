@@ -1,0 +1,95 @@
+"""Where things are: a folder's full address, and remote assets made local.
+
+- `uri`: a folder's path with its protocol (`s3://bucket/run`), for every message and every path
+  built from a folder. A DataFolder's `.path` drops the protocol, so a path built from it alone
+  would name the local disk: the wrong data, or an error naming the wrong place.
+- `local_asset`: a model or tokenizer named by URI (`s3://bucket/assets/lid.bin`) is fetched once
+  per machine into a cache keyed by its sha256, which comes from the `assets.json` beside it (as
+  `aurora assets build` writes it). A copy is used only after its sha256 matched, so a damaged or
+  changed object is refused, never loaded; every worker of a cluster fetches its own copy.
+"""
+
+import hashlib
+import os
+import posixpath
+import uuid
+
+import fsspec
+import orjson
+
+from core.errors import AuroraError
+
+ASSETS_RECORD = "assets.json"
+CACHE_ENV = "AURORA_ASSET_CACHE"
+_CHUNK = 1 << 20
+
+
+def uri(folder) -> str:
+    """A DataFolder's (or any fsspec DirFileSystem's) address with its protocol; local paths stay plain."""
+    protocol = folder.fs.protocol
+    protocol = protocol[0] if isinstance(protocol, (tuple, list)) else protocol
+    return folder.path if protocol in ("file", "local") else f"{protocol}://{folder.path}"
+
+
+def is_remote(path: str) -> bool:
+    return "://" in path and not path.startswith("file://")
+
+
+def cache_folder() -> str:
+    return os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "aurora", "assets")
+
+
+def _expected_sha256(fs, path: str, address: str) -> str:
+    """The sha256 that the nearest `assets.json` above the asset (its folder, then each parent) lists for it."""
+    folder = posixpath.dirname(path)
+    while True:
+        record_path = posixpath.join(folder, ASSETS_RECORD)
+        if fs.exists(record_path):
+            with fs.open(record_path, "rb") as f:
+                try:
+                    files = orjson.loads(f.read(1 << 24)).get("files", {})
+                except (orjson.JSONDecodeError, AttributeError):
+                    raise AuroraError(f"{fs.unstrip_protocol(record_path)}: not a valid {ASSETS_RECORD}") from None
+            entry = files.get(posixpath.relpath(path, folder)) if isinstance(files, dict) else None
+            sha = entry.get("sha256") if isinstance(entry, dict) else None
+            if isinstance(sha, str) and len(sha) == 64:
+                return sha.lower()
+            raise AuroraError(f"{fs.unstrip_protocol(record_path)} lists no sha256 for {address}")
+        parent = posixpath.dirname(folder)
+        if parent == folder or not parent:
+            raise AuroraError(f"{address}: no {ASSETS_RECORD} with its sha256 in its folder or above "
+                              "(a remote asset is used only when its sha256 is known)")
+        folder = parent
+
+
+def local_asset(path: str) -> str:
+    """A local path for the asset: itself when local, else its verified copy in this machine's cache."""
+    if not is_remote(path):
+        return path
+    try:
+        fs, plain = fsspec.core.url_to_fs(path)
+        if not fs.isfile(plain):
+            raise AuroraError(f"asset {path} not found")
+        sha = _expected_sha256(fs, plain, path)
+        local = os.path.join(cache_folder(), sha, posixpath.basename(plain))
+        if os.path.isfile(local):  # only a verified copy is ever renamed into place
+            return local
+        os.makedirs(os.path.dirname(local), exist_ok=True)
+        tmp = f"{local}.{uuid.uuid4().hex}.tmp"  # tasks on one machine may fetch at once
+        digest = hashlib.sha256()
+        try:
+            with fs.open(plain, "rb") as src, open(tmp, "wb") as dst:
+                while chunk := src.read(_CHUNK):
+                    digest.update(chunk)
+                    dst.write(chunk)
+            if digest.hexdigest() != sha:
+                raise AuroraError(f"asset {path}: sha256 {digest.hexdigest()} differs from {sha} in its {ASSETS_RECORD}")
+            os.replace(tmp, local)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        return local
+    except AuroraError:
+        raise
+    except Exception as e:  # noqa: BLE001 - an unreachable bucket, a full cache disk: one line
+        raise AuroraError(f"asset {path}: cannot fetch it ({type(e).__name__}: {' '.join(str(e).split())[:200]})") from None

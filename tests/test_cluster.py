@@ -1,0 +1,194 @@
+"""The product on a real cluster: two Ray nodes on loopback (a head and a second `ray start`) with a
+moto S3 server as the only shared storage, everything through s3:// (inputs, assets, pools, stage).
+
+The nodes start without the S3 settings, as on a cluster whose nodes hold no user's credentials:
+only the driver has `AWS_*`, and Ray's runtime_env carries them and the project's code to the
+workers. Assets are read from the bucket into each node's cache (checked against assets.json)."""
+
+import ast
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from conftest import free_port
+
+RAY = str(Path(sys.executable).parent / "ray")
+ROOT = Path(__file__).resolve().parents[1]
+# On each node: where the project's code was imported from, and whether the S3 settings are there.
+PROBE = """
+import os, ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+from pipeline.executors import runtime_env
+def where():
+    import filters.dedup, pipeline.curate
+    return pipeline.curate.__file__, filters.dedup.__file__, os.environ.get("AWS_ACCESS_KEY_ID")
+ray.init(runtime_env=runtime_env(), logging_level="ERROR")
+nodes = [n["NodeID"] for n in ray.nodes() if n["Alive"]]
+pinned = [ray.remote(where).options(scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False)) for n in nodes]
+print(repr(ray.get([task.remote() for task in pinned])))
+"""
+ASSETS = ("lid.bin", "fi.sp.model", "fi.arpa.bin", "tokenizer.json", "assets.json")
+
+
+class Cluster:
+    def __init__(self, address: str, worker_port: int, node_env: dict):
+        self.address, self.worker_port, self.node_env = address, worker_port, node_env
+
+    def driver_env(self, cache: Path) -> dict:
+        """The user's shell: the S3 settings, the cluster's address and token, a cache for assets."""
+        auth = {k: self.node_env[k] for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
+        return {**os.environ, **auth, "RAY_ADDRESS": self.address, "AURORA_ASSET_CACHE": str(cache)}
+
+    def kill_worker_node(self) -> None:
+        """SIGKILL the second node's raylet: its workers die with it, and the node is gone."""
+        found = subprocess.run(["pgrep", "-f", f"raylet.*--node_manager_port={self.worker_port}"], capture_output=True, text=True)
+        pids = [int(p) for p in found.stdout.split()]
+        assert pids, "the worker node's raylet is not running"
+        for pid in pids:
+            os.kill(pid, 9)
+
+
+@pytest.fixture
+def cluster(s3):
+    # Token authentication, as Ray now defaults to; without AWS_*: the driver alone has them.
+    node_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RAY_", "AURORA_"))}
+    node_env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths are limited in length
+    port, worker_port = free_port(), free_port()
+    start = [RAY, "start", "--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats"]
+
+    def ray_start(*args: str) -> None:
+        result = subprocess.run(start + list(args), env=node_env, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-2000:]
+
+    try:
+        ray_start("--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp}")
+        ray_start(f"--address=127.0.0.1:{port}", f"--node-manager-port={worker_port}")
+        yield Cluster(f"127.0.0.1:{port}", worker_port, node_env)
+    finally:
+        subprocess.run([RAY, "stop", "--force"], env=node_env, capture_output=True)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _aurora(env: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "aurora.cli", *args], env=env, capture_output=True, text=True, timeout=600)
+    assert not check or result.returncode == 0, f"exit {result.returncode}: {result.stderr[-3000:]}"
+    return result
+
+
+def _objects(s3, prefix: str) -> dict[str, bytes]:
+    """Every object under `prefix` but logs and run bookkeeping, by path below it."""
+    paths = [p for p in s3.find(prefix) if "logs" not in p[len(prefix):].split("/")[:-1] and not p.endswith("pipeline.lock")]
+    return {p[len(prefix):]: s3.cat(p) for p in paths}
+
+
+def _publish(in_workspace, s3, tmp_path) -> Path:
+    """Demo input, instruction records and assets into the bucket; the fi recipe naming them there."""
+    for path in sorted((in_workspace / "data/demo/fi").glob("*.jsonl.gz")):
+        s3.put(str(path), f"raw/fi/{path.name}")
+    for path in sorted((in_workspace / "data/demo/instructions").glob("*.jsonl")):
+        s3.put(str(path), f"raw/instructions/{path.name}")
+    s3.mkdir("assets")
+    for name in ASSETS:
+        s3.put(str(in_workspace / "assets" / name), f"assets/{name}")
+    text = (in_workspace / "recipes/demo/fi.yaml").read_text().replace("data/demo/fi/", "s3://raw/fi/")
+    recipe = tmp_path / "fi.yaml"
+    recipe.write_text(text.replace("assets/", "s3://assets/"))
+    return recipe
+
+
+def _stage_recipe(tmp_path, pool: str) -> Path:
+    recipe = tmp_path / "cat.yaml"
+    recipe.write_text(f"""name: cat
+seed: 7
+tokens: 60000
+output: s3://pools/unused
+tokenizer: s3://assets/tokenizer.json
+parts: 2
+max_shard_tokens: 20000
+components:
+  - {{name: fi, language: fi, pool: "{pool}", tokens: 0.8, max_epochs: 1}}
+  - {{name: instructions, language: multi, instructions: "s3://raw/instructions/*.jsonl", tokens: 0.2, max_epochs: 8}}
+""")
+    return recipe
+
+
+def test_two_node_cluster_through_s3_survives_a_lost_node(in_workspace, s3, cluster, tmp_path):
+    recipe = _publish(in_workspace, s3, tmp_path)
+    env = cluster.driver_env(tmp_path / "cache")
+    local_env = {**env, "AURORA_ASSET_CACHE": str(tmp_path / "local-cache")}
+    _aurora(local_env, "curate", str(recipe), "--output", "s3://pools/fi-local", "--workers", "2")
+
+    # The code and the S3 settings reach the workers of both nodes through runtime_env.
+    probe = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True)
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    seen = ast.literal_eval(probe.stdout.strip().splitlines()[-1])
+    assert len(seen) == 2
+    for curate_file, dedup_file, key in seen:
+        assert not curate_file.startswith(str(ROOT)) and not dedup_file.startswith(str(ROOT)) and key == "testing"
+    _aurora(env, "curate", str(recipe), "--output", "s3://pools/fi", "--executor", "ray", "--workers", "2")
+    assert _objects(s3, "pools/fi/") == _objects(s3, "pools/fi-local/")
+
+    # A node lost mid-run: its tasks run again on the other node, and the run ends with the same bytes.
+    run = subprocess.Popen([sys.executable, "-m", "aurora.cli", "curate", str(recipe), "--output", "s3://pools/fi-again",
+                            "--executor", "ray", "--workers", "2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not s3.exists("pools/fi-again/logs/filter/completions") and run.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert run.poll() is None, "the run ended before a node could be lost"
+    cluster.kill_worker_node()
+    _, stderr = run.communicate(timeout=600)
+    print(f"after the lost node: exit {run.returncode}, {stderr[-500:]}")
+    if run.returncode != 0:  # stopped in one line; a rerun resumes
+        assert stderr.count("\n") <= 2 and "aurora: error:" in stderr, stderr[-3000:]
+        _aurora(env, "curate", str(recipe), "--output", "s3://pools/fi-again", "--executor", "ray", "--workers", "2")
+    assert _objects(s3, "pools/fi-again/") == _objects(s3, "pools/fi-local/")
+
+    # A stage with an instruction component, mixed and audited entirely in the bucket.
+    stage = _stage_recipe(tmp_path, "s3://pools/fi")
+    _aurora(local_env, "mix", str(stage), "--output", "s3://pools/cat-local", "--workers", "2")
+    _aurora(env, "mix", str(stage), "--output", "s3://pools/cat", "--executor", "ray", "--workers", "2")
+    assert _objects(s3, "pools/cat/") == _objects(s3, "pools/cat-local/")
+    audited = _aurora(env, "manifest", "audit", "s3://pools/cat", "s3://pools/fi")
+    assert audited.stdout.count("OK (") == 2, audited.stdout
+
+
+@pytest.mark.parametrize("kind", ["local", "ray"])
+def test_failed_tasks_stop_the_run_naming_them_and_their_logs_then_a_rerun_resumes(s3, tmp_path, kind):
+    import ray
+
+    from core.errors import AuroraError
+    from pipeline.executors import make_executor, run_pass
+
+    ran = tmp_path / "ran"
+    ran.mkdir()
+
+    def step(fail_rank: int):
+        def run(data, rank, world_size):
+            (ran / f"{rank}-{fail_rank}").touch()
+            if rank == fail_rank:
+                raise ValueError(f"task {rank} breaks")
+            return data or []
+        return run
+
+    logs = "s3://pools/logs/filter"
+    try:
+        with pytest.raises(AuroraError) as stopped:
+            run_pass(make_executor(kind, [step(fail_rank=2)], 4, 2, logs), "filter", logs)
+        message = str(stopped.value)
+        incomplete = re.fullmatch(r"filter: \d of 4 tasks did not complete \(ranks ([\d, ]+)\) \(ValueError: task 2 breaks\); "
+                                  rf"logs in {logs}/logs; run again to resume", message)
+        assert incomplete, message
+        incomplete = {int(r) for r in incomplete.group(1).split(", ")}
+        assert 2 in incomplete and s3.exists("pools/logs/filter/logs/task_00002.log")
+        run_pass(make_executor(kind, [step(fail_rank=-1)], 4, 2, logs), "filter", logs)  # the rerun runs those only
+        assert {int(p.name.split("-")[0]) for p in ran.iterdir() if p.name.endswith("--1")} == incomplete
+    finally:
+        ray.shutdown()
