@@ -6,7 +6,9 @@
 - `local_asset`: a model or tokenizer named by URI (`s3://bucket/assets/lid.bin`) is fetched once
   per machine into a cache keyed by its sha256, which comes from the `assets.json` beside it (as
   `aurora assets build` writes it). A copy is used only after its sha256 matched, so a damaged or
-  changed object is refused, never loaded; every worker of a cluster fetches its own copy.
+  changed object is refused, never loaded; every machine of a cluster fetches its own copy. The
+  cache holds the bytes assets.json names: an asset replaced in the bucket is used once its new
+  sha256 is in assets.json.
 """
 
 import hashlib
