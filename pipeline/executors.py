@@ -22,6 +22,7 @@ import importlib.util
 import logging
 import os
 import signal
+import socket
 import sys
 from contextlib import contextmanager
 
@@ -36,6 +37,7 @@ from core.errors import AuroraError
 
 _PR_SET_PDEATHSIG = 1
 TASK_RETRIES = 3  # a task lost with its worker or node is run again, this many times at most
+CONNECT_TIMEOUT_S = 10
 FORWARDED_ENV = ("AWS_", "FSSPEC_", "AURORA_")
 PACKAGES = ("core", "filters", "manifests", "pipeline")  # the run path's code (see the layers in pyproject.toml)
 _LOG_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {name}:{function}:{line} - {message}"
@@ -170,6 +172,18 @@ def runtime_env() -> dict:
     return {"env_vars": env, "py_modules": packages, "excludes": ["__pycache__"]}
 
 
+def _check_reachable(address: str) -> None:
+    """A cluster address that does not answer is one line at once; Ray itself retries for minutes."""
+    host_port = address.removeprefix("ray://").rsplit("/", 1)[0]
+    if address == "auto" or ":" not in host_port:
+        return
+    host, port = host_port.rsplit(":", 1)
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except (OSError, ValueError) as e:
+        raise AuroraError(f"cannot reach the Ray cluster at RAY_ADDRESS={address} ({e})") from None
+
+
 def make_executor(kind: str, pipeline, tasks: int, workers: int, logging_dir: str, verbose: bool = False):
     if kind == "local":
         _end_children_with_this_process()
@@ -179,11 +193,16 @@ def make_executor(kind: str, pipeline, tasks: int, workers: int, logging_dir: st
 
         if not ray.is_initialized():
             # RAY_ADDRESS set: join that cluster; otherwise start a local one with `workers` CPUs.
-            if os.environ.get("RAY_ADDRESS"):
-                ray.init(runtime_env=runtime_env(), log_to_driver=verbose, logging_level=logging.INFO if verbose else logging.WARNING)
+            options = {"runtime_env": runtime_env(), "log_to_driver": verbose, "logging_level": logging.INFO if verbose else logging.WARNING}
+            address = os.environ.get("RAY_ADDRESS")
+            if address:
+                _check_reachable(address)
             else:
-                ray.init(num_cpus=workers, include_dashboard=False, runtime_env=runtime_env(), log_to_driver=verbose,
-                         logging_level=logging.INFO if verbose else logging.WARNING)
+                options.update(num_cpus=workers, include_dashboard=False)
+            try:
+                ray.init(**options)
+            except Exception as e:  # noqa: BLE001 - whatever Ray says, in one line
+                raise AuroraError(f"cannot start or join Ray (RAY_ADDRESS={address or 'unset'}): {' '.join(str(e).split())[:300]}") from None
         return RayExecutor(pipeline, tasks=tasks, workers=workers, logging_dir=logging_dir, quiet=not verbose)
     raise AuroraError(f"unknown executor '{kind}' (expected local or ray)")
 

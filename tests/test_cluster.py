@@ -192,3 +192,14 @@ def test_failed_tasks_stop_the_run_naming_them_and_their_logs_then_a_rerun_resum
         assert {int(p.name.split("-")[0]) for p in ran.iterdir() if p.name.endswith("--1")} == incomplete
     finally:
         ray.shutdown()
+
+
+def test_an_unreachable_cluster_is_one_line_at_once(in_workspace, monkeypatch, tmp_path, capsys):
+    from aurora.cli import main
+
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{free_port()}")
+    started = time.time()
+    assert main(["curate", "recipes/demo/fi.yaml", "--output", str(tmp_path / "out"), "--executor", "ray"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("aurora: error: cannot reach the Ray cluster at RAY_ADDRESS=127.0.0.1:") and err.count("\n") == 1
+    assert time.time() - started < 60
