@@ -12,6 +12,7 @@ import orjson
 from core.atomic import write_atomic
 from core.errors import AuroraError
 from core.ledger import read_task_records
+from core.storage import uri
 from core.tokenizer import file_sha256, tokenizer_info
 from manifests.schema import manifest_problems
 
@@ -26,17 +27,18 @@ MAX_MANIFEST_BYTES = 1 << 28
 
 
 def build_pool_manifest(folder, recipe, inputs: list[tuple[str, str]], clusters_file: str | None = None,
-                        tasks: int | None = None) -> dict:
-    """Sum the task ledgers into the manifest; every task must have finished. Curation runs one task
-    per input; `tasks` says otherwise (an instruction pool reads all its files in one). With dedup, the
-    manifest also records `clusters_file` (the run's clusters parquet, relative to `folder`: the
-    path curate's dedup layout gives it)."""
+                        units: list[str] | None = None) -> dict:
+    """Sum the task ledgers into the manifest; every task must have finished. `units` names what each
+    task read (curation: one work unit of the inputs per task); without it, one task read all the
+    inputs (an instruction pool). With dedup, the manifest also records `clusters_file` (the run's
+    clusters parquet, relative to `folder`: the path curate's dedup layout gives it)."""
     shards, malformed, removed, redacted, buckets = [], Counter(), Counter(), Counter(), Counter()
     documents_in = 0
-    for rank in range(len(inputs) if tasks is None else tasks):
+    for rank in range(1 if units is None else len(units)):
         records = read_task_records(folder, rank)
         if "tokenize" not in records or "read" not in records:
-            raise AuroraError(f"task {rank} ({inputs[rank][1]}) did not finish; see {folder.path}/logs and run again")
+            what = "all its inputs" if units is None else units[rank]
+            raise AuroraError(f"task {rank} ({what}) did not finish; see {uri(folder)}/logs and run again")
         documents_in += records["read"]["read"]
         malformed.update(records["read"]["malformed"])
         for record in records.values():

@@ -1,10 +1,13 @@
 """`aurora curate`: one language's raw sources -> filtered, tokenized Megatron shards + manifest.
 
-One datatrove task per input file, so what a task writes depends only on its file: the shards
-and the manifest are the same whatever the executor or the number of workers. With dedup, the
-passes between (one task per LSH band, then one per partition of the corpus) depend only on the
-files the filter pass wrote. Passes run in order, each with its own logs; a task that is killed is
-simply run again (datatrove skips the completed ones), overwriting its own outputs.
+One datatrove task per work unit of the inputs (a whole file, or a part of a large one:
+`pipeline.readers.work_units`, split by the recipe's `read.unit_bytes` and the files' sizes only),
+so what a task writes depends only on its unit: the shards and the manifest are the same whatever
+the executor or the number of workers, and the documents and the funnel the same whatever the
+split. With dedup, the passes between (one task per LSH band, then one per partition of the
+corpus) depend only on the files the filter pass wrote. Passes run in order, each with its own
+logs; a task that is killed is simply run again (datatrove skips the completed ones),
+overwriting its own outputs.
 
 `run.json` pins a run folder to its recipe and to its inputs (path, size, modification time or
 ETag), so a rerun resumes only the same work: an input changed in place is refused, not reused.
@@ -32,7 +35,7 @@ from manifests.manifest import build_pool_manifest, write_manifest
 from pipeline.buckets import ensure_cutoffs
 from pipeline.executors import make_executor, run_pass
 from pipeline.lock import output_lock
-from pipeline.readers import RawDocumentReader, input_format
+from pipeline.readers import RawDocumentReader, WorkUnit, input_format, work_units
 from pipeline.recipe import Recipe, Source
 from pipeline.tokenize import MegatronShardWriter
 
@@ -73,10 +76,9 @@ def absolute(path: str) -> str:
     return path if "://" in path else os.path.abspath(path)
 
 
-def filter_steps(recipe: Recipe, inputs, folder) -> list:
-    """Read, then every filter of the recipe, in order."""
-    steps = [RawDocumentReader([(source, absolute(path)) for source, path in inputs], folder, recipe.language,
-                               recipe.max_document_bytes)]
+def filter_steps(recipe: Recipe, inputs, units: list[WorkUnit], folder) -> list:
+    """Read (a work unit per task), then every filter of the recipe, in order."""
+    steps = [RawDocumentReader(units, folder, recipe.language, recipe.max_document_bytes)]
     if recipe.language == "code":
         steps += [CodeLanguageFilter(folder, recipe.code_languages), CodeQualityFilter(folder, recipe.heuristics)]
         if recipe.redact_pii:
@@ -97,20 +99,20 @@ def shard_writer(recipe: Recipe, folder) -> MegatronShardWriter:
     )
 
 
-def passes(recipe: Recipe, inputs, folder):
+def passes(recipe: Recipe, inputs, units: list[WorkUnit], folder):
     """The passes of a curate run, (name, pipeline, tasks), in order: executor runs over all tasks,
-    one after the other. Without dedup, one pass reads, filters and tokenizes each input file; with
+    one after the other. Without dedup, one pass reads, filters and tokenizes each work unit; with
     it, the filter pass hands its kept documents to the dedup passes, then the tokenize pass drops
     the duplicates. A generator, like `dedup_passes`: a pass is made once the ones before it have
     run. ("Stage" is kept for the training stages, CAP and CAT.)"""
-    tasks = len(inputs)
+    tasks = len(units)
     if not recipe.dedup:
-        yield "curate", filter_steps(recipe, inputs, folder) + [shard_writer(recipe, folder)], tasks
+        yield "curate", filter_steps(recipe, inputs, units, folder) + [shard_writer(recipe, folder)], tasks
         return
     d, layout = recipe.dedup, DEDUP_LAYOUT
     signatures = DedupSignatures(folder, layout, recipe.language, d["num_perm"], d["seed"], d["ngram"], recipe.batch_size,
                                  shingle_sets=d["verify"] == "shingles")
-    yield "filter", filter_steps(recipe, inputs, folder) + [signatures], tasks
+    yield "filter", filter_steps(recipe, inputs, units, folder) + [signatures], tasks
     partitions = yield from dedup_passes(folder, layout, tasks, d)
     yield "tokenize", [DedupDocuments(folder, layout), DedupFilter(folder, layout, partitions), shard_writer(recipe, folder)], tasks
 
@@ -187,9 +189,11 @@ def curate(recipe: Recipe, inputs: list[str] | None = None, output: str | None =
     folder = get_datafolder(absolute(recipe.output))
     with output_lock(absolute(recipe.output)):
         claim_output(folder, {"recipe_sha256": recipe.sha256, "inputs": [input_identity(s, p) for s, p in files]})
-        for name, pipeline, tasks in passes(recipe, files, folder):
+        units = work_units([(source, absolute(path)) for source, path in files], recipe.unit_bytes)
+        for name, pipeline, tasks in passes(recipe, files, units, folder):
             logging_dir = os.path.join(absolute(recipe.output), "logs", name)
             run_pass(make_executor(executor, pipeline, tasks, min(workers, tasks), logging_dir, verbose), name, logging_dir, verbose)
-        manifest = build_pool_manifest(folder, recipe, files, DEDUP_LAYOUT.clusters if recipe.dedup else None)
+        manifest = build_pool_manifest(folder, recipe, files, DEDUP_LAYOUT.clusters if recipe.dedup else None,
+                                       [unit.describe() for unit in units])
         write_manifest(folder, manifest)
     return manifest

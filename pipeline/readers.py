@@ -6,9 +6,28 @@ A record is one non-blank line of a JSONL file or one row of a parquet file.
 
 Hostile input is bounded and never fatal: a record larger than `max_document_bytes` is skipped
 without being held in memory (removed as `read.max_document_bytes`); a file that breaks part
-way (truncated gzip, corrupt zstd or parquet) ends with one `unreadable_file` record; a row with
+way (truncated gzip, corrupt zstd or parquet) ends with one `unreadable_file` record (a parquet
+file with a readable footer: that row group does, see work units below); a row with
 invalid UTF-8 is one `invalid_utf8` reject, not its whole parquet file. The record's other
 fields are kept, JSON-safe, under `metadata["fields"]`, apart from the fields the pipeline adds.
+
+Work units: a large input is read in several tasks, each one `WorkUnit` (`work_units`), so a task
+restarts at most a unit's work, not a 50 GB file's. The split depends on the recipe's
+`read.unit_bytes` and the files' sizes only, never on the number of workers, and it changes
+nothing in what is read: documents, their order and every decision are the same for any split.
+- Uncompressed JSONL splits into byte ranges [start, end). A line belongs to the unit in which it
+  starts: a unit from byte s > 0 skips the line that holds byte s - 1 (the previous unit's) and
+  reads every line that starts before its end, past the end if the line goes on.
+- Parquet splits into ranges of whole row groups, grouped until their compressed size (from the
+  footer) reaches `unit_bytes`; a row group is never split. A row group that breaks ends with one
+  `unreadable_file` record and the reader goes on with the next one, as a unit of its own would.
+- Compressed JSONL (gzip, zstd) cannot be entered mid-stream: one unit per file.
+
+A record without a usable `id` is named by its place, the same whatever the split: a row of a
+parquet file by its row number (`path:row`, from 1; the footer gives each row group's first row);
+a line of an uncompressed JSONL file by the byte offset where it starts (`path:@offset`), which a
+unit starting mid-file knows while its line number it could only count from the file's start; a
+line of a compressed file, always read whole, by its line number (`path:line`, from 1).
 """
 
 import base64
@@ -21,6 +40,7 @@ import math
 import os
 import re
 import zlib
+from typing import NamedTuple
 
 import fsspec
 import orjson
@@ -44,6 +64,8 @@ _MAX_DEPTH = 64  # nesting of a record's fields (orjson writes at most 255 level
 _INT_RANGE = (-(1 << 63), (1 << 64) - 1)  # what orjson writes as a number
 _LINE_CHUNK = 1 << 20
 _PARQUET_ROWS, _PYTHON_ROWS = 256, 64
+# What a file that breaks part way raises: it ends with one `unreadable_file` record.
+READ_ERRORS = (OSError, EOFError, ValueError, zlib.error, zstandard.ZstdError, pa.ArrowException)
 
 
 def input_format(path: str) -> str:
@@ -51,6 +73,57 @@ def input_format(path: str) -> str:
         if path.endswith(ext):
             return ext
     raise ValueError(f"{path}: unsupported input format (expected one of {', '.join(FORMATS)})")
+
+
+class WorkUnit(NamedTuple):
+    """One task's part of an input: bytes [start, end) of an uncompressed JSONL file, row groups
+    [start, end) of a parquet file; `end` None reads to the end of the file (so (0, None) is the
+    whole file, and the only unit of a compressed one)."""
+
+    source: str
+    path: str
+    start: int = 0
+    end: int | None = None
+
+    def describe(self) -> str:
+        if (self.start, self.end) == (0, None):
+            return self.path
+        what = "row groups" if input_format(self.path) == ".parquet" else "bytes"
+        return f"{self.path} {what} {self.start} to {'the end' if self.end is None else self.end}"
+
+
+def work_units(inputs: list[tuple[str, str]], unit_bytes: int) -> list[WorkUnit]:
+    """The work units of the (source, path) inputs, in input order, each file's in file order."""
+    units = []
+    for source, path in inputs:
+        starts = _unit_starts(path, unit_bytes)
+        units += [WorkUnit(source, path, start, end) for start, end in zip(starts, starts[1:] + [None])]
+    return units
+
+
+def _unit_starts(path: str, unit_bytes: int) -> list[int]:
+    """Where each unit of a file starts: a byte of JSONL, a row group of parquet. A file that cannot
+    be split, or whose parquet footer cannot be read, is one unit; its reader reports what is wrong."""
+    fmt = input_format(path)
+    if fmt == ".jsonl":
+        fs, plain = fsspec.core.url_to_fs(path)
+        return list(range(0, fs.size(plain), unit_bytes)) or [0]
+    if fmt != ".parquet":
+        return [0]
+    try:
+        with fsspec.open(path, "rb") as f:
+            metadata = _parquet_file(f).metadata
+        groups = [metadata.row_group(g) for g in range(metadata.num_row_groups)]
+        sizes = [sum(group.column(c).total_compressed_size for c in range(group.num_columns)) for group in groups]
+    except READ_ERRORS:
+        return [0]
+    starts, size = [0], 0
+    for group, group_size in enumerate(sizes[:-1]):  # a unit is closed once it reaches unit_bytes
+        size += group_size
+        if size >= unit_bytes:
+            starts.append(group + 1)
+            size = 0
+    return starts
 
 
 class TooDeep(ValueError):
@@ -86,8 +159,8 @@ def parse_record(record, fallback_id: str, keep_text: bool = False):
 
     Natural-language text is normalized (`core.text.normalize`); with `keep_text` (code,
     where whitespace is meaning) the text is kept exactly as it came. The id is the record's
-    `id` when it is a non-empty string or an integer; otherwise the record's place
-    (`file:line`), and an `id` of another type stays among the fields."""
+    `id` when it is a non-empty string or an integer; otherwise `fallback_id`, the record's place
+    in its file (see the module's docstring), and an `id` of another type stays among the fields."""
     if not isinstance(record, dict):
         return None, "not_an_object"
     if "text" not in record or record["text"] is None:
@@ -180,10 +253,33 @@ class _ZstdStream(io.RawIOBase):
         return b"".join(out)
 
 
-def _jsonl_records(f, path: str, limit: int):
-    """Yield (fallback_id, parsed record or None, reason or None, raw) for each non-blank line."""
+def _skip_to_line(f, start: int) -> int:
+    """Move `f` to the first line that starts at or after byte `start`; returns that offset. The
+    line that holds byte start - 1 belongs to the unit before, so it is read through and dropped,
+    a chunk at a time however long it is."""
+    if start == 0:
+        return 0
+    f.seek(start - 1)
+    offset = start - 1
+    while True:
+        chunk = f.readline(_LINE_CHUNK)
+        offset += len(chunk)
+        if not chunk or chunk.endswith(b"\n"):
+            return offset
+
+
+def _jsonl_records(f, path: str, limit: int, offset: int | None = None, end: int | None = None):
+    """Yield (fallback_id, parsed record or None, reason or None, raw) for each non-blank line. With
+    `offset`, the byte offset of `f`'s first line in an uncompressed file, lines are named by their
+    offsets and those that start at or after `end` are left to the next unit; without it (a
+    compressed stream, read whole) by their line numbers."""
     for line_no, raw, size in lines(f, limit):
-        fallback_id = f"{path}:{line_no}"
+        if offset is None:
+            fallback_id = f"{path}:{line_no}"
+        elif end is not None and offset >= end:
+            return
+        else:
+            fallback_id, offset = f"{path}:@{offset}", offset + size
         if raw is None:
             yield fallback_id, None, TOO_LARGE, f"a record of {size:,} bytes"
             continue
@@ -238,16 +334,35 @@ def _python_rows(batch: pa.RecordBatch):
             yield from (_decoded(record) for record in _as_bytes(rows).to_pylist())
 
 
-def _parquet_records(f, path: str, limit: int):
-    """Rows in batches of `_PARQUET_ROWS`, made into Python values `_PYTHON_ROWS` at a time; an
-    oversized text is measured in Arrow and rejected without a Python copy. Arrow decodes a row
-    group at a time, so a file's memory is bounded by its largest row group, not by the file."""
+def _parquet_file(f) -> pq.ParquetFile:
     parquet = pq.ParquetFile(f)
     names = parquet.schema_arrow.names
     if len(set(names)) != len(names):  # the last would win silently when a row becomes a record
         raise ValueError(f"duplicate column names {sorted({n for n in names if names.count(n) > 1})}")
-    row = 0
-    for batch in parquet.iter_batches(batch_size=_PARQUET_ROWS):
+    return parquet
+
+
+def _parquet_records(f, path: str, limit: int, start: int = 0, end: int | None = None):
+    """The rows of row groups [start, end), a row group at a time: one that breaks ends with one
+    `unreadable_file` record and the next goes on from its first row (known from the footer), as
+    it would in a unit of its own, so what is read does not depend on the split."""
+    parquet = _parquet_file(f)
+    metadata = parquet.metadata
+    row = sum(metadata.row_group(group).num_rows for group in range(start))
+    for group in range(start, metadata.num_row_groups if end is None else end):
+        try:
+            yield from _row_group_records(parquet, group, row, path, limit)
+        except READ_ERRORS as e:
+            yield f"{path}:unreadable", None, "unreadable_file", f"row group {group}: {type(e).__name__}: {e}"
+        row += metadata.row_group(group).num_rows
+
+
+def _row_group_records(parquet: pq.ParquetFile, group: int, row: int, path: str, limit: int):
+    """The rows of one row group, numbered on from `row`, in batches of `_PARQUET_ROWS`, made into
+    Python values `_PYTHON_ROWS` at a time; an oversized text is measured in Arrow and rejected
+    without a Python copy. Arrow decodes a row group at a time, so a file's memory is bounded by its
+    largest row group, not by the file."""
+    for batch in parquet.iter_batches(batch_size=_PARQUET_ROWS, row_groups=[group]):
         sizes = _text_sizes(batch)
         small = batch if sizes is None else batch.filter(pa.array([size <= limit for size in sizes]))
         records = _python_rows(small)
@@ -264,24 +379,25 @@ def _parquet_records(f, path: str, limit: int):
                 yield fallback_id, record, None, None
 
 
-def iter_records(path: str, max_document_bytes: int = MAX_DOCUMENT_BYTES):
-    """Yield (fallback_id, record, reason, raw) for every record of one file. A file that breaks
-    part way ends with one `unreadable_file` record whose raw is the error: what was read before
-    stays counted, and the caller goes on with its next file."""
+def iter_records(path: str, max_document_bytes: int = MAX_DOCUMENT_BYTES, start: int = 0, end: int | None = None):
+    """Yield (fallback_id, record, reason, raw) for every record of one file, or of its work unit
+    [start, end) (`WorkUnit`). A file that breaks part way ends with one `unreadable_file` record
+    whose raw is the error: what was read before stays counted, and the caller goes on with its
+    next file."""
     fmt = input_format(path)
     try:
         with fsspec.open(path, "rb") as raw:
             if fmt == ".parquet":
-                yield from _parquet_records(raw, path, max_document_bytes)
+                yield from _parquet_records(raw, path, max_document_bytes, start, end)
                 return
             if fmt == ".jsonl.gz":
-                f = gzip.GzipFile(fileobj=raw)
+                yield from _jsonl_records(gzip.GzipFile(fileobj=raw), path, max_document_bytes)
             elif fmt == ".jsonl.zst":
-                f = io.BufferedReader(_ZstdStream(raw))
+                yield from _jsonl_records(io.BufferedReader(_ZstdStream(raw)), path, max_document_bytes)
             else:
                 f = io.BufferedReader(raw) if not hasattr(raw, "peek") else raw  # readline(limit) on any backend
-            yield from _jsonl_records(f, path, max_document_bytes)
-    except (OSError, EOFError, ValueError, zlib.error, zstandard.ZstdError, pa.ArrowException) as e:
+                yield from _jsonl_records(f, path, max_document_bytes, _skip_to_line(f, start), end)
+    except READ_ERRORS as e:
         yield f"{path}:unreadable", None, "unreadable_file", f"{type(e).__name__}: {e}"
 
 
@@ -305,7 +421,8 @@ def raw_text(raw) -> str:
 
 
 class RawDocumentReader(PipelineStep):
-    """Reads the input files of this task; `inputs` is a list of (source name, path), one per task.
+    """Reads the work units of this task: `inputs` are `WorkUnit`s, one per task (`work_units`), or
+    (source name, path) pairs, each a whole file (a pool read in one task).
 
     With `whole_records`, a parsed record is not made into a document's text here: the document
     carries it whole in `metadata["record"]`, with the record as read for its text, for a later
@@ -314,17 +431,18 @@ class RawDocumentReader(PipelineStep):
     name = "📖 Raw reader"
     type = "📖 - READER"
 
-    def __init__(self, inputs: list[tuple[str, str]], output_folder, language: str,
+    def __init__(self, inputs: list[WorkUnit] | list[tuple[str, str]], output_folder, language: str,
                  max_document_bytes: int = MAX_DOCUMENT_BYTES, whole_records: bool = False):
         super().__init__()
-        self.inputs, self.output_folder, self.language = inputs, output_folder, language
+        self.units = [WorkUnit(*unit) for unit in inputs]
+        self.output_folder, self.language = output_folder, language
         self.max_document_bytes, self.whole_records = max_document_bytes, whole_records
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         read = 0
         with RejectWriter(self.output_folder, "malformed") as rejects, RejectWriter(self.output_folder, "read") as large:
-            for source, path in self.inputs[rank::world_size]:
-                for fallback_id, record, reason, raw in iter_records(path, self.max_document_bytes):
+            for source, path, start, end in self.units[rank::world_size]:
+                for fallback_id, record, reason, raw in iter_records(path, self.max_document_bytes, start, end):
                     read += 1
                     if reason is None and self.whole_records:
                         doc = Document(text=raw_text(raw if raw is not None else record), id=fallback_id, metadata={"record": record})

@@ -199,14 +199,15 @@ def test_invalid_utf8_in_one_parquet_row_rejects_that_row_only(tmp_path):
 def test_fields_named_like_ours_and_odd_values_are_kept_exactly(tmp_path):
     line = b'{"id": true, "text": "a document", "source": "crawl-7", "language": "de", "file": "x.warc", ' \
            b'"count": 123456789012345678901234567890, "ratio": 0.5}\n'
-    (tmp_path / "a.jsonl").write_bytes(line + b'{"id": 7, "text": "another"}\n' + b'{"id": "", "text": "third"}\n')
+    second = b'{"id": 7, "text": "another"}\n'
+    (tmp_path / "a.jsonl").write_bytes(line + second + b'{"id": "", "text": "third"}\n')
     docs, _, _ = _read(tmp_path, tmp_path / "a.jsonl")
     first = docs[0]
     assert first.metadata["fields"] == {"id": True, "source": "crawl-7", "language": "de", "file": "x.warc",
                                         "count": "123456789012345678901234567890", "ratio": 0.5}
     assert (first.metadata["source"], first.metadata["language"], first.metadata["file"]) == ("web", "en", "a.jsonl")
-    assert first.id.endswith("a.jsonl:1")  # an id of true is no id: the record's place stands for it
-    assert docs[1].id == "7" and docs[2].id.endswith("a.jsonl:3")
+    assert first.id.endswith("a.jsonl:@0")  # an id of true is no id: the record's place (its byte offset) stands for it
+    assert docs[1].id == "7" and docs[2].id.endswith(f"a.jsonl:@{len(line) + len(second)}")
 
 
 def test_each_malformed_kind_is_counted_with_its_reason(in_workspace, tmp_path, capsys):

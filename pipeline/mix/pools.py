@@ -76,7 +76,7 @@ def build_instruction_pool(component: Component, recipe: StageRecipe, path: str,
     ]
     logging_dir = os.path.join(absolute(path), "logs", "curate")
     run_pass(make_executor("local", steps, 1, 1, logging_dir, verbose), "curate", logging_dir, verbose)
-    write_manifest(folder, build_pool_manifest(folder, pool, inputs, tasks=1))
+    write_manifest(folder, build_pool_manifest(folder, pool, inputs))
 
 
 def open_pool(component: Component, recipe: StageRecipe, sources_folder: str, verbose: bool = False) -> Pool:
