@@ -34,15 +34,17 @@ BULLETS = ("•", "●", "○", "▪", "■", "◦", "‣", "⁃", "- ", "* ", "
 ELLIPSES = ("...", "…")
 # Sentence-final punctuation across our scripts: Latin, Devanagari danda, Japanese full width, closing quotes.
 TERMINAL_PUNCTUATION = (".", "!", "?", '"', "'", "”", "’", ")", "।", "॥", "。", "！", "？", "」", "』", "）", ":", ";")
-SCRIPTS = {
+SCRIPTS = {  # the characters of each language's script, as the inside of a character class
     "en": r"\p{Latin}",
     "fi": r"\p{Latin}",
     "vi": r"\p{Latin}",
     "hi": r"\p{Devanagari}",
-    "ja": r"[\p{Han}\p{Hiragana}\p{Katakana}ー]",
+    "ja": r"\p{Han}\p{Hiragana}\p{Katakana}ー",
 }
-_LETTER = regex.compile(r"\p{L}")
-_SCRIPT = {lang: regex.compile(rf"(?=\p{{L}}){pattern}") for lang, pattern in SCRIPTS.items()}  # letters only
+# Letters are counted as what is left once runs of everything else are cut out: four times
+# faster than finding each letter (bench/curate.py showed the script group costing the most).
+_NON_LETTERS = regex.compile(r"\P{L}+")
+_NOT_SCRIPT = {lang: regex.compile(rf"[^{characters}]+") for lang, characters in SCRIPTS.items()}
 # UTF-8 read as Windows-1252 (or Latin-1): each continuation byte 0x80-0xBF shows as one of
 # these characters. A 2-byte character (U+0080-U+01FF: ä, é, ă, đ, ơ, ư) becomes Â-Ç plus one of
 # them ("Ã¤"); a 3-byte one (Devanagari, Vietnamese tone letters, Japanese, "’") becomes à-ï plus
@@ -192,10 +194,10 @@ def web_ratio_metrics(a: Analysis, settings: dict) -> dict:
 
 
 def script_metrics(a: Analysis, settings: dict) -> dict:
-    letters = len(_LETTER.findall(a.text))
+    letters = _NON_LETTERS.sub("", a.text)
     metrics = {
-        "script_fraction": _ratio(len(_SCRIPT[a.language].findall(a.text)), letters),
-        "mojibake_ratio": _ratio(len(_MOJIBAKE.findall(a.text)), letters),
+        "script_fraction": _ratio(len(_NOT_SCRIPT[a.language].sub("", letters)), len(letters)),
+        "mojibake_ratio": _ratio(len(_MOJIBAKE.findall(a.text)), len(letters)),
     }
     if a.language == "vi":
         # Vietnamese is Latin with its own diacritics; most running text has them on many syllables.
