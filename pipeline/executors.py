@@ -40,6 +40,7 @@ TASK_RETRIES = 3  # a task lost with its worker or node is run again, this many 
 CONNECT_TIMEOUT_S = 10
 FORWARDED_ENV = ("AWS_", "FSSPEC_", "AURORA_")
 PACKAGES = ("core", "filters", "manifests", "pipeline")  # the run path's code (see the layers in pyproject.toml)
+PRELOADED = ["pipeline.curate", "pipeline.mix.run"]  # everything a pass's steps import
 _LOG_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {name}:{function}:{line} - {message}"
 
 
@@ -187,6 +188,9 @@ def _check_reachable(address: str) -> None:
 def make_executor(kind: str, pipeline, tasks: int, workers: int, logging_dir: str, verbose: bool = False):
     if kind == "local":
         _end_children_with_this_process()
+        # datatrove's pool workers are forked by a fork server, a fresh process that would import
+        # the run's modules again for every pass; imported once there, every pass's workers start warm.
+        multiprocess.get_context("forkserver").set_forkserver_preload(PRELOADED)
         return LocalExecutor(pipeline, tasks=tasks, workers=workers, logging_dir=logging_dir, quiet=not verbose)
     if kind == "ray":
         import ray
