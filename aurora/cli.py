@@ -56,10 +56,18 @@ def _mix(args) -> int:
 
 def _train(args) -> int:
     try:
+        from trainer.export import export_run
         from trainer.train import main as train_main
     except ImportError as e:
         raise AuroraError(f"training needs the train extra (pip install -e '.[train]'): {e}") from None
-    return train_main([args.config])
+    if args.config != "export":
+        if args.run is not None or args.step is not None:
+            raise AuroraError("RUN and --step go with `aurora train export RUN [--step N]`")
+        return train_main([args.config])
+    if args.run is None:
+        raise AuroraError("usage: aurora train export RUN [--step N]")
+    print(f"Hugging Face model: {export_run(args.run, args.step)}")
+    return 0
 
 
 def _calibrate(args) -> int:
@@ -145,8 +153,11 @@ def parser() -> argparse.ArgumentParser:
     _run_options(mix, workers_help="parts written at once")
     mix.set_defaults(func=_mix)
 
-    train = sub.add_parser("train", help="train on a stage (CAP, CAT) in one process; torchrun -m trainer for many")
-    train.add_argument("config")
+    train = sub.add_parser("train", help="train on a stage (CAP, CAT) in one process (torchrun -m trainer for many); "
+                                         "`train export RUN [--step N]` writes a checkpoint's model in Hugging Face format")
+    train.add_argument("config", help="the training config, or `export`")
+    train.add_argument("run", nargs="?", help="with export: the run's output folder")
+    train.add_argument("--step", type=int, help="with export: the checkpoint's step (default: the latest)")
     train.set_defaults(func=_train)
 
     cal = sub.add_parser("calibrate", help="heuristic metrics on clean text, and suggested thresholds as YAML")

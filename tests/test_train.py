@@ -2,7 +2,9 @@
 processes, checkpoints that transformers loads, tokens per language, config errors."""
 
 import json
+import math
 import os
+import pickle
 import shutil
 import signal
 import subprocess
@@ -122,7 +124,7 @@ def test_loss_falls_on_a_small_repeated_batch(stages, process_group):
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
     for _ in range(30):
-        loss = token_losses(model, batch[:, :-1], batch[:, 1:], torch.autocast("cpu", enabled=False)) / batch[:, 1:].numel()
+        loss = token_losses(model, batch[:, :-1], batch[:, 1:]) / batch[:, 1:].numel()
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
@@ -263,21 +265,175 @@ class _CreatesFile:
         return open, (self.path, "w")
 
 
-@pytest.mark.parametrize("damage", ["crafted", "truncated"])
-def test_a_trainer_state_that_does_not_load_safely_is_refused_and_runs_nothing(stages, tmp_path, damage):
-    folder = tmp_path / "out" / "checkpoints" / "step_0000002"
-    shutil.copytree(stages / "assets/tiny-gpt-bigcode", folder / "model")
-    (folder.parent / "latest").write_text("step_0000002\n")
+@pytest.fixture(scope="module")
+def checkpointed(stages, tmp_path_factory):
+    """An uninterrupted 2-process run of 8 steps, checkpointed at steps 4 and 8."""
+    tmp_path = tmp_path_factory.mktemp("checkpointed")
+    result = _train(stages, _config(tmp_path, steps=8, every=4, output=tmp_path / "whole"), processes=2)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return tmp_path / "whole"
+
+
+@pytest.fixture(scope="module")
+def checkpointed_one(stages, tmp_path_factory):
+    """The same run on one process."""
+    tmp_path = tmp_path_factory.mktemp("checkpointed_one")
+    result = _train(stages, _config(tmp_path, steps=8, every=4, output=tmp_path / "whole"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return tmp_path / "whole"
+
+
+def _at_step_4(run: Path, output: Path) -> Path:
+    """A copy of `run` as a run killed after its step-4 checkpoint leaves it."""
+    shutil.copytree(run, output)
+    shutil.rmtree(output / "checkpoints" / "step_0000008")
+    shutil.rmtree(output / "final")
+    (output / "checkpoints" / "latest").write_text("step_0000004\n")
+    return output
+
+
+def test_a_checkpoint_is_one_shard_per_process_and_nothing_that_unpickles(checkpointed):
+    step = checkpointed / "checkpoints" / "step_0000004"
+    assert sorted(p.name for p in (step / "state").iterdir()) == [
+        "shard-00001-model-00001-of-00001.safetensors", "shard-00002-model-00001-of-00001.safetensors"]
+    assert sorted(p.name for p in (step / "rng").iterdir()) == ["rank_00000.json", "rank_00001.json"]
+    assert {"config.json", "tokenizer.json", "trainer.json"} <= {p.name for p in step.iterdir()}
+    from safetensors import safe_open
+
+    sizes = []
+    for shard in sorted((step / "state").iterdir()):
+        with safe_open(str(shard), "pt") as f:
+            sizes.append(sum(f.get_slice(k).get_shape()[0] for k in f.keys() if k.endswith("c_attn.weight")))
+            assert "DCP_SHARDING_INFO" in f.metadata()
+    assert sizes[0] == sizes[1] > 0, "each process wrote half of each sharded tensor"
+    assert not list(checkpointed.rglob("*.pt")) and not list(checkpointed.rglob("*.metadata"))
+
+
+@pytest.mark.parametrize("processes", [1, 4])
+def test_a_checkpoint_of_two_processes_resumes_on_another_number_to_the_same_losses(stages, checkpointed, tmp_path, processes):
+    run = _at_step_4(checkpointed, tmp_path / "resumed")
+    config = _config(tmp_path, steps=8, every=4, output=run)
+    result = _train(stages, config, processes=processes)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resumed from" in result.stdout and "written by 2 processes: resharded" in result.stdout
+    losses = _losses(run)
+    assert len(losses) == 8 and losses == pytest.approx(_losses(checkpointed), abs=1e-4)
+
+
+def test_the_export_loads_in_transformers_with_the_trained_models_logits(stages, checkpointed, tmp_path):
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint import HuggingFaceStorageReader
+    from transformers import AutoModelForCausalLM
+
+    run = tmp_path / "run"
+    shutil.copytree(checkpointed, run)
+    result = subprocess.run([sys.executable, "-m", "aurora.cli", "train", "export", str(run), "--step", "4"],
+                            cwd=stages, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    exported = run / "exports" / "step_0000004"
+    assert str(exported) in result.stdout
+    assert {"config.json", "tokenizer.json", "model.safetensors.index.json", "model-00001-of-00001.safetensors"} == \
+        {p.name for p in exported.iterdir()}
+    # The trained model: the step-4 shards read by DCP itself into the starting model, in one process.
+    trained = AutoModelForCausalLM.from_pretrained(stages / "assets/tiny-gpt-bigcode")
+    state = {k: v for k, v in trained.state_dict().items() if k != "lm_head.weight"}  # tied to wte: stored once
+    dcp.load(state, storage_reader=HuggingFaceStorageReader(str(run / "checkpoints/step_0000004/state")), no_dist=True)
+    start = AutoModelForCausalLM.from_pretrained(stages / "assets/tiny-gpt-bigcode")
+    model = AutoModelForCausalLM.from_pretrained(exported)
+    inputs = torch.arange(1, 33).unsqueeze(0)
+    with torch.no_grad():
+        logits = model(inputs).logits
+        assert torch.equal(logits, trained(inputs).logits)
+        assert not torch.allclose(logits, start(inputs).logits), "the export is the trained model, not the start"
+    # The stage's final/ is the last checkpoint's export.
+    final = AutoModelForCausalLM.from_pretrained(run / "final")
+    last = subprocess.run([sys.executable, "-m", "aurora.cli", "train", "export", str(run)],
+                          cwd=stages, capture_output=True, text=True, timeout=300)
+    assert last.returncode == 0, last.stderr[-3000:]
+    with torch.no_grad():
+        assert torch.equal(final(inputs).logits, AutoModelForCausalLM.from_pretrained(run / "exports/step_0000008")(inputs).logits)
+
+
+def test_the_export_streams_tensor_by_tensor_into_files_of_bounded_size(checkpointed, tmp_path, monkeypatch):
+    from transformers import AutoModelForCausalLM
+
+    from trainer import export
+
+    monkeypatch.setattr(export, "FILE_BYTES", 100_000)  # the tiny model's 2.6 MB over many files
+    out = export.export(str(checkpointed / "checkpoints" / "step_0000008"), str(tmp_path / "model"))
+    index = json.loads((tmp_path / "model" / "model.safetensors.index.json").read_text())
+    from safetensors import safe_open
+
+    files = sorted(set(index["weight_map"].values()))
+    assert len(files) >= 5
+    for name in files:
+        with safe_open(str(tmp_path / "model" / name), "pt") as f:
+            sizes = [f.get_slice(k).get_shape() for k in f.keys()]
+        data = sum(math.prod(shape) * 4 for shape in sizes)
+        assert data <= 100_000 or len(sizes) == 1, (name, sizes)  # a tensor larger than a file has one to itself
+    whole = AutoModelForCausalLM.from_pretrained(checkpointed / "final")
+    split = AutoModelForCausalLM.from_pretrained(out)
+    assert all(torch.equal(a, b) for a, b in zip(whole.state_dict().values(), split.state_dict().values()))
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("crafted_pickles", "trainer.json: not a checkpoint file written by aurora train"),
+    ("trainer_json_junk", "trainer.json: not a checkpoint file written by aurora train"),
+    ("trainer_json_types", "param_groups"),
+    ("truncated_shard", "state: not a complete checkpoint of this model"),
+    ("missing_shard", "state: not a complete checkpoint of this model"),
+    ("rng_junk", "rank_00000.json: not what this trainer writes there"),
+])
+def test_a_damaged_or_crafted_checkpoint_is_refused_in_one_line_and_runs_nothing(stages, checkpointed_one, tmp_path, damage,
+                                                                                 message):
+    run = _at_step_4(checkpointed_one, tmp_path / "run")
+    step = run / "checkpoints" / "step_0000004"
+    log = (run / "train.jsonl").read_bytes()
     marker = tmp_path / "marker"
-    trainer_pt = folder / "trainer.pt"
-    if damage == "crafted":
-        torch.save({"step": 2, "optimizer": _CreatesFile(marker)}, trainer_pt)
+    if damage == "crafted_pickles":  # what torch.save and DCP's default layout would read: never opened
+        (step / "trainer.json").unlink()
+        torch.save({"step": 4, "optimizer": _CreatesFile(marker)}, step / "trainer.pt")
+        (step / "state" / ".metadata").write_bytes(pickle.dumps(_CreatesFile(marker)))
+    elif damage == "trainer_json_junk":
+        (step / "trainer.json").write_bytes(b"\x80\x04junk{")
+    elif damage == "trainer_json_types":
+        trainer = json.loads((step / "trainer.json").read_text())
+        name = next(k for k in trainer["param_groups"] if k.endswith(".lr"))
+        trainer["param_groups"][name] = "__import__('os')"
+        (step / "trainer.json").write_text(json.dumps(trainer))
+    elif damage == "truncated_shard":
+        shard = step / "state" / "shard-00001-model-00001-of-00001.safetensors"
+        shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+    elif damage == "missing_shard":
+        (step / "state" / "shard-00001-model-00001-of-00001.safetensors").unlink()
     else:
-        torch.save({"step": 2, "tokens": {"en": 1}, "rng": [torch.zeros(1000)]}, trainer_pt)
-        trainer_pt.write_bytes(trainer_pt.read_bytes()[: trainer_pt.stat().st_size // 2])
-    result = _train(stages, _config(tmp_path, output=tmp_path / "out"))
-    assert f"{trainer_pt}: not a trainer state that loads safely" in _one_error_line(result)
-    assert not marker.exists()
-    if damage == "crafted":  # the file is live: unpickled as before, it runs its code
-        torch.load(trainer_pt, weights_only=False)
-        assert marker.exists()
+        (step / "rng" / "rank_00000.json").write_text(json.dumps({"python": "x"}))
+    result = _train(stages, _config(tmp_path, steps=8, every=4, output=run))
+    line = _one_error_line(result)
+    assert message in line, line
+    assert not marker.exists() and not (run / "final").exists()
+    assert (run / "train.jsonl").read_bytes() == log, "refused before any work"
+
+
+def test_compile_compiles_each_block_and_gives_the_same_losses(stages, checkpointed_one, tmp_path, process_group):
+    from trainer.train import load_model
+
+    config = load_config(str(_config(tmp_path, steps=8, every=4, output=tmp_path / "compiled", compile="true")))
+    model = load_model(str(stages / "assets/tiny-gpt-bigcode"), config, torch.device("cpu"), world=1)
+    assert all(block._compiled_call_impl is not None for block in model.transformer.h)
+    assert model._compiled_call_impl is None  # blocks only, in place: parameter names unchanged
+    assert "transformer.h.0.attn.c_attn.weight" in dict(model.named_parameters())
+    result = _train(stages, _config(tmp_path, steps=8, every=4, output=tmp_path / "compiled", compile="true"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert _losses(tmp_path / "compiled") == pytest.approx(_losses(checkpointed_one), abs=1e-4)
+
+
+def test_gpus_get_bf16_parameters_with_float32_reduction_and_cpus_float32(tmp_path):
+    from trainer.train import mixed_precision
+
+    config = load_config(str(_config(tmp_path)))
+    policy = mixed_precision(torch.device("cuda", 0), config)
+    assert (policy.param_dtype, policy.reduce_dtype) == (torch.bfloat16, torch.float32)
+    assert mixed_precision(torch.device("cpu"), config) is None
+    config.bf16 = False
+    assert mixed_precision(torch.device("cuda", 0), config) is None

@@ -34,8 +34,9 @@ class TrainConfig:
     grad_clip: float = 1.0
     checkpoint_every: int = 1000
     validation_sequences: int = 64  # per language, from the stage's validation shards
-    bf16: bool = True  # autocast on GPUs; CPUs run in float32
+    bf16: bool = True  # on GPUs, bf16 parameters and compute (FSDP2's mixed precision); CPUs run in float32
     activation_checkpointing: bool = False
+    compile: bool = False  # torch.compile each transformer block
 
     @property
     def global_batch_sequences(self) -> int:

@@ -5,17 +5,22 @@ from CAP's final model with a fresh optimizer and its own schedule. One process 
 `torchrun` runs many, sharded with FSDP (`fully_shard`): NCCL on NVIDIA, RCCL on AMD (ROCm
 builds of PyTorch use the same `torch.cuda` API and `nccl` backend name), gloo on CPU.
 
+On GPUs the model is always sharded (FSDP2, also on one GPU) with bf16 parameters and compute
+and float32 gradient reduction (`MixedPrecisionPolicy`), and AdamW is the fused kernel; CPUs run
+in float32. `compile: true` compiles each transformer block with `torch.compile`.
+
 The loop, top to bottom: AdamW; linear warm-up then cosine decay to a minimum learning rate;
-gradient accumulation to a global batch given in tokens; gradient clipping; bf16 autocast on
-GPUs. Every `checkpoint_every` steps and at the end a checkpoint is written atomically, and the
-same command restarted resumes from the latest one, exactly. Validation loss per language (on
-the stage's held-out shards) is measured at the start and end of the stage: the forgetting check.
+gradient accumulation to a global batch given in tokens; gradient clipping. Every
+`checkpoint_every` steps and at the end every process writes its shard of a checkpoint
+(`trainer.checkpoint`), and the same command restarted resumes from the latest one, exactly, on
+any number of processes. Validation loss per language (on the stage's held-out shards) is
+measured at the start and end of the stage: the forgetting check. The last checkpoint's model
+is exported to `final/` in Hugging Face format (`trainer.export`).
 """
 
 import json
 import math
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -29,6 +34,7 @@ from core.atomic import LOCAL, write_atomic
 from core.errors import AuroraError
 from trainer import checkpoint
 from trainer.config import TrainConfig, check_config, load_config
+from trainer.export import export
 
 
 def setup_distributed() -> tuple[int, int, torch.device]:
@@ -63,7 +69,18 @@ def learning_rate(step: int, config: TrainConfig) -> float:
     return config.min_learning_rate + (config.learning_rate - config.min_learning_rate) * cosine
 
 
+def mixed_precision(device: torch.device, config: TrainConfig):
+    """FSDP2's policy on GPUs: bf16 parameters and compute, gradients reduced in float32. None on
+    CPUs (float32 throughout) and with `bf16: false`."""
+    from torch.distributed.fsdp import MixedPrecisionPolicy
+
+    if device.type != "cuda" or not config.bf16:
+        return None
+    return MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+
+
 def load_model(path: str, config: TrainConfig, device: torch.device, world: int):
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
     from transformers import GPTBigCodeForCausalLM
     from transformers.utils import logging as hf_logging
 
@@ -73,24 +90,25 @@ def load_model(path: str, config: TrainConfig, device: torch.device, world: int)
     if config.activation_checkpointing:
         model.gradient_checkpointing_enable()
     model.to(device)
-    if world > 1:
-        from torch.distributed.fsdp import fully_shard
-
+    if config.compile:  # in place, so parameter names (and checkpoints) stay those of the model
         for block in model.transformer.h:
-            fully_shard(block)
-        fully_shard(model)
+            block.compile()
+    policy = mixed_precision(device, config)
+    if world > 1 or policy is not None:
+        for block in model.transformer.h:
+            fully_shard(block, mp_policy=policy or MixedPrecisionPolicy())
+        fully_shard(model, mp_policy=policy or MixedPrecisionPolicy())
     return model
 
 
-def token_losses(model, inputs: torch.Tensor, labels: torch.Tensor, autocast) -> torch.Tensor:
-    """Summed next-token cross entropy of a batch."""
-    with autocast:
-        logits = model(input_ids=inputs).logits
+def token_losses(model, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Summed next-token cross entropy of a batch (in float32, whatever the logits' type)."""
+    logits = model(input_ids=inputs).logits
     return F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), reduction="sum")
 
 
 @torch.no_grad()
-def validate(model, data, config: TrainConfig, device, autocast) -> dict[str, float]:
+def validate(model, data, config: TrainConfig, device) -> dict[str, float]:
     """Mean validation loss per language; each process takes every world-th batch."""
     model.eval()
     rank, world = dist.get_rank(), dist.get_world_size()
@@ -104,7 +122,7 @@ def validate(model, data, config: TrainConfig, device, autocast) -> dict[str, fl
         # Every process runs the same number of forward passes (FSDP needs all of them for each).
         for i in range(0, len(batches), world):
             inputs, labels = batches[min(i + rank, len(batches) - 1)]
-            loss = token_losses(model, inputs.to(device), labels.to(device), autocast)
+            loss = token_losses(model, inputs.to(device), labels.to(device))
             if i + rank < len(batches):
                 total += torch.tensor([loss.item(), labels.numel()], dtype=torch.float64, device=device)
         dist.all_reduce(total)
@@ -142,7 +160,6 @@ def train(config: TrainConfig, rank: int, world: int, device: torch.device) -> i
         f"{', FSDP' if world > 1 else ''}; stage {config.stage}; from {config.init}")
     os.makedirs(config.output, exist_ok=True)
     torch.manual_seed(config.seed)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and config.bf16)
 
     # Data: megatron builds its index caches once (first process), the others then read them.
     global_sequences = config.global_batch_sequences
@@ -154,20 +171,20 @@ def train(config: TrainConfig, rank: int, world: int, device: torch.device) -> i
     data = data or build()
 
     # Model, optimizer, schedule; resumed from the latest checkpoint when there is one.
-    model = load_model(os.path.join(resume, "model") if resume else config.init, config, device, world)
+    model = load_model(config.init, config, device, world)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.learning_rate, betas=(config.beta1, config.beta2),
+        lr=config.learning_rate, betas=(config.beta1, config.beta2), fused=device.type == "cuda",
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: learning_rate(s, config) / config.learning_rate)
     state = {"step": 0, "samples": 0, "tokens": Counter()}
     if resume:
-        state = checkpoint.load_trainer_state(resume, model, optimizer, scheduler)
-        say(f"resumed from {resume} at step {state['step']}")
-    tokenizer = os.path.join(config.init, "tokenizer.json")
-    tokenizer = tokenizer if os.path.exists(tokenizer) else None
+        state = checkpoint.load(resume, model, optimizer, scheduler, config.seed)
+        written_by = state.pop("written_by")
+        say(f"resumed from {resume} at step {state['step']}"
+            + (f" (written by {written_by} processes: resharded; random streams reseeded)" if written_by != world else ""))
 
     log_path = os.path.join(config.output, "train.jsonl")
     validation_path = os.path.join(config.output, "validation.json")
@@ -176,7 +193,7 @@ def train(config: TrainConfig, rank: int, world: int, device: torch.device) -> i
         kept = [line for line in kept if json.loads(line)["step"] <= state["step"]]
         write_atomic(LOCAL, log_path, "".join(kept).encode())
     if state["step"] == 0:  # every process gets the same figures (they are all-reduced)
-        validation = {"start": validate(model, data, config, device, autocast)}
+        validation = {"start": validate(model, data, config, device)}
         if rank == 0:
             write_atomic(LOCAL, validation_path, json.dumps(validation, indent=2).encode())
     else:
@@ -198,9 +215,9 @@ def train(config: TrainConfig, rank: int, world: int, device: torch.device) -> i
             batch, counts = data.batch(list(range(start, start + config.micro_batch_size)))
             languages.update(counts)
             batch = batch.to(device)
-            if world > 1:  # reduce gradients once, after the last micro-batch
+            if hasattr(model, "set_requires_gradient_sync"):  # sharded: reduce gradients once, after the last micro-batch
                 model.set_requires_gradient_sync(micro == accumulation - 1)
-            loss = token_losses(model, batch[:, :-1], batch[:, 1:], autocast)
+            loss = token_losses(model, batch[:, :-1], batch[:, 1:])
             (loss / (tokens_per_step / world)).backward()
             loss_sum += loss.detach().double()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -227,19 +244,15 @@ def train(config: TrainConfig, rank: int, world: int, device: torch.device) -> i
         progress.update(1)
         progress.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{lr:.2e}")
         if state["step"] % config.checkpoint_every == 0 or state["step"] == config.steps:
-            checkpoint.save(config.output, state["step"], model, optimizer, scheduler, state, tokenizer)
+            checkpoint.save(config.output, state["step"], model, optimizer, scheduler, state, config.init)
     progress.close()
 
     if "end" not in validation:
-        validation["end"] = validate(model, data, config, device, autocast)
+        validation["end"] = validate(model, data, config, device)
         if rank == 0:
             write_atomic(LOCAL, validation_path, json.dumps(validation, indent=2).encode())
     if rank == 0:
-        final = os.path.join(config.output, "final")
-        shutil.rmtree(final + ".tmp", ignore_errors=True)
-        shutil.copytree(os.path.join(checkpoint.latest(config.output), "model"), final + ".tmp")
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(final + ".tmp", final)
+        final = export(checkpoint.latest(config.output), os.path.join(config.output, "final"))
         records = [json.loads(line) for line in open(log_path)]
         plot_curves(records, validation, os.path.join(config.output, "curves.png"))
         text = summary(config, manifest, records, validation, final)
