@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Curation recipes: the demo ones by default; `make recipe-fi RECIPES=recipes` runs full scale.
 RECIPES ?= recipes/demo
-EXECUTOR ?= ray
+EXECUTOR ?= local
 WORKERS ?= 2
 LANGS := en fi hi ja vi code
 

@@ -5,11 +5,13 @@
   (datatrove skips completed tasks). After a failure no new task starts; the local executor
   stops its running tasks at once, Ray lets them finish.
 - On Ray (`RayExecutor`), the project's code and the driver's storage settings reach every worker
-  through Ray's runtime_env (`runtime_env`), so the nodes of a cluster need only Ray and the
-  project's dependencies.
+  of a cluster (`RAY_ADDRESS`) through Ray's runtime_env (`runtime_env`), so its nodes need only
+  Ray and the project's dependencies. Without `RAY_ADDRESS`, a cluster of this machine's starts
+  with the run (`start_ray`).
 - datatrove's task logs (pipeline, per-task stats, a failed task's traceback) go to the pass's
   log folder only, `<logging_dir>/logs/task_NNNNN.log` (its stats to `<logging_dir>/stats/`);
-  the console gets aurora's own lines. `verbose` keeps datatrove's console output as well.
+  the console gets aurora's own lines and, on a terminal, a progress bar per pass
+  (`PassProgress`). `verbose` keeps datatrove's console output instead of the bars.
 - Processes the local executor forks end with the run, however it ends: datatrove starts a
   `multiprocess` Manager (a forked server process) for its queue of worker slots, which would wait
   for connections forever after a SIGKILL of the run. Every process `multiprocess` forks asks the
@@ -19,11 +21,14 @@
 
 import ctypes
 import importlib.util
+import json
 import logging
 import os
 import signal
 import socket
 import sys
+import threading
+import time
 from contextlib import contextmanager
 
 import multiprocess
@@ -185,6 +190,42 @@ def _check_reachable(address: str) -> None:
         raise AuroraError(f"cannot reach the Ray cluster at RAY_ADDRESS={address} ({e})") from None
 
 
+_warm_up: list = []  # the warm-up tasks of this process's cluster (see start_ray)
+
+
+def start_ray(workers: int, verbose: bool = False) -> None:
+    """Join the cluster at RAY_ADDRESS, or start one on this machine with `workers` CPUs; once per
+    process. Then each of `workers` workers imports the run's modules, while this process goes on
+    preparing the run (checking assets, listing inputs), so the first tasks start warm.
+
+    A cluster this process starts needs no runtime_env: its processes inherit this process's
+    environment and run this Python, with this working directory on their path (Ray adds it), so
+    they import the same code. Without one, Ray starts its workers with the cluster instead of after
+    packaging and unpacking the code."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    options = {"log_to_driver": verbose, "logging_level": logging.INFO if verbose else logging.ERROR}
+    address = os.environ.get("RAY_ADDRESS")
+    if address:
+        _check_reachable(address)
+        options["runtime_env"] = runtime_env()
+    else:
+        options.update(num_cpus=workers, include_dashboard=False)
+    try:
+        ray.init(**options)
+    except Exception as e:  # noqa: BLE001 - whatever Ray says, in one line
+        raise AuroraError(f"cannot start or join Ray (RAY_ADDRESS={address or 'unset'}): {' '.join(str(e).split())[:300]}") from None
+    warm = ray.remote(_import_run_modules).options(num_cpus=1)
+    _warm_up.extend(warm.remote() for _ in range(workers))
+
+
+def _import_run_modules() -> None:
+    for name in PRELOADED:
+        importlib.import_module(name)
+
+
 def make_executor(kind: str, pipeline, tasks: int, workers: int, logging_dir: str, verbose: bool = False):
     if kind == "local":
         _end_children_with_this_process()
@@ -193,28 +234,74 @@ def make_executor(kind: str, pipeline, tasks: int, workers: int, logging_dir: st
         multiprocess.get_context("forkserver").set_forkserver_preload(PRELOADED)
         return LocalExecutor(pipeline, tasks=tasks, workers=workers, logging_dir=logging_dir, quiet=not verbose)
     if kind == "ray":
-        import ray
-
-        if not ray.is_initialized():
-            # RAY_ADDRESS set: join that cluster; otherwise start a local one with `workers` CPUs.
-            options = {"runtime_env": runtime_env(), "log_to_driver": verbose, "logging_level": logging.INFO if verbose else logging.WARNING}
-            address = os.environ.get("RAY_ADDRESS")
-            if address:
-                _check_reachable(address)
-            else:
-                options.update(num_cpus=workers, include_dashboard=False)
-            try:
-                ray.init(**options)
-            except Exception as e:  # noqa: BLE001 - whatever Ray says, in one line
-                raise AuroraError(f"cannot start or join Ray (RAY_ADDRESS={address or 'unset'}): {' '.join(str(e).split())[:300]}") from None
+        start_ray(workers, verbose)
         return RayExecutor(pipeline, tasks=tasks, workers=workers, logging_dir=logging_dir, quiet=not verbose)
     raise AuroraError(f"unknown executor '{kind}' (expected local or ray)")
+
+
+class PassProgress:
+    """A pass's progress bar on the console: tasks done of those the pass runs, documents per
+    second, ETA. It reads what every task records when it completes, whatever ran it (a local
+    worker, a Ray node): datatrove's `completions/<rank>` marker and `stats/<rank>.json` in the
+    pass's log folder, listed every `interval` seconds by a thread of this process. Documents are
+    those the pass's first counting step counted. Drawn only on a terminal (tqdm's default)."""
+
+    def __init__(self, name: str, folder, ranks: list[int], interval: float = 0.5):
+        from tqdm import tqdm
+
+        self.folder, self.pending, self.interval = folder, set(ranks), interval
+        self.documents, self.started = 0, time.monotonic()
+        self.bar = tqdm(total=len(ranks), desc=name, unit="task", dynamic_ncols=True, disable=None)
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._follow, daemon=True)
+        if not self.bar.disable:
+            self.thread.start()
+
+    def _follow(self) -> None:
+        while not self.stopped.wait(self.interval):
+            self.update()
+
+    def update(self) -> None:
+        try:
+            self.folder.invalidate_cache("completions")  # object stores' listings are cached
+            done = {int(path.rsplit("/", 1)[-1]) for path in self.folder.list_files("completions")} & self.pending
+        except (OSError, ValueError):  # the folder not yet made, or a name not a rank: the next listing tells
+            return
+        for rank in sorted(done):
+            self.documents += self._documents(rank)
+        self.pending -= done
+        if done:
+            if self.documents:
+                rate = self.documents / max(time.monotonic() - self.started, 1e-9)
+                self.bar.set_postfix_str(f"{rate:,.0f} docs/s", refresh=False)
+            self.bar.update(len(done))
+
+    def _documents(self, rank: int) -> int:
+        try:
+            with self.folder.open(f"stats/{rank:05d}.json", "r") as f:
+                steps = json.load(f)
+        except (OSError, ValueError):
+            return 0
+        for step in steps:
+            for key in ("documents", "total"):
+                if key in step.get("stats", {}):
+                    value = step["stats"][key]
+                    return int(value["total"] if isinstance(value, dict) else value)
+        return 0
+
+    def close(self) -> None:
+        self.stopped.set()
+        if self.thread.is_alive():
+            self.thread.join()
+        self.update()
+        self.bar.close()
 
 
 def run_pass(executor, name: str, logging_dir: str, verbose: bool = False) -> None:
     """Run one executor pass; tasks that failed or did not complete stop the run in one line that
     names them, the first error, and the pass's log folder (with its protocol)."""
     error = ""
+    progress = None if verbose else PassProgress(name, executor.logging_dir, executor.get_incomplete_ranks(range(executor.world_size)))
     try:
         with _logs_in_files_only(quiet=not verbose):
             executor.run()
@@ -222,6 +309,9 @@ def run_pass(executor, name: str, logging_dir: str, verbose: bool = False) -> No
         raise
     except Exception as e:  # noqa: BLE001 - a task's failure, whatever it was; its log has the traceback
         error = f" ({type(e).__name__}: {' '.join(str(e).split())[:300]})"
+    finally:
+        if progress is not None:
+            progress.close()
     failed = executor.get_incomplete_ranks(range(executor.world_size))
     if failed or error:
         shown = ", ".join(map(str, failed[:10])) + (" ..." if len(failed) > 10 else "")
