@@ -39,6 +39,18 @@ def _curate(args) -> int:
     return 0
 
 
+def _refilter(args) -> int:
+    from manifests.manifest import format_manifest
+    from pipeline.recipe import load_recipe
+    from pipeline.refilter import refilter
+
+    recipe = load_recipe(args.recipe)
+    manifest = refilter(recipe, args.run, output=args.output, executor=args.executor, workers=args.workers, verbose=args.verbose)
+    print(format_manifest(manifest))
+    print(f"shards and manifest: {recipe.output}/manifest.json")
+    return 0
+
+
 def _mix(args) -> int:
     from manifests.manifest import format_manifest
     from pipeline.mix import load_stage_recipe, mix
@@ -72,8 +84,15 @@ def _train(args) -> int:
 
 def _calibrate(args) -> int:
     from pipeline.recipe import TEXT_LANGUAGES
-    from tooling.calibrate import calibrate
+    from tooling.calibrate import calibrate, calibrate_signals
 
+    if args.signals is not None:
+        if args.files or args.language:
+            raise AuroraError("--signals RUN takes no FILE and no --language (the run's language is used)")
+        print(calibrate_signals(args.signals))
+        return 0
+    if not args.files:
+        raise AuroraError("calibrate needs FILE ... with --language, or --signals RUN")
     if args.language not in TEXT_LANGUAGES:
         raise AuroraError(f"--language must be one of {', '.join(TEXT_LANGUAGES)}")
     for path in args.files:
@@ -112,7 +131,7 @@ def _manifest_report(args) -> int:
     from manifests.report import write_report
 
     path = write_report(args.paths, args.output)
-    print(f"report: {path}")
+    print(f"report: {path}, {os.path.join(os.path.dirname(path), 'report.html')}")
     return 0
 
 
@@ -147,6 +166,13 @@ def parser() -> argparse.ArgumentParser:
     _run_options(curate, workers_help="tasks run at once")
     curate.set_defaults(func=_curate)
 
+    refilter = sub.add_parser("refilter", help="apply a recipe with changed thresholds to a curate run's signals: "
+                                               "the shards, rejects and manifest of a full run, without computing a metric again")
+    refilter.add_argument("recipe")
+    refilter.add_argument("--from", dest="run", required=True, metavar="RUN", help="the curate run (its folder or manifest.json)")
+    _run_options(refilter, workers_help="tasks run at once")
+    refilter.set_defaults(func=_refilter)
+
     mix = sub.add_parser("mix", help="build a training stage (CAP, CAT) from pools to exact token budgets")
     mix.add_argument("recipe")
     mix.add_argument("--dry-run", action="store_true", help="print the plan and stop")
@@ -161,8 +187,9 @@ def parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_train)
 
     cal = sub.add_parser("calibrate", help="heuristic metrics on clean text, and suggested thresholds as YAML")
-    cal.add_argument("--language", required=True)
-    cal.add_argument("files", nargs="+", metavar="FILE", help="text (one sentence a line) or documents (jsonl, jsonl.gz, jsonl.zst, parquet)")
+    cal.add_argument("--language")
+    cal.add_argument("files", nargs="*", metavar="FILE", help="text (one sentence a line) or documents (jsonl, jsonl.gz, jsonl.zst, parquet)")
+    cal.add_argument("--signals", metavar="RUN", help="instead of FILEs: the signals of a curate run, its kept documents as clean text")
     cal.add_argument("--documents", type=int, default=2000, help="documents to assemble from sentence files")
     cal.add_argument("--seed", type=int, default=0)
     cal.set_defaults(func=_calibrate)
@@ -175,9 +202,9 @@ def parser() -> argparse.ArgumentParser:
     show = manifest_sub.add_parser("show", help="print a manifest as a table")
     show.add_argument("path")
     show.set_defaults(func=_manifest_show)
-    report = manifest_sub.add_parser("report", help="report.md and PNG charts of pools and stages")
+    report = manifest_sub.add_parser("report", help="report.md with PNG charts, and report.html to browse, of pools and stages")
     report.add_argument("paths", nargs="+", metavar="PATH", help="manifests or their folders")
-    report.add_argument("--output", required=True, help="folder for report.md and the charts")
+    report.add_argument("--output", required=True, help="folder for report.md, report.html and the charts")
     report.set_defaults(func=_manifest_report)
     return p
 

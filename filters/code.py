@@ -14,7 +14,7 @@ from html.parser import HTMLParser
 
 from datatrove.data import Document
 
-from filters.base import RecordedFilter
+from filters.base import RecordedFilter, record
 from filters.generated_code import generated_convention
 
 # Extension -> language. Data formats (json, yaml) get the data-file size rule too.
@@ -106,6 +106,7 @@ class CodeLanguageFilter(RecordedFilter):
         if language is None:
             return False, "unknown_extension"
         doc.metadata["code_language"] = language
+        record(doc, {"code_language": language})
         return True if language in self.languages else (False, "excluded_code_language")
 
 

@@ -25,7 +25,7 @@ import regex
 from datatrove.data import Document
 
 from core.text import count_stop_words, words
-from filters.base import RecordedFilter
+from filters.base import RecordedFilter, record, stored_values
 
 GROUPS = ("gopher_quality", "gopher_repetition", "fineweb", "web_ratios", "script")
 # Settings that shape a metric rather than bound it.
@@ -282,6 +282,11 @@ def rule_names(group: str, language: str) -> list[str]:
     return [r for r in RULES[group] if language == "vi" or r != "min_vietnamese_diacritic_fraction"]
 
 
+def metric_names(group: str, language: str) -> list[str]:
+    """The metrics the group computes for the language, in the order its function returns them."""
+    return list(dict.fromkeys(rule[4:] for rule in rule_names(group, language) if rule not in SETTINGS))
+
+
 class HeuristicFilter(RecordedFilter):
     """One group of rules with the recipe's thresholds for one language."""
 
@@ -293,9 +298,18 @@ class HeuristicFilter(RecordedFilter):
         self.settings = {k: v for k, v in self.thresholds.items() if k in SETTINGS}
 
     def filter(self, doc: Document):
-        metrics = METRICS[self.group](analyze(doc.text, self.language), self.settings)
+        names = metric_names(self.group, self.language)
+        stored = stored_values([doc], [f"{self.group}.{m}" for m in names])
+        if stored is None:
+            metrics = METRICS[self.group](analyze(doc.text, self.language), self.settings)
+        else:  # a refilter: the metrics the replayed run computed
+            metrics = dict(zip(names, stored[0]))
+        record(doc, {f"{self.group}.{m}": float(v) for m, v in metrics.items()})
         rule = broken_rule(metrics, self.thresholds)
-        return True if rule is None else (False, f"{self.group}.{rule}")
+        if rule is None:
+            return True
+        record(doc, {"removed_value": float(metrics[rule[4:]]), "removed_threshold": float(self.thresholds[rule])})
+        return False, f"{self.group}.{rule}"
 
 
 class GopherQualityFilter(HeuristicFilter):

@@ -4,7 +4,7 @@ from datatrove.data import Document
 
 from core.errors import AuroraError
 from core.storage import local_asset
-from filters.base import RecordedFilter
+from filters.base import RecordedFilter, record, stored_values
 
 # The recipe languages and their labels in the two fastText label schemes: ISO 639-1
 # (`__label__en`: lid.176 and our own lid.bin) and ISO 639-3 with the ISO 15924 script
@@ -66,16 +66,25 @@ class LanguageFilter(RecordedFilter):
     def __getstate__(self):  # the loaded model stays in its process
         return {**self.__dict__, "_model": None}
 
-    def filter_batch(self, batch: list[Document]):
+    def predictions(self, batch: list[Document]) -> list[tuple[str, float]]:
+        """(label, score) of each document: the model's, or in a refilter the replayed run's."""
+        stored = stored_values(batch, ["language", "language_score"])
+        if stored is not None:
+            return stored
         if self._model is None:
             self._model = load_language_model(self.model_path, self.language)
+        return predict_languages(self._model, [d.text for d in batch])
+
+    def filter_batch(self, batch: list[Document]):
         results = []
-        for doc, (label, score) in zip(batch, predict_languages(self._model, [d.text for d in batch])):
+        for doc, (label, score) in zip(batch, self.predictions(batch)):
+            record(doc, {"language": label, "language_score": score})
             doc.metadata["language_score"] = round(score, 4)
             if recipe_language(label) != self.language:
                 doc.metadata["predicted_language"] = label  # as the model said it, e.g. hin_Latn
                 results.append((False, "wrong_language"))
             elif score < self.min_score:
+                record(doc, {"removed_value": score, "removed_threshold": float(self.min_score)})
                 results.append((False, "low_language_score"))
             else:
                 results.append(True)

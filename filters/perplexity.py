@@ -22,7 +22,7 @@ import numpy as np
 from datatrove.data import Document
 
 from core.storage import local_asset
-from filters.base import RecordedFilter
+from filters.base import RecordedFilter, record, stored_values
 
 # CCNet's text_normalizer.UNICODE_PUNCT, as published (including its "１" -> '"').
 UNICODE_PUNCT = {
@@ -130,15 +130,22 @@ class PerplexityFilter(RecordedFilter):
         if self.cutoffs_path and self._cutoffs is None:
             with self.output_folder.open(self.cutoffs_path, "r") as f:
                 self._cutoffs = json.load(f)["cutoffs"]
+        stored = stored_values(batch, ["perplexity"])  # a refilter: the replayed run's values
+        values = [v for (v,) in stored] if stored is not None else self.model.perplexities([d.text for d in batch])
         results = []
-        for doc, value in zip(batch, self.model.perplexities([d.text for d in batch])):
+        for doc, value in zip(batch, values):
+            record(doc, {"perplexity": value})
             doc.metadata["perplexity"] = round(value, 1)
             if self._cutoffs is not None:
                 doc.metadata["perplexity_bucket"] = which = bucket(value, self._cutoffs)
+                record(doc, {"perplexity_bucket": which})
                 self._buckets[which] += 1
                 results.append(True if which in self.keep else (False, f"perplexity.bucket_{which}"))
+            elif value <= self.max_perplexity:
+                results.append(True)
             else:
-                results.append(True if value <= self.max_perplexity else (False, "perplexity.max_perplexity"))
+                record(doc, {"removed_value": value, "removed_threshold": float(self.max_perplexity)})
+                results.append((False, "perplexity.max_perplexity"))
         return results
 
     def filter(self, doc: Document):

@@ -124,6 +124,39 @@ def audit_pool(manifest: dict, folder) -> list[str]:
         problems.append(f"funnel.documents_in is {funnel['documents_in']}, kept + removed + malformed is {balance}")
     if "dedup" in manifest:
         problems += _audit_dedup(folder, manifest["dedup"], funnel["removed"])
+    if "signals" in manifest:
+        problems += audit_signals(folder, manifest["signals"]["files"], funnel)
+    return problems
+
+
+def audit_signals(folder, files: list[dict], funnel: dict) -> list[str]:
+    """Each signals file: its checksum and rows; over all of them, the documents kept (no
+    `removed_by`) against the funnel's kept. Read column by column: the other columns are not
+    needed for the counts, and the checksum covers them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    problems, kept = [], 0
+    for entry in files:
+        path = entry["path"]
+        try:
+            with folder.open(path, "rb") as f:
+                sha = file_sha256(f)
+            if sha != entry["sha256"]:
+                problems.append(f"{path}: sha256 differs from the manifest")
+            with folder.open(path, "rb") as f:
+                column = pq.read_table(f, columns=["removed_by"]).column("removed_by")
+        except OSError as e:
+            problems.append(_unreadable(path, e))
+            continue
+        except (pa.ArrowException, KeyError) as e:
+            problems.append(f"{path}: not a signals file ({e})")
+            continue
+        if len(column) != entry["documents"]:
+            problems.append(f"{path}: {len(column)} rows, manifest says {entry['documents']} documents")
+        kept += column.null_count
+    if not problems and kept != funnel["kept"]:
+        problems.append(f"signals: {kept} documents without a removal, funnel.kept is {funnel['kept']}")
     return problems
 
 

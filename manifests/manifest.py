@@ -27,11 +27,13 @@ MAX_MANIFEST_BYTES = 1 << 28
 
 
 def build_pool_manifest(folder, recipe, inputs: list[tuple[str, str]], clusters_file: str | None = None,
-                        units: list[str] | None = None) -> dict:
+                        units: list[str] | None = None, signals: dict | None = None) -> dict:
     """Sum the task ledgers into the manifest; every task must have finished. `units` names what each
     task read (curation: one work unit of the inputs per task); without it, one task read all the
     inputs (an instruction pool). With dedup, the manifest also records `clusters_file` (the run's
-    clusters parquet, relative to `folder`: the path curate's dedup layout gives it)."""
+    clusters parquet, relative to `folder`: the path curate's dedup layout gives it). `signals`
+    (curation): the signals files of the tasks and their `basis`, recorded with each file's
+    sha256 and rows (`signals_summary`)."""
     shards, malformed, removed, redacted, buckets = [], Counter(), Counter(), Counter(), Counter()
     documents_in = 0
     for rank in range(1 if units is None else len(units)):
@@ -72,7 +74,24 @@ def build_pool_manifest(folder, recipe, inputs: list[tuple[str, str]], clusters_
         manifest["redactions"] = dict(sorted(redacted.items()))
     if recipe.dedup:
         manifest["dedup"] = dedup_summary(folder, recipe.dedup, clusters_file)
+    if signals is not None:
+        manifest["signals"] = signals_summary(folder, signals["files"], signals["basis"])
     return manifest
+
+
+def signals_summary(folder, paths: list[str], basis: dict) -> dict:
+    """Each signals file with its sha256 and rows (documents), and what the signals depend on
+    beyond the thresholds (`basis`, which `aurora refilter` compares with the new recipe's)."""
+    import pyarrow.parquet as pq
+
+    files = []
+    for path in paths:
+        with folder.open(path, "rb") as f:
+            sha = file_sha256(f)
+        with folder.open(path, "rb") as f:
+            rows = pq.ParquetFile(f).metadata.num_rows
+        files.append({"path": path, "sha256": sha, "documents": rows})
+    return {"basis": basis, "files": files}
 
 
 def dedup_summary(folder, settings: dict, clusters_file: str) -> dict:

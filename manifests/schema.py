@@ -36,6 +36,7 @@ _TOKENIZER = {"path": TEXT, "sha256": SHA256, "vocab_size": COUNT, "eod_id": TOK
 _TOTALS = {"documents": COUNT, "tokens": COUNT}
 _SHARD = {"prefix": TEXT, "bin_sha256": SHA256, "idx_sha256": SHA256, "documents": COUNT, "tokens": COUNT}
 _CHECKSUMMED_FILE = {"path": TEXT, "sha256": SHA256}
+_SIGNALS_FILE = {"path": TEXT, "sha256": SHA256, "documents": COUNT}
 _FUNNEL = {"documents_in": COUNT, "malformed": COUNTS, "removed": COUNTS, "kept": COUNT}
 _COMPONENT = {"name": NAME_TEXT, "language": TEXT, "pool": OBJECT, "budget_tokens": COUNT, "tokens": COUNT, "documents": COUNT,
               "epochs": NUMBER, "share": NUMBER, "planned_share": NUMBER}
@@ -110,6 +111,10 @@ def manifest_problems(manifest) -> list[str]:
         if "dedup" in manifest and _fields(manifest["dedup"], "dedup", {"clusters_file": OBJECT, "clusters": COUNT}, problems) \
                 and _fields(manifest["dedup"]["clusters_file"], "dedup.clusters_file", _CHECKSUMMED_FILE, problems):
             _path(manifest["dedup"]["clusters_file"], "path", "dedup.clusters_file", problems)
+        if "signals" in manifest and _fields(manifest["signals"], "signals", {"basis": OBJECT, "files": LIST}, problems):
+            for i, entry in enumerate(manifest["signals"]["files"]):
+                if _fields(entry, f"signals.files[{i}]", _SIGNALS_FILE, problems):
+                    _path(entry, "path", f"signals.files[{i}]", problems)
         return problems
     if "validation" in manifest:
         if isinstance(manifest["validation"], list):

@@ -12,7 +12,7 @@ import orjson
 
 from core.atomic import write_atomic
 from core.errors import AuroraError
-from filters.perplexity import CUTOFF_PERCENTILES, PerplexityModel, bucket_cutoffs
+from filters.perplexity import CUTOFF_PERCENTILES, bucket_cutoffs
 from pipeline.readers import readable_documents
 
 CUTOFFS_FILE = "perplexity_cutoffs.json"
@@ -33,17 +33,19 @@ def sample_documents(inputs: list[tuple[str, str]], filters, count: int, max_doc
     return sample
 
 
-def ensure_cutoffs(folder, inputs, filters, model: PerplexityModel, count: int, max_document_bytes: int) -> str:
-    """Write the cut-offs file unless the run folder already has it; returns its name."""
+def ensure_cutoffs(folder, sample_perplexities) -> str:
+    """Write the cut-offs file unless the run folder already has it; returns its name.
+    `sample_perplexities()` gives the sample's perplexities (`sample_documents` scored, or in a
+    refilter the stored values of the same sample)."""
     if folder.exists(CUTOFFS_FILE):
         return CUTOFFS_FILE
-    sample = sample_documents(inputs, filters, count, max_document_bytes)
-    if len(sample) < 10:
-        raise AuroraError(f"only {len(sample)} documents pass the filters before perplexity: too few for buckets")
+    perplexities = sample_perplexities()
+    if len(perplexities) < 10:
+        raise AuroraError(f"only {len(perplexities)} documents pass the filters before perplexity: too few for buckets")
     record = {
-        "cutoffs": bucket_cutoffs(model.perplexities(sample)),
+        "cutoffs": bucket_cutoffs(perplexities),
         "percentiles": list(CUTOFF_PERCENTILES),
-        "sample_documents": len(sample),
+        "sample_documents": len(perplexities),
     }
     write_atomic(folder, CUTOFFS_FILE, orjson.dumps(record, option=orjson.OPT_INDENT_2))
     return CUTOFFS_FILE

@@ -15,7 +15,9 @@ One run at a time writes to a folder (`pipeline.lock`); a failed task stops the 
 naming it and its log, and a rerun resumes (`pipeline.executors`).
 """
 
+import functools
 import os
+from typing import NamedTuple
 
 import fsspec
 import orjson
@@ -24,16 +26,17 @@ from datatrove.io import get_datafolder
 from core.atomic import write_atomic
 from core.errors import AuroraError
 from core.storage import is_remote, local_asset, uri
-from core.tokenizer import eod_id, load_tokenizer
+from core.tokenizer import eod_id, file_sha256, load_tokenizer
 from filters.code import CodeLanguageFilter, CodeQualityFilter
-from filters.dedup import DedupDocuments, DedupFilter, DedupLayout, DedupSignatures, dedup_passes
-from filters.heuristics import FILTERS, GROUPS
+from filters.dedup import DedupDocuments, DedupFilter, DedupLayout, DedupSignatures, dedup_passes, read_decisions
+from filters.heuristics import FILTERS, GROUPS, SETTINGS
 from filters.language_id import LanguageFilter, load_language_model
 from filters.perplexity import PerplexityFilter, PerplexityModel
 from filters.pii import PIIRedactor
+from filters.signals import SignalsEnd, SignalsStart, SignalsWriter, TaskSignals, filter_schema, signals_path, signals_schema
 from manifests.manifest import build_pool_manifest, write_manifest
-from pipeline.buckets import ensure_cutoffs
-from pipeline.executors import make_executor, run_pass
+from pipeline.buckets import ensure_cutoffs, sample_documents
+from pipeline.executors import make_executor, run_pass, start_ray
 from pipeline.lock import output_lock
 from pipeline.readers import RawDocumentReader, WorkUnit, input_format, work_units
 from pipeline.recipe import Recipe, Source
@@ -76,55 +79,82 @@ def absolute(path: str) -> str:
     return path if "://" in path else os.path.abspath(path)
 
 
-def filter_steps(recipe: Recipe, inputs, units: list[WorkUnit], folder) -> list:
-    """Read (a work unit per task), then every filter of the recipe, in order."""
-    steps = [RawDocumentReader(units, folder, recipe.language, recipe.max_document_bytes)]
+class Replay(NamedTuple):
+    """What a refilter replays instead of computing: the run folder whose signals and dedup files
+    it reads, and the perplexity cut-offs' sample taken from those signals (a function of the
+    sample's size that gives its perplexities)."""
+
+    folder: object
+    perplexity_sample: object
+    tokens: object = None  # `pipeline.tokenize.StoredTokens`: the kept documents' token ids, from the run's shards
+    filters: object = None  # makes the step that replaces reading and filtering (`pipeline.refilter.ReplayedFilters`)
+
+
+def filter_schema_of(recipe: Recipe):
+    return filter_schema(recipe.language, list(recipe.heuristics) if recipe.language != "code" else [], bool(recipe.perplexity))
+
+
+def filter_steps(recipe: Recipe, inputs, units: list[WorkUnit], folder, replay: Replay | None = None) -> list:
+    """Read (a work unit per task), then every filter of the recipe, in order, between the steps
+    that record each document's signals (`filters.signals`)."""
     if recipe.language == "code":
-        steps += [CodeLanguageFilter(folder, recipe.code_languages), CodeQualityFilter(folder, recipe.heuristics)]
+        filters = [CodeLanguageFilter(folder, recipe.code_languages), CodeQualityFilter(folder, recipe.heuristics)]
         if recipe.redact_pii:
-            steps.append(PIIRedactor(folder))
+            filters.append(PIIRedactor(folder))
     else:
-        steps.append(LanguageFilter(folder, absolute(recipe.lid_model), recipe.language, recipe.min_language_score))
-        steps += [
-            FILTERS[group](folder, recipe.language, recipe.heuristics[group]) for group in GROUPS if group in recipe.heuristics
-        ]
+        filters = [LanguageFilter(folder, absolute(recipe.lid_model), recipe.language, recipe.min_language_score)]
+        filters += [FILTERS[group](folder, recipe.language, recipe.heuristics[group]) for group in GROUPS if group in recipe.heuristics]
         if recipe.perplexity:
-            steps.append(_perplexity_step(recipe, inputs, folder, filters=steps[1:]))
-    return steps
+            filters.append(_perplexity_step(recipe, inputs, folder, filters, replay))
+    if replay is not None and replay.filters is not None:  # a refilter: the same outputs, from the run's files
+        return [replay.filters(units, folder, filters, filter_schema_of(recipe))]
+    signals = TaskSignals(folder, filter_schema_of(recipe), replay.folder if replay else None)
+    return [RawDocumentReader(units, folder, recipe.language, recipe.max_document_bytes), SignalsStart(signals), *filters,
+            SignalsEnd(signals)]
 
 
-def shard_writer(recipe: Recipe, folder) -> MegatronShardWriter:
+def shard_writer(recipe: Recipe, folder, replay: Replay | None = None) -> MegatronShardWriter:
     return MegatronShardWriter(
-        folder, recipe.name, absolute(recipe.tokenizer), recipe.eod_token, recipe.max_shard_tokens, recipe.batch_size
+        folder, recipe.name, absolute(recipe.tokenizer), recipe.eod_token, recipe.max_shard_tokens, recipe.batch_size,
+        stored=replay.tokens if replay else None,
     )
 
 
-def passes(recipe: Recipe, inputs, units: list[WorkUnit], folder):
+def passes(recipe: Recipe, inputs, units: list[WorkUnit], folder, replay: Replay | None = None):
     """The passes of a curate run, (name, pipeline, tasks), in order: executor runs over all tasks,
     one after the other. Without dedup, one pass reads, filters and tokenizes each work unit; with
     it, the filter pass hands its kept documents to the dedup passes, then the tokenize pass drops
-    the duplicates. A generator, like `dedup_passes`: a pass is made once the ones before it have
-    run. ("Stage" is kept for the training stages, CAP and CAT.)"""
-    tasks = len(units)
+    the duplicates. Each task's last step writes its signals. A generator, like `dedup_passes`: a
+    pass is made once the ones before it have run. ("Stage" is kept for the training stages, CAP
+    and CAT.) A refilter (`replay`) runs the same passes on the replayed run's signals."""
+    tasks, schema = len(units), signals_schema(filter_schema_of(recipe), bool(recipe.dedup))
     if not recipe.dedup:
-        yield "curate", filter_steps(recipe, inputs, units, folder) + [shard_writer(recipe, folder)], tasks
+        steps = filter_steps(recipe, inputs, units, folder, replay) + [shard_writer(recipe, folder, replay), SignalsWriter(folder, schema)]
+        yield "curate", steps, tasks
         return
     d, layout = recipe.dedup, DEDUP_LAYOUT
     signatures = DedupSignatures(folder, layout, recipe.language, d["num_perm"], d["seed"], d["ngram"], recipe.batch_size,
-                                 shingle_sets=d["verify"] == "shingles")
-    yield "filter", filter_steps(recipe, inputs, units, folder) + [signatures], tasks
+                                 shingle_sets=d["verify"] == "shingles", stored_folder=replay.folder if replay else None)
+    yield "filter", filter_steps(recipe, inputs, units, folder, replay) + [signatures], tasks
     partitions = yield from dedup_passes(folder, layout, tasks, d)
-    yield "tokenize", [DedupDocuments(folder, layout), DedupFilter(folder, layout, partitions), shard_writer(recipe, folder)], tasks
+    decisions = functools.partial(read_decisions, folder, layout, partitions)
+    yield "tokenize", [DedupDocuments(folder, layout), DedupFilter(folder, layout, partitions), shard_writer(recipe, folder, replay),
+                       SignalsWriter(folder, schema, decisions)], tasks
 
 
-def _perplexity_step(recipe: Recipe, inputs, folder, filters) -> PerplexityFilter:
+def _perplexity_step(recipe: Recipe, inputs, folder, filters, replay: Replay | None) -> PerplexityFilter:
     settings = recipe.perplexity
     model = PerplexityModel(absolute(settings["sp_model"]), absolute(settings["kenlm_model"]), settings["strip_accents"])
     if settings["mode"] == "max":
         return PerplexityFilter(folder, model, max_perplexity=settings["max_perplexity"])
-    cutoffs = ensure_cutoffs(folder, [(s, absolute(p)) for s, p in inputs], filters, model, settings["sample_documents"],
-                             recipe.max_document_bytes)
-    return PerplexityFilter(folder, model, cutoffs_path=cutoffs, keep=settings["keep"])
+    if replay is not None:
+        def sample():
+            return replay.perplexity_sample(settings["sample_documents"])
+    else:
+        def sample():
+            files = [(s, absolute(p)) for s, p in inputs]
+            return model.perplexities(sample_documents(files, filters, settings["sample_documents"], recipe.max_document_bytes))
+    return PerplexityFilter(folder, model, cutoffs_path=ensure_cutoffs(folder, sample), keep=settings["keep"])
 
 
 def _check_assets(recipe: Recipe) -> None:
@@ -176,8 +206,34 @@ def claim_output(folder, run: dict) -> None:
         raise AuroraError(f"cannot write to {uri(folder)}: its storage is read-only") from None
 
 
-def curate(recipe: Recipe, inputs: list[str] | None = None, output: str | None = None,
-           executor: str = "local", workers: int = 1, verbose: bool = False) -> dict:
+def signals_basis(recipe: Recipe) -> dict:
+    """What a run's signals depend on beyond the thresholds: a refilter of the run is exact only
+    under a recipe with the same basis (`pipeline.refilter` says which part differs). Models by
+    their sha256, so a path moved is the same model and a file rebuilt in place is not."""
+    def sha(path):
+        with open(local_asset(path), "rb") as f:
+            return file_sha256(f)
+    basis = {
+        "language": recipe.language,
+        "read": {"max_document_bytes": recipe.max_document_bytes, "unit_bytes": recipe.unit_bytes},
+        "tokenizer": {"sha256": sha(recipe.tokenizer), "eod_token": recipe.eod_token},
+    }
+    if recipe.language == "code":
+        basis["code"] = {"heuristics": recipe.heuristics, "languages": recipe.code_languages, "redact_pii": recipe.redact_pii}
+    else:
+        basis["lid_model"] = sha(recipe.lid_model)
+        basis["heuristics"] = {group: {k: v for k, v in rules.items() if k in SETTINGS} for group, rules in recipe.heuristics.items()}
+    if recipe.perplexity:
+        p = recipe.perplexity
+        basis["perplexity"] = {"sp_model": sha(p["sp_model"]), "kenlm_model": sha(p["kenlm_model"]), "strip_accents": p["strip_accents"]}
+    if recipe.dedup:
+        d = recipe.dedup
+        basis["dedup"] = {"num_perm": d["num_perm"], "seed": d["seed"], "ngram": d["ngram"], "shingle_sets": d["verify"] == "shingles"}
+    return basis
+
+
+def prepare(recipe: Recipe, inputs: list[str] | None, output: str | None, workers: int) -> list[tuple[str, str]]:
+    """The recipe pointed at `inputs` and `output`, its assets checked; returns its input files."""
     if inputs:
         recipe.sources = [Source("input", list(inputs))]
     if output:
@@ -185,15 +241,29 @@ def curate(recipe: Recipe, inputs: list[str] | None = None, output: str | None =
     if workers < 1:
         raise AuroraError("--workers must be at least 1")
     _check_assets(recipe)
-    files = resolve_inputs(recipe.sources)
+    return resolve_inputs(recipe.sources)
+
+
+def run_curation(recipe: Recipe, files: list[tuple[str, str]], executor: str, workers: int, verbose: bool,
+                 replay: Replay | None = None) -> dict:
+    """Every pass of the recipe over its files into its output, then the manifest."""
     folder = get_datafolder(absolute(recipe.output))
     with output_lock(absolute(recipe.output)):
         claim_output(folder, {"recipe_sha256": recipe.sha256, "inputs": [input_identity(s, p) for s, p in files]})
         units = work_units([(source, absolute(path)) for source, path in files], recipe.unit_bytes)
-        for name, pipeline, tasks in passes(recipe, files, units, folder):
+        for name, pipeline, tasks in passes(recipe, files, units, folder, replay):
             logging_dir = os.path.join(absolute(recipe.output), "logs", name)
             run_pass(make_executor(executor, pipeline, tasks, min(workers, tasks), logging_dir, verbose), name, logging_dir, verbose)
+        signals = {"basis": signals_basis(recipe), "files": [signals_path(task) for task in range(len(units))]}
         manifest = build_pool_manifest(folder, recipe, files, DEDUP_LAYOUT.clusters if recipe.dedup else None,
-                                       [unit.describe() for unit in units])
+                                       [unit.describe() for unit in units], signals)
         write_manifest(folder, manifest)
     return manifest
+
+
+def curate(recipe: Recipe, inputs: list[str] | None = None, output: str | None = None,
+           executor: str = "local", workers: int = 1, verbose: bool = False) -> dict:
+    if executor == "ray" and workers >= 1:  # the cluster starts, and its workers import, while the run is prepared
+        start_ray(workers, verbose)
+    files = prepare(recipe, inputs, output, workers)
+    return run_curation(recipe, files, executor, workers, verbose)

@@ -11,6 +11,10 @@ published. Counts that are policy rather than language (`doc_words`, `stop_words
 (`short_line_length`) are not calibrated. Loosened values are marked in the output. A rule with no
 published value (`min_lexical_diversity`) starts from this project's value in `PUBLISHED` and goes
 through the same rule; its output line says "published" like the others.
+
+From a run's signals (`--signals RUN`), the metrics come from what the run stored instead of being
+computed: the documents the run kept are the clean reference (each carries every metric of the
+run's groups), so a run with strict thresholds calibrates from what they let through.
 """
 
 import os
@@ -20,7 +24,7 @@ import numpy as np
 
 from core.errors import AuroraError
 from core.text import normalize
-from filters.heuristics import GROUPS, METRICS, analyze
+from filters.heuristics import GROUPS, METRICS, analyze, metric_names
 from filters.thresholds import PUBLISHED
 from pipeline.readers import FORMATS, lines, readable_documents
 
@@ -83,11 +87,46 @@ def suggest(rule: str, values: np.ndarray, published: float) -> float:
     return published if published >= high else float(np.ceil(1.1 * high * 1000) / 1000)
 
 
+def signals_metric_table(run: str) -> tuple[str, int, dict[str, dict[str, np.ndarray]]]:
+    """(language, documents, table) of the documents a curate run kept, from its signals."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from manifests.manifest import load_manifest
+
+    manifest, folder = load_manifest(run)
+    if "signals" not in manifest:
+        raise AuroraError(f"{run} has no signals (curated before they were recorded)")
+    language = manifest["language"]
+    if language not in PUBLISHED:
+        raise AuroraError(f"{run} is a {language} run; calibration is for the heuristics of text languages")
+    tables = []
+    for entry in manifest["signals"]["files"]:
+        with folder.open(entry["path"], "rb") as f:
+            table = pq.read_table(f)
+        tables.append(table.filter(pc.is_null(table.column("removed_by"))))
+    groups = [g for g in GROUPS if tables and f"{g}.{metric_names(g, language)[0]}" in tables[0].column_names]
+    metrics = {group: {m: np.concatenate([t.column(f"{group}.{m}").to_numpy() for t in tables]) for m in metric_names(group, language)}
+               for group in groups}
+    return language, sum(t.num_rows for t in tables), metrics
+
+
 def calibrate(paths: list[str], language: str, documents: int = 2000, seed: int = 0) -> str:
     texts = read_clean_texts(paths, language, documents, seed)
-    table = metric_table(texts, language)
+    return suggestions(metric_table(texts, language), language, f"{len(texts)} clean {language} documents")
+
+
+def calibrate_signals(run: str) -> str:
+    language, count, table = signals_metric_table(run)
+    if not count:
+        raise AuroraError(f"{run} kept no documents to calibrate on")
+    return suggestions(table, language, f"{count} {language} documents kept by {run}")
+
+
+def suggestions(table: dict[str, dict[str, np.ndarray]], language: str, what: str) -> str:
+    """The recipe's heuristics section: per rule, the suggested threshold and the metric's percentiles."""
     lines = [
-        f"# aurora calibrate: {len(texts)} clean {language} documents; published thresholds, loosened where",
+        f"# aurora calibrate: {what}; published thresholds, loosened where",
         "# clean text needs it (see tooling/calibrate.py). Per metric: p0.5 / p50 / p99.5 of clean text.",
         "heuristics:",
     ]

@@ -8,8 +8,9 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.utils.batching import batched
 
 from core.atomic import AtomicFile
-from filters.dedup.files import RecordsWriter
-from filters.dedup.layout import DedupLayout
+from filters.base import SIGNALS, MissingSignal
+from filters.dedup.files import RecordsWriter, read_records, read_rows
+from filters.dedup.layout import DedupLayout, position_of, task_of
 from filters.dedup.minhash import MinHasher, exact_digest
 
 DOCS_SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("metadata", pa.string())])
@@ -19,16 +20,21 @@ class DedupSignatures(PipelineStep):
     """Each kept document goes to the layout's `docs`, its MinHash to `signatures` (uint32 rows),
     its text digest to `digests` (16 bytes per row), its id to `names` and, with `shingle_sets`,
     its distinct shingle hashes to `shingles` (what verification by shingles compares), all in the
-    task's document order."""
+    task's document order.
+
+    In a refilter (`stored_folder`, the replayed run's folder), a document's signature, digest and
+    shingle set are that run's, copied by the key the document had there (its `DocumentSignals.stored_key`):
+    nothing is hashed again, and the rows are the bytes a full run writes."""
 
     name = "🫂 MinHash signatures"
     type = "🫂 - DEDUP"
 
     def __init__(self, output_folder, layout: DedupLayout, language: str, num_perm: int, seed: int, ngram: int,
-                 batch_size: int = 1000, shingle_sets: bool = True):
+                 batch_size: int = 1000, shingle_sets: bool = True, stored_folder=None):
         super().__init__()
         self.output_folder, self.layout, self.batch_size, self.shingle_sets = output_folder, layout, batch_size, shingle_sets
         self.hasher = MinHasher(language, num_perm, seed, ngram)
+        self.stored_folder = stored_folder
 
     def run(self, data, rank: int = 0, world_size: int = 1):
         layout, folder = self.layout, self.output_folder
@@ -38,12 +44,17 @@ class DedupSignatures(PipelineStep):
                 pq.ParquetWriter(docs_file.file, DOCS_SCHEMA, compression="zstd") as docs:
             for batch in batched(data, self.batch_size):
                 with self.track_time("batch"):
-                    texts, cache = [doc.text for doc in batch], {}
-                    hashes = [self.hasher.shingle_hashes(t, cache) for t in texts]
-                    signatures.write(self.hasher.signatures_of(hashes).tobytes())
-                    digests.write(b"".join(exact_digest(t) for t in texts))
-                    if self.shingle_sets:
-                        shingles.write([np.unique(h).tobytes() for h in hashes])
+                    stored_keys = [getattr(doc.metadata.pop(SIGNALS, None), "stored_key", None) for doc in batch]
+                    texts = [doc.text for doc in batch]
+                    if self.stored_folder is None:
+                        cache: dict = {}
+                        hashes = [self.hasher.shingle_hashes(t, cache) for t in texts]
+                        signatures.write(self.hasher.signatures_of(hashes).tobytes())
+                        digests.write(b"".join(exact_digest(t) for t in texts))
+                        if self.shingle_sets:
+                            shingles.write([np.unique(h).tobytes() for h in hashes])
+                    else:
+                        self._copy_stored(batch, stored_keys, signatures, digests, shingles)
                     names.write([doc.id.encode("utf-8") for doc in batch])
                     docs.write_table(pa.table({
                         "id": [doc.id for doc in batch],
@@ -52,3 +63,16 @@ class DedupSignatures(PipelineStep):
                     }, schema=DOCS_SCHEMA))
                 self.stat_update("documents", value=len(batch))
         yield from ()
+
+    def _copy_stored(self, batch, keys: list, signatures, digests, shingles) -> None:
+        """The replayed run's rows of these documents, which all come from one of its tasks (this one)."""
+        if any(key is None for key in keys):
+            doc = batch[keys.index(None)]
+            raise MissingSignal(f"document {doc.id} never reached dedup in the replayed run: it has no MinHash signature")
+        keys = np.array(keys, dtype=np.uint64)
+        task, positions = int(task_of(keys[:1])[0]), position_of(keys)
+        folder, layout = self.stored_folder, self.layout
+        signatures.write(read_rows(folder, layout.signatures(task), 4 * self.hasher.num_perm, positions).tobytes())
+        digests.write(read_rows(folder, layout.digests(task), 16, positions).tobytes())
+        if self.shingle_sets:
+            shingles.write(read_records(folder, layout.shingles(task), positions))

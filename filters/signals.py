@@ -1,0 +1,215 @@
+"""Per-document signals: what the filters computed for each document of a curate run, so that
+changed thresholds can be applied later without computing anything again (`aurora refilter`).
+
+One parquet file per task, `signals/<task>.parquet`, a row per parsed document in read order
+(malformed records and records over `read.max_document_bytes` are not documents: they are in
+`rejects/` only): its id; the language label and score; every metric of every heuristic group it
+went through (`<group>.<metric>`); the perplexity (unrounded) and its bucket; with dedup, its
+cluster, the cluster's size and the verdict; the tokens it has in the shards (EOD included); and
+the first rule that removed it (`removed_by`, the reason in `rejects/`) with the metric's value
+and the threshold where the rule has them. A step a document never reached leaves its columns
+null: a document removed early carries the signals computed up to that point.
+
+How a pass records them: `SignalsStart` (after the reader) gives each document an empty row
+(`doc.metadata["signals"]`), each filter fills in what it computed (`record`), a removal is noted by the
+filter's reject writer (`filters.base`), and `SignalsEnd` (after the last filter) writes the rows
+of the documents that are done, in read order, to `signals/filter/<task>.parquet`. `SignalsWriter`
+(after the shard writer, the task's last step) adds the dedup verdicts and token counts and
+writes the task's signals file. In a refilter, `SignalsStart` also hands each document the row
+the replayed run stored for it (`stored`), and the filters take their metrics from there instead
+of computing them; a value the stored row lacks is an error, never a fallback to computing.
+"""
+
+from collections import deque
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from datatrove.pipeline.base import PipelineStep
+
+from core.atomic import AtomicFile
+from core.ledger import read_task_records
+from core.shards import decode_index
+from filters.base import SIGNALS, DocumentSignals
+from filters.dedup.clusters import STATUS_KEPT
+from filters.heuristics import GROUPS, metric_names
+
+SIGNALS_DIR = "signals"
+ROWS_PER_GROUP = 1 << 16  # parquet row groups, and the rows written at once
+REMOVAL = [("removed_by", pa.string()), ("removed_value", pa.float64()), ("removed_threshold", pa.float64())]
+DEDUP = [("cluster_id", pa.string()), ("cluster_size", pa.int64()), ("dedup", pa.string())]
+
+
+def signals_path(task: int) -> str:
+    return f"{SIGNALS_DIR}/{task:05d}.parquet"
+
+
+def filter_signals_path(task: int) -> str:
+    """What the filter pass recorded, before dedup and tokenization."""
+    return f"{SIGNALS_DIR}/filter/{task:05d}.parquet"
+
+
+def filter_schema(language: str, groups: list[str], perplexity: bool) -> pa.Schema:
+    """The columns the filter steps of a recipe fill in: what the language, its heuristic groups
+    (in the order they run) and perplexity compute, and the removal."""
+    columns = [("id", pa.string())]
+    if language == "code":
+        columns.append(("code_language", pa.string()))
+    else:
+        columns += [("language", pa.string()), ("language_score", pa.float64())]
+        columns += [(f"{group}.{metric}", pa.float64()) for group in GROUPS if group in groups
+                    for metric in metric_names(group, language)]
+    if perplexity:
+        columns += [("perplexity", pa.float64()), ("perplexity_bucket", pa.string())]
+    return pa.schema(columns + REMOVAL)
+
+
+def signals_schema(filter_columns: pa.Schema, dedup: bool) -> pa.Schema:
+    """The columns of a task's signals file: the filter steps', then dedup's and the token count."""
+    columns = [(f.name, f.type) for f in filter_columns if f.name not in dict(REMOVAL)]
+    columns += (DEDUP if dedup else []) + [("tokens", pa.int64())]
+    return pa.schema(columns + REMOVAL)
+
+
+def write_row_groups(writer: pq.ParquetWriter, rows: list[dict], schema: pa.Schema, final: bool = False,
+                     empty: bool = False) -> list[dict]:
+    """The rows, in row groups of exactly `ROWS_PER_GROUP` whatever order documents finished in, so
+    a filter signals file has the same bytes however it was made (a curate run, or a refilter that
+    writes it at once); with `final`, the last shorter group too, and one empty group where the
+    file has no rows at all (`empty`). Returns the rows not yet written."""
+    while len(rows) >= ROWS_PER_GROUP:
+        writer.write_table(pa.Table.from_pylist(rows[:ROWS_PER_GROUP], schema=schema))
+        rows = rows[ROWS_PER_GROUP:]
+    if final and (rows or empty):
+        writer.write_table(pa.Table.from_pylist(rows, schema=schema))
+        rows = []
+    return rows
+
+
+class TaskSignals:
+    """The rows of one task's documents, from `SignalsStart` to `SignalsEnd`, which share it: the
+    rows of documents still in the pass wait here, so memory holds only the documents in flight."""
+
+    def __init__(self, output_folder, schema: pa.Schema, stored_folder=None):
+        self.output_folder, self.schema, self.stored_folder = output_folder, schema, stored_folder
+        self.pending: deque = deque()
+
+
+class _TaskSignalsStep(PipelineStep):
+    """A step of the filter pass that shares the task's rows."""
+
+    name = "📝 Signals"
+    type = "📝 - SIGNALS"
+
+    def __init__(self, task: TaskSignals):
+        super().__init__()
+        self.task = task
+
+
+class SignalsStart(_TaskSignalsStep):
+    """Gives each document its row; in a refilter, also the row the replayed run stored for it, in
+    the same read order (the ids must agree: the inputs are the run's)."""
+
+    def run(self, data, rank: int = 0, world_size: int = 1):
+        self.task.pending.clear()  # the same deque SignalsEnd holds (it starts first: generators run from the last)
+        stored = self._stored_rows(rank)
+        dedup_position = 0
+        for doc in data:
+            doc.metadata[SIGNALS] = signals = DocumentSignals({"id": doc.id})
+            if stored is not None:
+                row = next(stored, None)
+                if row is None or row["id"] != doc.id:
+                    raise ValueError(f"document {doc.id} is not the replayed run's next document "
+                                     f"({None if row is None else row['id']}): its inputs changed")
+                signals.stored = row
+                if row.get("dedup") is not None:  # it reached dedup there: its MinHash files are at this key
+                    signals.stored_key = rank << 32 | dedup_position
+                    dedup_position += 1
+            self.task.pending.append(signals)
+            yield doc
+        if stored is not None and next(stored, None) is not None:
+            raise ValueError("the replayed run has more documents than the inputs: its inputs changed")
+
+    def _stored_rows(self, rank: int):
+        if self.task.stored_folder is None:
+            return None
+
+        def rows():
+            with self.task.stored_folder.open(signals_path(rank), "rb") as f:
+                for batch in pq.ParquetFile(f).iter_batches(batch_size=4096):
+                    yield from batch.to_pylist()
+        return rows()
+
+
+class SignalsEnd(_TaskSignalsStep):
+    """After the last filter: documents that get here are done with the filters; the rows of every
+    document done, up to the first still in flight, go to the task's filter signals file."""
+
+    def run(self, data, rank: int = 0, world_size: int = 1):
+        pending, rows, documents = self.task.pending, [], 0
+        with AtomicFile(self.task.output_folder, filter_signals_path(rank)) as out, \
+                pq.ParquetWriter(out.file, self.task.schema, compression="zstd") as writer:
+            for doc in data:
+                doc.metadata[SIGNALS].done = True  # left on the document for dedup's signatures (refilter), which take it off
+                while pending and pending[0].done:
+                    rows.append(pending.popleft().row)
+                    documents += 1
+                rows = write_row_groups(writer, rows, self.task.schema)
+                yield doc
+            if any(not signals.done for signals in pending):
+                raise ValueError("a document left the filters without its removal recorded")
+            rows += [signals.row for signals in pending]
+            documents += len(pending)
+            pending.clear()
+            write_row_groups(writer, rows, self.task.schema, final=True, empty=documents == 0)
+
+
+class SignalsWriter(PipelineStep):
+    """The task's last step: its filter signals, with dedup's verdict for each document that
+    reached dedup (`decisions(task)`: the clusters pass's rows for the task, by key) and the token
+    count of each kept one (from the task's shards, in order), as `signals/<task>.parquet`."""
+
+    name = "📝 Signals"
+    type = "📝 - SIGNALS"
+
+    def __init__(self, output_folder, schema: pa.Schema, decisions=None):
+        super().__init__()
+        self.output_folder, self.schema, self.decisions = output_folder, schema, decisions
+
+    def run(self, data, rank: int = 0, world_size: int = 1):
+        for _ in data or ():  # the shard writer before has consumed the documents already
+            pass
+        folder = self.output_folder
+        tokens = self._token_counts(rank)
+        decisions = None if self.decisions is None else {row.pop("key"): row for row in self.decisions(rank).to_pylist()}
+        position = 0  # among the documents that reached dedup: their key's low half
+        with folder.open(filter_signals_path(rank), "rb") as f, AtomicFile(folder, signals_path(rank)) as out, \
+                pq.ParquetWriter(out.file, self.schema, compression="zstd") as writer:
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=ROWS_PER_GROUP):
+                table = pa.Table.from_batches([batch])
+                ids, removed_by = table.column("id").to_pylist(), table.column("removed_by").to_pylist()
+                added = {name: [None] * len(ids) for name in ("tokens", *(dict(DEDUP) if decisions is not None else ()))}
+                for i, reason in enumerate(removed_by):
+                    if reason is not None:
+                        continue
+                    if decisions is not None:  # a document in no cluster is its own, of one, and kept
+                        decision = decisions.get(rank << 32 | position) or {"cluster_id": ids[i], "cluster_size": 1, "status": STATUS_KEPT}
+                        position += 1
+                        added["cluster_id"][i], added["cluster_size"][i] = decision["cluster_id"], decision["cluster_size"]
+                        added["dedup"][i] = decision["status"]
+                        if decision["status"] != STATUS_KEPT:
+                            removed_by[i] = decision["status"]
+                            continue
+                    added["tokens"][i] = next(tokens)
+                columns = {name: table.column(name) for name in table.column_names}
+                columns.update({name: pa.array(values, self.schema.field(name).type) for name, values in added.items()})
+                columns["removed_by"] = pa.array(removed_by, pa.string())
+                writer.write_table(pa.table([columns[name] for name in self.schema.names], schema=self.schema))
+        if next(tokens, None) is not None:
+            raise ValueError("the shards hold more documents than the signals kept")
+        yield from ()
+
+    def _token_counts(self, rank: int):
+        """Each kept document's tokens, EOD included, in order, from the index of each of the task's shards."""
+        for shard in read_task_records(self.output_folder, rank)["tokenize"]["shards"]:
+            with self.output_folder.open(f"{shard['prefix']}.idx", "rb") as f:
+                yield from decode_index(f.read()).lengths.tolist()

@@ -1,0 +1,435 @@
+"""`aurora refilter RECIPE --from RUN --output NEW`: a recipe whose thresholds changed, applied to
+the signals of RUN (a curate run): new shards, rejects, signals and manifest, byte for byte what
+`aurora curate` of the recipe on RUN's inputs writes, without computing a metric again.
+
+How it stays exact and fast: the curate passes run with their own code where they decide
+something (`pipeline.curate.run_curation`), on what RUN stored instead of what it computed.
+
+- The filter pass's read and filters are one step, `ReplayedFilters`: each record of the task's
+  work unit is parsed for its id and fields only (the text is not normalized again), each
+  document's fate is decided from RUN's signals by the recipe's filters' own rules (language
+  label and score, heuristic metrics with `filters.heuristics.broken_rule`, perplexities
+  unrounded, the cut-offs from the stored values of the sampling pass's sample), and its text is
+  RUN's (its filter rejects, dedup's kept documents, each checked against RUN's text digest); the
+  rejects, ledgers and filter signals are written as the filters write them (a step's rejects
+  that are RUN's line for line are RUN's file, copied). MinHash signatures, digests and shingle
+  sets are copied from RUN's dedup files by each document's key there.
+- Dedup's bands, verification, components and clusters run again (decisions, not metrics: a
+  document that leaves or joins changes its clusters as in a full run).
+- The tokenize pass takes each kept document's token ids from RUN's shards
+  (`pipeline.tokenize.StoredTokens`: every shard checked against RUN's manifest sha256 first) and
+  tokenizes only documents RUN did not keep (a duplicate whose kept copy left).
+
+`fast=False` replays every step instead (the reader and filters on the inputs read again, with
+metrics from the signals, and the tokenizer): slower, the same bytes (`tests/test_refilter.py`).
+
+What is refused, in one line, before any work: a RUN without signals, or whose signals files
+differ from its manifest; a recipe whose signals `basis` differs from RUN's (another language,
+read settings, tokenizer, language-ID model, perplexity models, a heuristic group RUN did not run
+or whose settings shape its metrics differently, dedup's MinHash parameters, shingle sets RUN did
+not keep, perplexity or dedup that RUN did not run); inputs changed since RUN; shards that differ
+from RUN's manifest (a dedup text that differs from its digest fails its task); and a recipe that
+lets a document reach a step RUN never ran on it. RUN stops at a document's first removal, so a
+threshold loosened past a document RUN removed needs that document's later metrics, which RUN
+never computed: curate the recipe instead. Tightening, dropping a group, changing the
+perplexity mode or buckets kept, and dedup's threshold are exact.
+"""
+
+import functools
+import gzip
+import os
+from collections import Counter
+from contextlib import ExitStack
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+from datatrove.data import Document
+from datatrove.pipeline.base import PipelineStep
+
+from core.atomic import AtomicFile
+from core.errors import AuroraError
+from core.ledger import write_task_record
+from core.rejects import MAX_REJECT_BYTES, REJECTS_DIR, RejectWriter, rejects_path
+from core.storage import uri
+from filters.base import SIGNALS, DocumentSignals, MissingSignal
+from filters.dedup import DedupLayout
+from filters.dedup.minhash import exact_digest
+from filters.dedup.signatures import DOCS_SCHEMA
+from filters.heuristics import GROUPS, SETTINGS, HeuristicFilter, metric_names
+from filters.language_id import LanguageFilter, recipe_language
+from filters.perplexity import BUCKETS, PerplexityFilter, bucket_cutoffs
+from filters.signals import filter_signals_path, signals_path, write_row_groups
+from manifests.audit import audit_signals
+from manifests.manifest import load_manifest
+from pipeline.curate import RUN_FILE, Replay, absolute, input_identity, prepare, run_curation, signals_basis
+from pipeline.readers import TOO_LARGE, iter_records, parse_record, raw_text, work_units
+from pipeline.recipe import Recipe, Source
+from pipeline.tokenize import StoredTokens
+
+
+def refilter(recipe: Recipe, run: str, output: str | None = None, executor: str = "local", workers: int = 1,
+             verbose: bool = False, fast: bool = True) -> dict:
+    """`fast` (the default) replaces the read and the filters by `ReplayedFilters`, and takes the
+    kept documents' tokens from RUN's shards; without it, every step runs on the inputs read again."""
+    if recipe.language == "code":
+        raise AuroraError("refilter replays text recipes: a code rule is measured only when the rules before it pass")
+    manifest, run_folder = load_manifest(run)
+    if "signals" not in manifest:
+        raise AuroraError(f"{run} has no signals (curated before they were recorded); curate the recipe instead")
+    recipe.sources = _sources(manifest["inputs"])  # RUN's inputs, as RUN named them
+    files = prepare(recipe, None, output, workers)
+    if absolute(recipe.output).rstrip("/") == absolute(uri(run_folder)).rstrip("/"):
+        raise AuroraError(f"--output is {run} itself; refilter writes a new run folder")
+    problems = audit_signals(run_folder, manifest["signals"]["files"], manifest["funnel"])
+    if problems:
+        raise AuroraError(f"{run}: signals cannot be trusted: {problems[0]}")
+    check_basis(manifest["signals"]["basis"], signals_basis(recipe), run)
+    _check_inputs(run_folder, files, run)
+    units = work_units([(source, absolute(path)) for source, path in files], recipe.unit_bytes)
+    table = _read_signals(run_folder, len(units), _columns(recipe))
+    sample = _sampler(recipe, table, [unit.path for unit in units], run)
+    check_replayable(recipe, table, sample, run)
+    tokens = StoredTokens(run_folder, manifest["shards"], signals_path)
+    if fast:
+        tokens.check()
+    filters = functools.partial(ReplayedFilters, run_folder=run_folder, language=recipe.language,
+                                max_document_bytes=recipe.max_document_bytes) if fast else None
+    return run_curation(recipe, files, executor, workers, verbose, Replay(run_folder, sample, tokens, filters))
+
+
+def _sources(inputs: list[dict]) -> list[Source]:
+    sources: dict[str, list[str]] = {}
+    for entry in inputs:
+        sources.setdefault(entry["source"], []).append(entry["path"])
+    return [Source(name, paths) for name, paths in sources.items()]
+
+
+def check_basis(old: dict, new: dict, run: str) -> None:
+    """Refuse a recipe whose signals would not be RUN's: the first difference, in one line."""
+    def refuse(what: str) -> None:
+        raise AuroraError(f"refilter needs signals {run} does not have: {what}; curate the recipe instead")
+
+    if new["language"] != old["language"]:
+        refuse(f"it is a {old['language']} run, the recipe is {new['language']}")
+    for key, what in (("read", "read settings"), ("tokenizer", "tokenizer (or its EOD token)"), ("lid_model", "language-ID model")):
+        if new.get(key) != old.get(key):
+            refuse(f"the {what} differs from the run's")
+    for group, settings in new["heuristics"].items():
+        if group not in old["heuristics"]:
+            refuse(f"heuristics.{group} was not run")
+        if settings != old["heuristics"][group]:
+            refuse(f"heuristics.{group} settings {settings} differ from the run's {old['heuristics'][group]}")
+    if new.get("perplexity") is not None and new["perplexity"] != old.get("perplexity"):
+        refuse("perplexity was not run" if old.get("perplexity") is None else "the perplexity models (or strip_accents) differ")
+    if new.get("dedup") is not None:
+        if old.get("dedup") is None:
+            refuse("dedup was not run (no MinHash signatures)")
+        for key in ("num_perm", "seed", "ngram"):
+            if new["dedup"][key] != old["dedup"][key]:
+                refuse(f"dedup.{key} {new['dedup'][key]} differs from the run's {old['dedup'][key]} (MinHash signatures would change)")
+        if new["dedup"]["shingle_sets"] and not old["dedup"]["shingle_sets"]:
+            refuse("dedup.verify: shingles needs the shingle sets the run did not keep")
+
+
+def _check_inputs(run_folder, files: list[tuple[str, str]], run: str) -> None:
+    with run_folder.open(RUN_FILE, "rb") as f:
+        before = {i["path"]: i for i in orjson.loads(f.read())["inputs"]}
+    for source, path in files:
+        now = input_identity(source, path)
+        if before.get(path) != now:
+            raise AuroraError(f"input {path} changed since {run} was curated; curate the recipe instead")
+
+
+def _columns(recipe: Recipe) -> list[str]:
+    columns = ["id", "removed_by", "language", "language_score"]
+    columns += [f"{g}.{m}" for g in GROUPS if g in recipe.heuristics for m in metric_names(g, recipe.language)]
+    return columns + (["perplexity"] if recipe.perplexity else []) + (["dedup"] if recipe.dedup else [])
+
+
+def _read_signals(folder, tasks: int, columns: list[str]) -> pa.Table:
+    """The columns the decisions need, of every task in order, with each row's task."""
+    tables = []
+    for task in range(tasks):
+        with folder.open(signals_path(task), "rb") as f:
+            table = pq.read_table(f, columns=columns)
+        tables.append(table.append_column("task", pa.array(np.full(table.num_rows, task, dtype=np.int64))))
+    return pa.concat_tables(tables)
+
+
+def _values(table: pa.Table, column: str) -> np.ndarray:
+    return table.column(column).to_numpy(zero_copy_only=False)
+
+
+def _missing(table: pa.Table, column: str) -> np.ndarray:
+    return table.column(column).is_null().to_numpy(zero_copy_only=False)
+
+
+def _before_perplexity(recipe: Recipe, table: pa.Table, run: str) -> np.ndarray:
+    """Which documents pass language ID and the heuristics under the recipe, from the stored
+    metrics (the rules as `filters.heuristics.broken_rule` applies them); refused when a document
+    reaches a group whose metrics the run never computed for it."""
+    labels = table.column("language").to_pylist()
+    ours = np.array([recipe_language(label) == recipe.language for label in labels], dtype=bool)
+    alive = ours & ~(_values(table, "language_score") < recipe.min_language_score)
+    for group in GROUPS:
+        if group not in recipe.heuristics:
+            continue
+        names = [f"{group}.{m}" for m in metric_names(group, recipe.language)]
+        _refuse_missing(table, alive, names[0], group, run)
+        metrics = {name.split(".", 1)[1]: _values(table, name) for name in names}
+        broken = np.zeros(len(alive), dtype=bool)
+        for rule, limit in recipe.heuristics[group].items():
+            if limit is not None and rule not in SETTINGS:
+                values = metrics[rule[4:]]
+                broken |= (values < limit) if rule.startswith("min_") else (values > limit)
+        alive &= ~broken
+    return alive
+
+
+def _refuse_missing(table: pa.Table, reaching: np.ndarray, column: str, step: str, run: str) -> None:
+    missing = reaching & _missing(table, column)
+    if missing.any():
+        first = int(np.flatnonzero(missing)[0])
+        raise AuroraError(
+            f"{int(missing.sum())} documents would reach {step} under the recipe but {run} removed them before it "
+            f"(first {table.column('id')[first].as_py()}, removed by {table.column('removed_by')[first].as_py()}), "
+            f"so their {step} signals were never computed; curate the recipe instead")
+
+
+def _sampler(recipe: Recipe, table: pa.Table, unit_paths: list[str], run: str):
+    """The perplexity cut-offs' sample as the sampling pass takes it (`pipeline.buckets`): the
+    documents that pass language ID and the heuristics, one from each input file in turn, the
+    first `count`; their stored perplexities. None without perplexity buckets."""
+    if not recipe.perplexity or recipe.perplexity["mode"] != "buckets":
+        return None
+    tasks = _values(table, "task")
+    paths = list(dict.fromkeys(unit_paths))
+    file_of = np.array([paths.index(unit_paths[t]) for t in tasks], dtype=np.int64)
+    position = np.zeros(len(tasks), dtype=np.int64)  # a document's place in its file, over the file's units
+    for f in range(len(paths)):
+        mine = np.flatnonzero(file_of == f)
+        position[mine] = np.arange(len(mine))
+    order = np.lexsort((file_of, position))  # round-robin: every file's first document, then every second one
+    perplexities = table.column("perplexity")
+
+    def sample(count: int) -> list[float]:
+        passing = order[_before_perplexity(recipe, table, run)[order]][:count]
+        return [perplexities[int(i)].as_py() for i in passing]
+    return sample
+
+
+def check_replayable(recipe: Recipe, table: pa.Table, sample, run: str) -> None:
+    """Refuse, before any work, a recipe under which a document reaches a step (a heuristic group,
+    perplexity, dedup) that the run never ran on it."""
+    alive = _before_perplexity(recipe, table, run)
+    if recipe.perplexity:
+        _refuse_missing(table, alive, "perplexity", "perplexity", run)
+        values = _values(table, "perplexity")
+        if recipe.perplexity["mode"] == "max":
+            alive &= ~(values > recipe.perplexity["max_perplexity"])
+        else:
+            perplexities = sample(recipe.perplexity["sample_documents"])
+            if len(perplexities) < 10:
+                raise AuroraError(f"only {len(perplexities)} documents pass the filters before perplexity: too few for buckets")
+            buckets = np.array(BUCKETS)[np.searchsorted(bucket_cutoffs(perplexities), np.where(alive, values, 0), side="right")]
+            alive &= np.isin(buckets, recipe.perplexity["keep"])
+    if recipe.dedup:
+        _refuse_missing(table, alive, "dedup", "dedup", run)
+
+
+
+def _rules(thresholds: dict) -> list[tuple]:
+    """`filters.heuristics.broken_rule` made once for a group's thresholds: (rule, metric, limit,
+    is a minimum) of each rule it checks, in its order."""
+    rules = []
+    for rule, limit in thresholds.items():
+        if limit is not None and rule not in SETTINGS and rule.startswith(("min_", "max_")):
+            rules.append((rule, rule[4:], limit, rule.startswith("min_")))
+    return rules
+
+
+class ReplayedFilters(PipelineStep):
+    """What the filter steps of a curate task write (`pipeline.curate.filter_steps`: the reader, the
+    signals steps, language ID, the heuristic groups, perplexity), decided from RUN's signals with
+    the recipe's filters (`filters`, as `filter_steps` makes them: their thresholds, steps and
+    rules), without running the filters' per-document machinery: the `read` ledger and malformed
+    rejects, each filter's rejects and ledger, the filter signals file, and the documents that pass
+    (metadata as the filters leave it), for dedup's signatures or the shards.
+
+    Each record of the task's work unit is parsed for its id and fields only (cheap); the texts
+    are RUN's (normalized, as the reader made them): its filter rejects and dedup's kept documents,
+    by id. A document whose text RUN does not hold (a run without dedup kept it; an id its task
+    holds twice) is parsed whole, as the reader does. The documents must be RUN's signals rows, in
+    order: anything else is an error."""
+
+    name = "📝 Replayed filters"
+    type = "📖 - READER"
+
+    def __init__(self, units, output_folder, filters: list, schema: pa.Schema, run_folder=None, language: str = "",
+                 max_document_bytes: int = 0):
+        super().__init__()
+        self.units, self.output_folder, self.filters, self.schema = units, output_folder, filters, schema
+        self.run_folder, self.language, self.max_document_bytes = run_folder, language, max_document_bytes
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1):
+        folder, unit = self.output_folder, self.units[rank]
+        with self.run_folder.open(signals_path(rank), "rb") as f:
+            stored_rows = pq.read_table(f).to_pylist()
+        texts, twice, run_rejects = self._texts(rank, stored_rows)
+        language = next(f for f in self.filters if isinstance(f, LanguageFilter))
+        groups = [(f, [(m, f"{f.group}.{m}") for m in metric_names(f.group, self.language)], _rules(f.thresholds))
+                  for f in self.filters if isinstance(f, HeuristicFilter)]
+        perplexity = next((f for f in self.filters if isinstance(f, PerplexityFilter)), None)
+        cutoffs = None  # each document's perplexity bucket, as `filters.perplexity.bucket` gives it, at once
+        if perplexity is not None and perplexity.cutoffs_path:
+            with folder.open(perplexity.cutoffs_path, "rb") as f:
+                cutoffs = orjson.loads(f.read())["cutoffs"]
+            values = np.array([np.nan if r.get("perplexity") is None else r["perplexity"] for r in stored_rows], dtype=np.float64)
+            cutoffs = np.array(BUCKETS)[np.searchsorted(cutoffs, values, side="right")].tolist()
+        buckets, rows, position, read = Counter(), [], 0, 0
+        with ExitStack() as stack:
+            malformed = stack.enter_context(RejectWriter(folder, "malformed"))
+            large = stack.enter_context(RejectWriter(folder, "read"))
+            rejects = {f.step: [] for f in self.filters}  # each step's records, written once the task is done
+            documents = iter(stored_rows)
+            for fallback_id, record, reason, raw in iter_records(unit.path, self.max_document_bytes, unit.start, unit.end):
+                read += 1
+                doc = None
+                if reason is None:
+                    text = record.get("text") if isinstance(record, dict) else None
+                    light = isinstance(text, str) and text.strip()  # the id and fields without normalizing the text
+                    doc, reason = parse_record({**record, "text": "-"} if light else record, fallback_id)
+                if reason is not None:
+                    writer = large if reason == TOO_LARGE else malformed
+                    writer.write_record({"id": fallback_id, "reason": reason, "raw": raw_text(raw if raw is not None else record)}, rank)
+                    continue
+                stored = next(documents, None)
+                if stored is None or stored["id"] != doc.id:
+                    raise ValueError(f"document {doc.id} is not the replayed run's next document "
+                                     f"({None if stored is None else stored['id']}): its inputs changed")
+                key = None
+                if stored.get("dedup") is not None:  # it reached dedup there: its MinHash files are at this key
+                    key, position = rank << 32 | position, position + 1
+                metadata = {**doc.metadata, "source": unit.source, "language": self.language, "file": os.path.basename(unit.path)}
+                which = None if cutoffs is None else cutoffs[len(rows)]
+                row, step, why = self._decide(stored, metadata, language, groups, perplexity, which, buckets)
+                rows.append(row)
+                if doc.id in texts and doc.id not in twice:
+                    text = texts[doc.id]
+                else:
+                    text = parse_record(record, fallback_id)[0].text
+                if why is not None:
+                    rejects[step].append({"id": doc.id, "reason": why, "text": text, "metadata": metadata})
+                    continue
+                metadata[SIGNALS] = DocumentSignals(row, stored_key=key, done=True)
+                yield Document(text=text, id=doc.id, metadata=metadata)
+            if next(documents, None) is not None:
+                raise ValueError("the replayed run has more documents than the inputs: its inputs changed")
+            large_counts, malformed_counts = dict(large.counts), dict(malformed.counts)
+        removed = {step: self._write_rejects(rank, step, records, run_rejects.get(step)) for step, records in rejects.items()}
+        write_task_record(folder, rank, "read", {"read": read, "malformed": malformed_counts, "removed": large_counts})
+        for f in self.filters:
+            summary = {"perplexity_buckets": dict(buckets)} if f is perplexity and cutoffs is not None else {}
+            write_task_record(folder, rank, f.step, {"removed": removed[f.step], **summary})
+        with AtomicFile(folder, filter_signals_path(rank)) as out, pq.ParquetWriter(out.file, self.schema, compression="zstd") as writer:
+            write_row_groups(writer, rows, self.schema, final=True, empty=not rows)
+
+    def _decide(self, stored: dict, metadata: dict, language, groups, perplexity, which, buckets):
+        """(signals row, step, reason or None) of one document under the recipe's filters, as they
+        decide it (`LanguageFilter`, `HeuristicFilter`, `PerplexityFilter`), from its stored values;
+        `metadata` gets what they add."""
+        row = {"id": stored["id"]}
+
+        def need(column):
+            value = stored.get(column)
+            if value is None:
+                raise MissingSignal(f"document {stored['id']} has no stored {column}: the replayed run never computed it")
+            return value
+
+        label, score = need("language"), need("language_score")
+        row.update(language=label, language_score=score)
+        metadata["language_score"] = round(score, 4)
+        if recipe_language(label) != self.language:
+            metadata["predicted_language"] = label
+            return {**row, "removed_by": "wrong_language"}, language.step, "wrong_language"
+        if score < language.min_score:
+            row.update(removed_value=score, removed_threshold=float(language.min_score), removed_by="low_language_score")
+            return row, language.step, "low_language_score"
+        for group, names, rules in groups:
+            metrics = {}
+            for metric, column in names:
+                value = stored[column]
+                metrics[metric] = value if value is not None else need(column)
+                row[column] = float(metrics[metric])
+            rule = next((r for r, metric, limit, low in rules
+                         if (metrics[metric] < limit if low else metrics[metric] > limit)), None)
+            if rule is not None:
+                reason = f"{group.group}.{rule}"
+                row.update(removed_value=float(metrics[rule[4:]]), removed_threshold=float(group.thresholds[rule]), removed_by=reason)
+                return row, group.step, reason
+        if perplexity is None:
+            return row, None, None
+        value = need("perplexity")
+        row["perplexity"] = value
+        metadata["perplexity"] = round(value, 1)
+        if which is not None:  # buckets
+            metadata["perplexity_bucket"] = row["perplexity_bucket"] = which
+            buckets[which] += 1
+            if which in perplexity.keep:
+                return row, None, None
+            return {**row, "removed_by": f"perplexity.bucket_{which}"}, perplexity.step, f"perplexity.bucket_{which}"
+        if value <= perplexity.max_perplexity:
+            return row, None, None
+        row.update(removed_value=value, removed_threshold=float(perplexity.max_perplexity), removed_by="perplexity.max_perplexity")
+        return row, perplexity.step, "perplexity.max_perplexity"
+
+    def _write_rejects(self, rank: int, step: str, records: list[dict], run_file) -> dict:
+        """A step's rejects; where their lines are RUN's, line for line (gzip's CRC checked them as
+        they were read), RUN's file is copied instead of compressed again: the same bytes. Returns
+        the counts by reason, for the ledger."""
+        counts = Counter(record["reason"] for record in records)
+        if not records:
+            return {}
+        if run_file is not None and len(run_file[1]) == len(records) and \
+                all(orjson.dumps(r) + b"\n" == line for r, line in zip(records, run_file[1])):
+            with self.run_folder.open(run_file[0], "rb") as f, AtomicFile(self.output_folder, rejects_path(step, rank)) as out:
+                out.write(f.read())
+            return dict(counts)
+        with RejectWriter(self.output_folder, step) as writer:
+            for record in records:
+                writer.write_record(record, rank)
+        return dict(writer.counts)
+
+    def _texts(self, rank: int, stored_rows: list[dict]) -> tuple[dict, set, dict]:
+        """RUN's text of each document of the task it holds one for, by id (its rejects, its dedup
+        documents); the ids the task holds twice (their texts are parsed again); and RUN's rejects
+        of the task by step (path, lines)."""
+        counts = Counter(row["id"] for row in stored_rows)
+        twice = {doc_id for doc_id, n in counts.items() if n > 1}
+        texts, run_rejects = {}, {}
+        folder = self.run_folder
+        for path in folder.glob(f"{REJECTS_DIR}/*/{rank:05d}.jsonl.gz"):
+            step = path.split("/")[-2]
+            if step in ("malformed", "read"):
+                continue
+            lines = []
+            with folder.open(path, "rb") as raw, gzip.GzipFile(fileobj=raw) as f:
+                while line := f.readline(MAX_REJECT_BYTES + 1):
+                    lines.append(line)
+                    record = orjson.loads(line)
+                    if "text" in record:
+                        texts[record["id"]] = record["text"]
+            run_rejects[step] = (path, lines)
+        layout = DedupLayout()
+        if folder.exists(layout.docs(rank)):
+            with folder.open(layout.docs(rank), "rb") as f:
+                table = pq.read_table(f, columns=["id", "text"], schema=DOCS_SCHEMA)
+            with folder.open(layout.digests(rank), "rb") as f:
+                digests = f.read()
+            ids, kept = table.column("id").to_pylist(), table.column("text").to_pylist()
+            if b"".join(exact_digest(text) for text in kept) != digests:  # each text against the digest RUN hashed it to
+                raise ValueError(f"the replayed run's {layout.docs(rank)} differs from its text digests: it is damaged")
+            texts.update(zip(ids, kept))
+        return texts, twice, run_rejects

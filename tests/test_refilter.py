@@ -1,0 +1,215 @@
+"""Signals and `aurora refilter`: a changed recipe applied to a run's signals writes what a full
+curate run of it writes, byte for byte; what the signals lack is refused; the signals are audited."""
+
+import gzip
+import shutil
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from conftest import curate_demo
+
+from aurora.cli import main
+from pipeline.curate import curate
+from pipeline.recipe import load_recipe
+from pipeline.refilter import refilter
+
+LANGUAGES = ("en", "fi")
+
+
+@pytest.fixture(scope="module")
+def runs(workspace, tmp_path_factory):
+    """en and fi demo runs with their signals, from inside the workspace."""
+    out = tmp_path_factory.mktemp("runs")
+    with pytest.MonkeyPatch.context() as m:
+        m.chdir(workspace)
+        for lang in LANGUAGES:
+            curate_demo(lang, out / lang)
+    return out
+
+
+def signals(run: Path) -> list[dict]:
+    return [row for path in sorted(run.glob("signals/0*.parquet")) for row in pq.read_table(path).to_pylist()]
+
+
+def variant(workspace, lang: str, name: str, change) -> str:
+    """The demo recipe of `lang` with `change(recipe data)` applied, as recipes/demo/<name>.yaml."""
+    data = yaml.safe_load((workspace / "recipes" / "demo" / f"{lang}.yaml").read_text())
+    change(data)
+    path = workspace / "recipes" / "demo" / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return f"recipes/demo/{name}.yaml"
+
+
+def run_files(run: Path) -> dict[str, bytes]:
+    """Every file of a run but its logs (which hold times) and its lock."""
+    return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*"))
+            if p.is_file() and p.relative_to(run).parts[0] != "logs" and p.name != ".lock"}
+
+
+def tighten(lang: str, runs: Path):
+    """min_lexical_diversity at the 30th percentile of the kept documents: a third of them go, and
+    the duplicates of the first copies that go are kept instead (dedup's clusters change)."""
+    kept = [r["web_ratios.lexical_diversity"] for r in signals(runs / lang) if r["removed_by"] is None]
+    threshold = float(np.percentile(kept, 30))
+
+    def change(data):
+        data["heuristics"]["web_ratios"]["min_lexical_diversity"] = threshold
+    return change
+
+
+def loosen(data):
+    """max_dup_line_frac disabled: what it removed, max_dup_line_char_frac removes (same group,
+    its metrics are stored), so the rejects' reasons change and nothing needs a metric never computed."""
+    data["heuristics"]["gopher_repetition"]["max_dup_line_frac"] = None
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("how", ["tightened", "loosened"])
+def test_refilter_equals_a_full_run(in_workspace, runs, tmp_path, lang, how):
+    recipe = variant(in_workspace, lang, f"{lang}-{how}", tighten(lang, runs) if how == "tightened" else loosen)
+    refiltered = refilter(load_recipe(recipe), str(runs / lang), output=str(tmp_path / "refilter"), workers=2)
+    full = curate(load_recipe(recipe), output=str(tmp_path / "full"), workers=2)
+    assert refiltered == full
+    expected = run_files(tmp_path / "full")
+    assert run_files(tmp_path / "refilter") == expected
+    if lang == "en" and how == "tightened":  # the replay of every step on the inputs read again: the same bytes
+        assert refilter(load_recipe(recipe), str(runs / lang), output=str(tmp_path / "slow"), workers=2, fast=False) == full
+        assert run_files(tmp_path / "slow") == expected
+    before = orjson.loads((runs / lang / "manifest.json").read_bytes())["funnel"]
+    assert full["funnel"] != before  # the change changed something
+    names = [str(p.relative_to(tmp_path / "full")) for p in sorted((tmp_path / "full" / "dedup" / "names").glob("*.bin"))]
+    same_dedup_input = all((runs / lang / n).read_bytes() == expected[n] for n in names)
+    if how == "tightened":  # documents leave before dedup: its input and clusters change
+        assert full["funnel"]["kept"] < before["kept"]
+        assert "web_ratios.min_lexical_diversity" in full["funnel"]["removed"]
+        assert not same_dedup_input
+    else:  # the same documents reach dedup, removed by another rule of the group
+        assert "gopher_repetition.max_dup_line_frac" not in full["funnel"]["removed"]
+        assert full["funnel"]["kept"] == before["kept"]
+        assert same_dedup_input
+
+
+def test_refilter_without_dedup_equals_a_full_run(in_workspace, runs, tmp_path):
+    """Dropping dedup: one pass, the replayed filters straight into the shards (with the kept
+    documents' tokens from the run's shards, and the duplicates it removed tokenized)."""
+    def change(data):
+        tighten("en", runs)(data)
+        del data["dedup"]
+    recipe = variant(in_workspace, "en", "en-no-dedup", change)
+    refiltered = refilter(load_recipe(recipe), str(runs / "en"), output=str(tmp_path / "refilter"), workers=2)
+    full = curate(load_recipe(recipe), output=str(tmp_path / "full"), workers=2)
+    assert refiltered == full and "exact_duplicate" not in full["funnel"]["removed"]
+    assert run_files(tmp_path / "refilter") == run_files(tmp_path / "full")
+
+
+def test_refilter_equals_a_full_run_in_row_groups(in_workspace, runs, tmp_path, monkeypatch):
+    """Tasks with more documents than a row group: the filter signals are split the same way
+    whether the filters ran (documents finishing in any order) or were replayed."""
+    import filters.signals
+
+    monkeypatch.setattr(filters.signals, "ROWS_PER_GROUP", 37)  # workers=1: the tasks run in this process
+    recipe = variant(in_workspace, "en", "en-groups", tighten("en", runs))
+    refiltered = refilter(load_recipe(recipe), str(runs / "en"), output=str(tmp_path / "refilter"), workers=1)
+    full = curate(load_recipe(recipe), output=str(tmp_path / "full"), workers=1)
+    assert refiltered == full
+    assert pq.ParquetFile(tmp_path / "full" / "signals" / "filter" / "00000.parquet").metadata.num_row_groups > 2
+    assert run_files(tmp_path / "refilter") == run_files(tmp_path / "full")
+
+
+@pytest.mark.parametrize("damaged", ["shards", "dedup"])
+def test_a_damaged_run_is_not_copied(in_workspace, runs, tmp_path, capsys, damaged):
+    """What a refilter copies from the run is checked first: its shards against the manifest's
+    sha256 (refused before any work), dedup's documents against their text digests."""
+    run = tmp_path / "en"
+    shutil.copytree(runs / "en", run)
+    if damaged == "shards":
+        path = sorted(run.glob("shards/*.bin"))[0]
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        path.write_bytes(bytes(data))
+    else:  # a readable file whose one text is not what the run read
+        path = run / "dedup" / "docs" / "00000.parquet"
+        rows = pq.read_table(path).to_pylist()
+        rows[len(rows) // 2]["text"] += " changed"
+        pq.write_table(pa.Table.from_pylist(rows, schema=pq.read_schema(path)), path)
+    recipe = variant(in_workspace, "en", "en-damaged", tighten("en", runs))
+    line = _refused(capsys, "refilter", recipe, "--from", str(run), "--output", str(tmp_path / "new"))
+    if damaged == "shards":
+        assert "differs from its manifest's sha256" in line and not (tmp_path / "new").exists()
+    else:
+        assert "did not complete" in line
+
+
+def test_signals_hold_every_metric_up_to_the_removal(runs):
+    rows = signals(runs / "en")
+    manifest = orjson.loads((runs / "en" / "manifest.json").read_bytes())
+    assert len(rows) == sum(f["documents"] for f in manifest["signals"]["files"])
+    kept = [r for r in rows if r["removed_by"] is None]
+    assert len(kept) == manifest["funnel"]["kept"]
+    assert sum(r["tokens"] for r in kept) == manifest["totals"]["tokens"]
+    assert all(v is not None for r in kept for k, v in r.items() if not k.startswith("removed_"))
+    repetition = [r for r in rows if r["removed_by"] == "gopher_repetition.max_dup_line_frac"]
+    assert repetition and all(r["removed_value"] > r["removed_threshold"] == 0.3 for r in repetition)
+    assert all(r["gopher_quality.doc_words"] is not None and r["fineweb.line_punct_ratio"] is None for r in repetition)
+    duplicates = [r for r in rows if r["removed_by"] in ("exact_duplicate", "near_duplicate")]
+    assert duplicates and all(r["dedup"] == r["removed_by"] and r["cluster_size"] >= 2 and r["tokens"] is None for r in duplicates)
+
+
+def _refused(capsys, *args) -> str:
+    assert main(list(args)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("aurora: error: ")
+    return err[0]
+
+
+def test_a_refilter_needing_metrics_the_run_lacks_is_refused(in_workspace, runs, tmp_path, capsys):
+    def admit_low_scores(data):  # documents removed at language ID would reach the heuristics
+        data["langid"]["min_score"] = 0.0
+    recipe = variant(in_workspace, "en", "en-all-scores", admit_low_scores)
+    line = _refused(capsys, "refilter", recipe, "--from", str(runs / "en"), "--output", str(tmp_path / "a"))
+    assert "would reach gopher_quality" in line and "low_language_score" in line
+
+    def other_model(data):
+        data["assets"]["kenlm_model"] = "assets/fi.arpa.bin"
+    recipe = variant(in_workspace, "en", "en-other-model", other_model)
+    assert "perplexity models" in _refused(capsys, "refilter", recipe, "--from", str(runs / "en"), "--output", str(tmp_path / "b"))
+
+    def other_minhash(data):
+        data["dedup"]["num_perm"] = 64
+    recipe = variant(in_workspace, "en", "en-other-minhash", other_minhash)
+    assert "dedup.num_perm" in _refused(capsys, "refilter", recipe, "--from", str(runs / "en"), "--output", str(tmp_path / "c"))
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_damaged_signals_fail_the_audit_and_are_not_replayed(in_workspace, runs, tmp_path, capsys):
+    run = tmp_path / "en"
+    shutil.copytree(runs / "en", run)
+    path = run / "signals" / "00001.parquet"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    assert main(["manifest", "audit", str(run)]) == 1
+    assert "signals/00001.parquet: sha256 differs from the manifest" in capsys.readouterr().out
+    line = _refused(capsys, "refilter", "recipes/demo/en.yaml", "--from", str(run), "--output", str(tmp_path / "new"))
+    assert "signals cannot be trusted" in line
+
+
+def test_calibrate_reads_a_runs_signals(runs, capsys):
+    assert main(["calibrate", "--signals", str(runs / "fi")]) == 0
+    out = capsys.readouterr().out
+    kept = sum(r["removed_by"] is None for r in signals(runs / "fi"))
+    assert f"{kept} fi documents kept by" in out
+    suggested = yaml.safe_load(out)["heuristics"]
+    assert suggested["web_ratios"]["min_lexical_diversity"] <= 0.5 and "gopher_repetition" in suggested
+
+
+def test_malformed_records_are_not_documents(runs):
+    """Signals cover parsed documents; malformed records are in rejects/ only."""
+    ids = {r["id"] for r in signals(runs / "fi")}
+    malformed = [orjson.loads(line)["id"] for p in (runs / "fi").glob("rejects/malformed/*.jsonl.gz") for line in gzip.open(p)]
+    assert malformed and not ids & set(malformed)
