@@ -1,9 +1,10 @@
-"""`aurora manifest report`: report.md and PNG charts from pool and stage manifests.
+"""`aurora manifest report`: report.md and PNG charts from pool and stage manifests, and report.html
+(`manifests.report_html`), the same report to browse, with each pool's signals and documents.
 
 Charts: tokens per component (language or source) in each stage; the curation funnel of each
 pool (documents kept and removed per rule); document length distributions, in tokens, of each
-pool and stage (from the shards' indexes). Everything is read from the manifests and indexes,
-so the report describes exactly what the audit checks.
+pool and stage (from the shards' indexes). Everything in report.md is read from the manifests and
+indexes, so it describes exactly what the audit checks.
 """
 
 import os
@@ -14,6 +15,7 @@ from core.atomic import LOCAL, write_atomic
 from core.errors import AuroraError
 from manifests.audit import read_index
 from manifests.manifest import load_manifest
+from manifests.report_html import pool_view, write_html
 
 
 def _lengths(path: str, manifest: dict, folder) -> np.ndarray:
@@ -95,13 +97,15 @@ def _lengths_chart(lengths: dict[str, np.ndarray], path: str) -> None:
 
 
 def write_report(paths: list[str], output: str) -> str:
-    """Writes `<output>/report.md` and its charts; returns the report's path."""
+    """Writes `<output>/report.md`, its charts and `<output>/report.html`; returns report.md's path."""
     os.makedirs(output, exist_ok=True)
-    pools, stages, lengths = [], [], {}
+    pools, stages, lengths, folders = [], [], {}, []
     for path in paths:
         manifest, folder = load_manifest(path)
         (stages if manifest["kind"] == "stage" else pools).append(manifest)
         lengths[f"{manifest['kind']} {manifest['name']}"] = _lengths(path, manifest, folder)
+        if manifest["kind"] != "stage":
+            folders.append(folder)
 
     lines = ["# Aurora data report", ""]
     if stages:
@@ -135,4 +139,6 @@ def write_report(paths: list[str], output: str) -> str:
             lines.append(f"| {name} | {len(values):,} | {int(np.median(values)):,} | {int(np.percentile(values, 90)):,} | {int(values.max()):,} |")
     report = os.path.join(output, "report.md")
     write_atomic(LOCAL, report, ("\n".join(lines) + "\n").encode())
+    views = [pool_view(pool, folder, lengths[f"{pool['kind']} {pool['name']}"]) for pool, folder in zip(pools, folders)]
+    write_html(views, stages, output)
     return report
