@@ -103,7 +103,7 @@ def load_model(path: str, config: TrainConfig, device: torch.device, world: int)
 
 def token_losses(model, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Summed next-token cross entropy of a batch (in float32, whatever the logits' type)."""
-    logits = model(input_ids=inputs).logits
+    logits = model(input_ids=inputs, use_cache=False).logits  # training keeps no key-value cache (compiled blocks would recompile per layer)
     return F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), reduction="sum")
 
 
