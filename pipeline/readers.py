@@ -1,8 +1,13 @@
-"""Reading raw sources (jsonl, jsonl.gz, jsonl.zst, parquet; local or s3://) into documents.
+"""Reading raw sources (jsonl, jsonl.gz, jsonl.zst, parquet, warc, warc.gz, wet, wet.gz; local or s3://) into documents.
 
 Unlike datatrove's readers, which log and skip a line they cannot parse, this reader sends
 every bad record to rejects with its reason, so `read = kept + removed + malformed` holds.
-A record is one non-blank line of a JSONL file or one row of a parquet file.
+A record is one non-blank line of a JSONL file, one row of a parquet file, or one document record of
+a WARC or WET file (`pipeline.warc`: an HTML response, its main text; a WET conversion).
+
+A reject's reason says where it goes: `read.` reasons are the reader's content decisions (a record
+too large, a WARC response that is not HTML...), removed documents in `rejects/read`; the others
+are broken data, malformed records in `rejects/malformed`.
 
 Hostile input is bounded and never fatal: a record larger than `max_document_bytes` is skipped
 without being held in memory (removed as `read.max_document_bytes`); a file that breaks part
@@ -21,13 +26,15 @@ nothing in what is read: documents, their order and every decision are the same 
 - Parquet splits into ranges of whole row groups, grouped until their compressed size (from the
   footer) reaches `unit_bytes`; a row group is never split. A row group that breaks ends with one
   `unreadable_file` record and the reader goes on with the next one, as a unit of its own would.
-- Compressed JSONL (gzip, zstd) cannot be entered mid-stream: one unit per file.
+- Compressed JSONL (gzip, zstd) cannot be entered mid-stream: one unit per file; nor can a WARC
+  file, which has no index of its records: one unit per file, compressed or not.
 
 A record without a usable `id` is named by its place, the same whatever the split: a row of a
 parquet file by its row number (`path:row`, from 1; the footer gives each row group's first row);
 a line of an uncompressed JSONL file by the byte offset where it starts (`path:@offset`), which a
 unit starting mid-file knows while its line number it could only count from the file's start; a
-line of a compressed file, always read whole, by its line number (`path:line`, from 1).
+line of a compressed file, always read whole, by its line number (`path:line`, from 1); a record of
+a WARC file by its number (`path:N`, from 1).
 """
 
 import base64
@@ -54,10 +61,11 @@ from datatrove.pipeline.base import PipelineStep
 from core.ledger import write_task_record
 from core.rejects import RejectWriter
 from core.text import normalize
+from pipeline.warc import TOO_LARGE, WARC_FORMATS, warc_records
 
-FORMATS = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".parquet")
+FORMATS = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".parquet", *WARC_FORMATS)
 MAX_DOCUMENT_BYTES = 8 << 20  # the recipe's `read.max_document_bytes` default
-TOO_LARGE = "read.max_document_bytes"
+REMOVAL_PREFIX = "read."  # reasons that are content decisions (removed documents), not broken data
 _BOM = b"\xef\xbb\xbf"
 _LONG_NUMBER = re.compile(rb"\d{20,}")  # beyond 64 bits orjson reads an integer as a float
 _MAX_DEPTH = 64  # nesting of a record's fields (orjson writes at most 255 levels)
@@ -390,7 +398,10 @@ def iter_records(path: str, max_document_bytes: int = MAX_DOCUMENT_BYTES, start:
             if fmt == ".parquet":
                 yield from _parquet_records(raw, path, max_document_bytes, start, end)
                 return
-            if fmt == ".jsonl.gz":
+            if fmt in WARC_FORMATS:
+                f = gzip.GzipFile(fileobj=raw) if fmt.endswith(".gz") else io.BufferedReader(raw) if not hasattr(raw, "peek") else raw
+                yield from warc_records(f, path, max_document_bytes)
+            elif fmt == ".jsonl.gz":
                 yield from _jsonl_records(gzip.GzipFile(fileobj=raw), path, max_document_bytes)
             elif fmt == ".jsonl.zst":
                 yield from _jsonl_records(io.BufferedReader(_ZstdStream(raw)), path, max_document_bytes)
@@ -440,7 +451,7 @@ class RawDocumentReader(PipelineStep):
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         read = 0
-        with RejectWriter(self.output_folder, "malformed") as rejects, RejectWriter(self.output_folder, "read") as large:
+        with RejectWriter(self.output_folder, "malformed") as rejects, RejectWriter(self.output_folder, "read") as removed:
             for source, path, start, end in self.units[rank::world_size]:
                 for fallback_id, record, reason, raw in iter_records(path, self.max_document_bytes, start, end):
                     read += 1
@@ -450,11 +461,11 @@ class RawDocumentReader(PipelineStep):
                         doc, reason = parse_record(record, fallback_id, keep_text=self.language == "code")
                     if reason is not None:
                         self.stat_update(f"malformed_{reason}")
-                        writer = large if reason == TOO_LARGE else rejects
+                        writer = removed if reason.startswith(REMOVAL_PREFIX) else rejects
                         writer.write_record({"id": fallback_id, "reason": reason, "raw": raw_text(raw if raw is not None else record)}, rank)
                         continue
                     doc.metadata.update(source=source, language=self.language, file=os.path.basename(path))
                     self.stat_update("documents")
                     yield doc
         write_task_record(self.output_folder, rank, "read",
-                          {"read": read, "malformed": dict(rejects.counts), "removed": dict(large.counts)})
+                          {"read": read, "malformed": dict(rejects.counts), "removed": dict(removed.counts)})
