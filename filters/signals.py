@@ -48,9 +48,12 @@ def filter_signals_path(task: int) -> str:
     return f"{SIGNALS_DIR}/filter/{task:05d}.parquet"
 
 
-def filter_schema(language: str, groups: list[str], perplexity: bool) -> pa.Schema:
+def filter_schema(language: str, groups: list[str], perplexity: bool, flagged_words: bool = False,
+                  decontamination: bool = False) -> pa.Schema:
     """The columns the filter steps of a recipe fill in: what the language, its heuristic groups
-    (in the order they run) and perplexity compute, and the removal."""
+    (in the order they run), the flagged-words ratio and perplexity compute, the evaluation item a
+    contaminated document shares n-grams with, and the removal. (A URL blocklist has no value but
+    the list, which is the removal's reason.)"""
     columns = [("id", pa.string())]
     if language == "code":
         columns.append(("code_language", pa.string()))
@@ -58,8 +61,12 @@ def filter_schema(language: str, groups: list[str], perplexity: bool) -> pa.Sche
         columns += [("language", pa.string()), ("language_score", pa.float64())]
         columns += [(f"{group}.{metric}", pa.float64()) for group in GROUPS if group in groups
                     for metric in metric_names(group, language)]
+    if flagged_words:
+        columns.append(("flagged_words.ratio", pa.float64()))
     if perplexity:
         columns += [("perplexity", pa.float64()), ("perplexity_bucket", pa.string())]
+    if decontamination:
+        columns.append(("decontamination.item", pa.string()))
     return pa.schema(columns + REMOVAL)
 
 

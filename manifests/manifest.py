@@ -27,13 +27,14 @@ MAX_MANIFEST_BYTES = 1 << 28
 
 
 def build_pool_manifest(folder, recipe, inputs: list[tuple[str, str]], clusters_file: str | None = None,
-                        units: list[str] | None = None, signals: dict | None = None) -> dict:
+                        units: list[str] | None = None, signals: dict | None = None, eval_sets: list[dict] | None = None) -> dict:
     """Sum the task ledgers into the manifest; every task must have finished. `units` names what each
     task read (curation: one work unit of the inputs per task); without it, one task read all the
     inputs (an instruction pool). With dedup, the manifest also records `clusters_file` (the run's
     clusters parquet, relative to `folder`: the path curate's dedup layout gives it). `signals`
     (curation): the signals files of the tasks and their `basis`, recorded with each file's
-    sha256 and rows (`signals_summary`)."""
+    sha256 and rows (`signals_summary`). `eval_sets`: the evaluation sets the documents were
+    decontaminated against (name, path, sha256, items)."""
     shards, malformed, removed, redacted, buckets = [], Counter(), Counter(), Counter(), Counter()
     documents_in = 0
     for rank in range(1 if units is None else len(units)):
@@ -76,6 +77,8 @@ def build_pool_manifest(folder, recipe, inputs: list[tuple[str, str]], clusters_
         manifest["dedup"] = dedup_summary(folder, recipe.dedup, clusters_file)
     if signals is not None:
         manifest["signals"] = signals_summary(folder, signals["files"], signals["basis"])
+    if eval_sets is not None:
+        manifest["decontamination"] = eval_sets
     return manifest
 
 

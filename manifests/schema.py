@@ -40,6 +40,7 @@ _SIGNALS_FILE = {"path": TEXT, "sha256": SHA256, "documents": COUNT}
 _FUNNEL = {"documents_in": COUNT, "malformed": COUNTS, "removed": COUNTS, "kept": COUNT}
 _COMPONENT = {"name": NAME_TEXT, "language": TEXT, "pool": OBJECT, "budget_tokens": COUNT, "tokens": COUNT, "documents": COUNT,
               "epochs": NUMBER, "share": NUMBER, "planned_share": NUMBER}
+_EVAL_SET = {"name": NAME_TEXT, "path": TEXT, "sha256": SHA256, "items": COUNT}
 _COMPONENT_POOL = {"path": TEXT, "in_stage": FLAG, "manifest_sha256": SHA256, "shards": LIST}
 
 
@@ -102,6 +103,12 @@ def manifest_problems(manifest) -> list[str]:
     _fields(manifest["tokenizer"], "tokenizer", _TOKENIZER, problems)
     _fields(manifest["totals"], "totals", _TOTALS, problems)
     _shards(manifest["shards"], "shards", problems, lineage=kind == "stage")
+    if "decontamination" in manifest:  # the evaluation sets its documents were checked against (a record: path is where it was read)
+        if isinstance(manifest["decontamination"], list):
+            for i, entry in enumerate(manifest["decontamination"]):
+                _fields(entry, f"decontamination[{i}]", _EVAL_SET, problems)
+        else:
+            problems.append("manifest.decontamination must be a list")
     if kind == "pool":
         _fields(manifest["funnel"], "funnel", _FUNNEL, problems)
         if "perplexity_buckets" in manifest["funnel"] and not _is_counts(manifest["funnel"]["perplexity_buckets"]):

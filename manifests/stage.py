@@ -12,10 +12,12 @@ from core.ledger import read_task_records
 
 
 def build_stage_manifest(folder, *, name: str, seed: int, parts: int, planned_tokens: int, recipe_sha256: str,
-                         tokenizer: dict, components: list[dict], validation: list[dict] | None = None) -> dict:
+                         tokenizer: dict, components: list[dict], validation: list[dict] | None = None,
+                         eval_sets: list[dict] | None = None) -> dict:
     """`components`: per component, `name`, `language`, `pool` ({path, in_stage, manifest_sha256,
     shards}), `available_tokens`, `budget_tokens`, `full_epochs`, `cut` and `holdout`; the actual
-    tokens, documents, epochs and shares come from the ledgers. Every part must have finished."""
+    tokens, documents, epochs and shares come from the ledgers. Every part must have finished.
+    `eval_sets`: the evaluation sets the instruction components were decontaminated against."""
     shards, tokens, documents = [], np.zeros(len(components), np.int64), np.zeros(len(components), np.int64)
     for part in range(parts):
         record = read_task_records(folder, part).get("mix")
@@ -46,4 +48,6 @@ def build_stage_manifest(folder, *, name: str, seed: int, parts: int, planned_to
     }
     if validation is not None:
         manifest["validation"] = validation
+    if eval_sets is not None:
+        manifest["decontamination"] = eval_sets
     return manifest

@@ -28,12 +28,15 @@ from core.errors import AuroraError
 from core.storage import is_remote, local_asset, uri
 from core.tokenizer import eod_id, file_sha256, load_tokenizer
 from filters.code import CodeLanguageFilter, CodeQualityFilter
+from filters.decontamination import DecontaminationFilter, load_index
 from filters.dedup import DedupDocuments, DedupFilter, DedupLayout, DedupSignatures, dedup_passes, read_decisions
+from filters.flagged_words import FlaggedWordsFilter, load_flagged_words
 from filters.heuristics import FILTERS, GROUPS, SETTINGS
 from filters.language_id import LanguageFilter, load_language_model
 from filters.perplexity import PerplexityFilter, PerplexityModel
 from filters.pii import PIIRedactor
 from filters.signals import SignalsEnd, SignalsStart, SignalsWriter, TaskSignals, filter_schema, signals_path, signals_schema
+from filters.url import URLFilter, load_blocklists
 from manifests.manifest import build_pool_manifest, write_manifest
 from pipeline.buckets import ensure_cutoffs, sample_documents
 from pipeline.executors import make_executor, run_pass, start_ray
@@ -91,21 +94,31 @@ class Replay(NamedTuple):
 
 
 def filter_schema_of(recipe: Recipe):
-    return filter_schema(recipe.language, list(recipe.heuristics) if recipe.language != "code" else [], bool(recipe.perplexity))
+    return filter_schema(recipe.language, list(recipe.heuristics) if recipe.language != "code" else [], bool(recipe.perplexity),
+                         bool(recipe.flagged_words), bool(recipe.decontamination))
 
 
 def filter_steps(recipe: Recipe, inputs, units: list[WorkUnit], folder, replay: Replay | None = None) -> list:
     """Read (a work unit per task), then every filter of the recipe, in order, between the steps
-    that record each document's signals (`filters.signals`)."""
+    that record each document's signals (`filters.signals`). The URL blocklists go first (a look-up
+    per document, and a blocked site's pages need no language ID); decontamination last, on the
+    documents that passed everything else, before PII redaction rewrites a code file."""
+    filters = [URLFilter(folder, [b._replace(path=absolute(b.path)) for b in recipe.url_filter])] if recipe.url_filter else []
+    decontamination = [DecontaminationFilter(folder, [s._replace(path=absolute(s.path)) for s in recipe.decontamination],
+                                             recipe.language)] if recipe.decontamination else []
     if recipe.language == "code":
-        filters = [CodeLanguageFilter(folder, recipe.code_languages), CodeQualityFilter(folder, recipe.heuristics)]
+        filters += [CodeLanguageFilter(folder, recipe.code_languages), CodeQualityFilter(folder, recipe.heuristics), *decontamination]
         if recipe.redact_pii:
             filters.append(PIIRedactor(folder))
     else:
-        filters = [LanguageFilter(folder, absolute(recipe.lid_model), recipe.language, recipe.min_language_score)]
+        filters.append(LanguageFilter(folder, absolute(recipe.lid_model), recipe.language, recipe.min_language_score))
         filters += [FILTERS[group](folder, recipe.language, recipe.heuristics[group]) for group in GROUPS if group in recipe.heuristics]
+        if recipe.flagged_words:
+            words = recipe.flagged_words
+            filters.append(FlaggedWordsFilter(folder, recipe.language, absolute(words["list"]), words["max_ratio"]))
         if recipe.perplexity:
             filters.append(_perplexity_step(recipe, inputs, folder, filters, replay))
+        filters += decontamination
     if replay is not None and replay.filters is not None:  # a refilter: the same outputs, from the run's files
         return [replay.filters(units, folder, filters, filter_schema_of(recipe))]
     signals = TaskSignals(folder, filter_schema_of(recipe), replay.folder if replay else None)
@@ -169,6 +182,14 @@ def _check_assets(recipe: Recipe) -> None:
     eod_id(load_tokenizer(recipe.tokenizer), recipe.tokenizer, recipe.eod_token)
     if recipe.lid_model is not None:  # a model without the recipe's label would remove every document
         load_language_model(recipe.lid_model, recipe.language)
+    # Lists and evaluation sets are read whole here, so a junk line or a malformed item stops the run
+    # before any work (the tasks read them again).
+    if recipe.url_filter:
+        load_blocklists(recipe.url_filter)
+    if recipe.flagged_words:
+        load_flagged_words(recipe.flagged_words["list"], recipe.language)
+    if recipe.decontamination:
+        load_index(recipe.decontamination, recipe.language)
 
 
 def input_identity(source: str, path: str) -> dict:
@@ -226,6 +247,13 @@ def signals_basis(recipe: Recipe) -> dict:
     if recipe.perplexity:
         p = recipe.perplexity
         basis["perplexity"] = {"sp_model": sha(p["sp_model"]), "kenlm_model": sha(p["kenlm_model"]), "strip_accents": p["strip_accents"]}
+    if recipe.url_filter:
+        basis["url_filter"] = [{"name": b.name, "kind": b.kind, "sha256": sha(b.path)} for b in recipe.url_filter]
+    if recipe.flagged_words:
+        basis["flagged_words"] = sha(recipe.flagged_words["list"])
+    if recipe.decontamination:
+        basis["decontamination"] = [{**{k: v for k, v in s._asdict().items() if k != "path"}, "sha256": sha(s.path)}
+                                    for s in recipe.decontamination]
     if recipe.dedup:
         d = recipe.dedup
         basis["dedup"] = {"num_perm": d["num_perm"], "seed": d["seed"], "ngram": d["ngram"], "shingle_sets": d["verify"] == "shingles"}
@@ -255,8 +283,9 @@ def run_curation(recipe: Recipe, files: list[tuple[str, str]], executor: str, wo
             logging_dir = os.path.join(absolute(recipe.output), "logs", name)
             run_pass(make_executor(executor, pipeline, tasks, min(workers, tasks), logging_dir, verbose), name, logging_dir, verbose)
         signals = {"basis": signals_basis(recipe), "files": [signals_path(task) for task in range(len(units))]}
+        eval_sets = load_index(recipe.decontamination, recipe.language).sets if recipe.decontamination else None
         manifest = build_pool_manifest(folder, recipe, files, DEDUP_LAYOUT.clusters if recipe.dedup else None,
-                                       [unit.describe() for unit in units], signals)
+                                       [unit.describe() for unit in units], signals, eval_sets)
         write_manifest(folder, manifest)
     return manifest
 

@@ -37,6 +37,9 @@ class Recipe:
     redact_pii: bool = False
     perplexity: dict | None = None  # mode, keep or max_perplexity, strip_accents, sample_documents, model paths
     dedup: dict | None = None  # threshold, num_perm, ngram, seed, bands, rows, memory_mb
+    url_filter: list = field(default_factory=list)  # `filters.url.Blocklist`s, first match wins
+    flagged_words: dict | None = None  # list (a file), max_ratio
+    decontamination: list = field(default_factory=list)  # `filters.decontamination.EvalSet`s
     eod_token: str = EOD_TOKEN
     max_shard_tokens: int = 1 << 27
     batch_size: int = 1000
@@ -105,7 +108,7 @@ def _heuristics(heuristics, language: str, path: str) -> dict:
 def load_recipe(path: str) -> Recipe:
     raw, data = read_yaml(path, "recipe")
     allowed = {"name", "language", "sources", "output", "assets", "read", "langid", "heuristics", "perplexity", "dedup", "code",
-               "tokenize"}
+               "tokenize", "url_filter", "flagged_words", "decontamination"}
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise AuroraError(f"{path}: unknown key '{unknown[0]}' (allowed: {', '.join(sorted(allowed))})")
@@ -186,7 +189,81 @@ def load_recipe(path: str) -> Recipe:
         recipe.min_language_score = score
         recipe.perplexity = _perplexity(data, assets, path)
     recipe.dedup = _dedup(data, path)
+    recipe.url_filter = _url_filter(data, path)
+    recipe.decontamination = eval_sets(data.get("decontamination"), path)
+    if data.get("flagged_words") is not None:
+        if language == "code":
+            raise AuroraError(f"{path}: 'flagged_words' is for text recipes; code has no word lists")
+        section = _section(data, "flagged_words", {"list", "max_ratio"}, path)
+        if not isinstance(section.get("list"), str) or not section["list"]:
+            raise AuroraError(f"{path}: 'flagged_words.list' must be the path of a word list")
+        ratio = number(section.get("max_ratio"), "flagged_words.max_ratio", path)
+        if not 0 <= ratio <= 1:
+            raise AuroraError(f"{path}: 'flagged_words.max_ratio' must be in [0, 1], got {ratio!r}")
+        recipe.flagged_words = {"list": section["list"], "max_ratio": ratio}
     return recipe
+
+
+def _url_filter(data: dict, path: str) -> list:
+    """The recipe's URL blocklists, in order: each `{name, domains | substrings | patterns: file}`."""
+    if data.get("url_filter") is None:
+        return []
+    from filters.url import Blocklist
+
+    section = _section(data, "url_filter", {"lists"}, path)
+    lists = section.get("lists")
+    if not isinstance(lists, list) or not lists:
+        raise AuroraError(f"{path}: 'url_filter.lists' must be a non-empty list")
+    blocklists, kinds = [], ("domains", "substrings", "patterns")
+    for i, item in enumerate(lists):
+        where = f"{path}: url_filter.lists[{i}]"
+        kind = [k for k in kinds if isinstance(item, dict) and k in item]
+        if not isinstance(item, dict) or len(kind) != 1 or set(item) != {"name", kind[0]}:
+            raise AuroraError(f"{where} must be a mapping of 'name' and one of {', '.join(kinds)} (a file)")
+        name, file = item["name"], item[kind[0]]
+        if not isinstance(name, str) or not NAME.fullmatch(name) or any(b.name == name for b in blocklists):
+            raise AuroraError(f"{where}: 'name' must be a unique name of letters, digits, '.', '_' and '-' (it names the reason)")
+        if not isinstance(file, str) or not file:
+            raise AuroraError(f"{where}: '{kind[0]}' must be the path of a list file")
+        blocklists.append(Blocklist(name, kind[0], file))
+    return blocklists
+
+
+EVAL_SET_KEYS = {"name", "path", "fields", "id", "kind", "ngram"}
+
+
+def eval_sets(section, path: str) -> list:
+    """Evaluation sets to decontaminate against (curation and stage recipes): a `sets` list of
+    {name, path, fields, id, kind: text | code, ngram}; [] without a section."""
+    if section is None:
+        return []
+    from filters.decontamination import KINDS, EvalSet
+
+    if not isinstance(section, dict) or set(section) != {"sets"} or not isinstance(section["sets"], list) or not section["sets"]:
+        raise AuroraError(f"{path}: 'decontamination' must be a mapping with a non-empty list 'sets'")
+    sets = []
+    for i, item in enumerate(section["sets"]):
+        where = f"{path}: decontamination.sets[{i}]"
+        if not isinstance(item, dict) or set(item) - EVAL_SET_KEYS or not {"name", "path", "fields"} <= set(item):
+            raise AuroraError(f"{where} must be a mapping with name, path and fields (allowed: {', '.join(sorted(EVAL_SET_KEYS))})")
+        name, fields = item["name"], item["fields"]
+        if not isinstance(name, str) or not NAME.fullmatch(name) or any(s.name == name for s in sets):
+            raise AuroraError(f"{where}: 'name' must be a unique name of letters, digits, '.', '_' and '-' (it names the reason)")
+        if not isinstance(item["path"], str) or not item["path"]:
+            raise AuroraError(f"{where}: 'path' must be a JSONL or parquet file")
+        if isinstance(fields, str):
+            fields = [fields]
+        if not isinstance(fields, list) or not fields or not all(isinstance(f, str) and f for f in fields):
+            raise AuroraError(f"{where}: 'fields' must list the fields whose text makes an item")
+        id_field = item.get("id")
+        if id_field is not None and (not isinstance(id_field, str) or not id_field):
+            raise AuroraError(f"{where}: 'id' must name the field that identifies an item")
+        kind = item.get("kind", "text")
+        if kind not in KINDS:
+            raise AuroraError(f"{where}: 'kind' must be one of {', '.join(KINDS)}")
+        ngram = integer(item["ngram"], f"decontamination.sets[{i}].ngram", path, 1, 1000) if "ngram" in item else None
+        sets.append(EvalSet(name, item["path"], fields, id_field, kind, ngram))
+    return sets
 
 
 DEDUP_DEFAULTS = {"threshold": 0.8, "num_perm": 128, "ngram": 5, "seed": 1, "memory_mb": 512, "recall": 0.95,

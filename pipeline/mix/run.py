@@ -7,6 +7,7 @@ from datatrove.io import get_datafolder
 
 from core.shards import token_dtype
 from core.tokenizer import eod_id, load_tokenizer, tokenizer_info
+from filters.decontamination import load_index
 from manifests.manifest import write_manifest
 from manifests.stage import build_stage_manifest
 from pipeline.mix.plan import Plan, format_plan, plan_stage
@@ -41,6 +42,8 @@ def mix(recipe: StageRecipe, dry_run: bool = False, output: str | None = None, e
     tokenizer = load_tokenizer(recipe.tokenizer)
     eod_id(tokenizer, recipe.tokenizer, recipe.eod_token)
     budgets(recipe)
+    # The evaluation sets are read whole first: a malformed item stops the mix before any work.
+    eval_sets = load_index(recipe.decontamination, "en").sets if recipe.decontamination else None
     # 1. Plan before writing anything: instruction pools are built in a scratch folder for it.
     curated = {c.name: open_pool(c, recipe, "", verbose) for c in recipe.components if c.pool}
     with tempfile.TemporaryDirectory(prefix="aurora-mix-") as scratch:
@@ -68,6 +71,7 @@ def mix(recipe: StageRecipe, dry_run: bool = False, output: str | None = None, e
         manifest = build_stage_manifest(
             folder, name=recipe.name, seed=recipe.seed, parts=recipe.parts, planned_tokens=recipe.tokens,
             recipe_sha256=recipe.sha256, tokenizer=tokenizer_info(recipe.tokenizer, recipe.eod_token),
-            components=[_component_record(pool, plan) for pool, plan in zip(pools, plans)], validation=validation)
+            components=[_component_record(pool, plan) for pool, plan in zip(pools, plans)], validation=validation,
+            eval_sets=eval_sets)
         write_manifest(folder, manifest)
     return text, manifest
