@@ -95,3 +95,25 @@ def local_asset(path: str) -> str:
         raise
     except Exception as e:  # noqa: BLE001 - an unreachable bucket, a full cache disk: one line
         raise AuroraError(f"asset {path}: cannot fetch it ({type(e).__name__}: {' '.join(str(e).split())[:200]})") from None
+
+
+MAX_LIST_BYTES = 1 << 30  # a word list, blocklist or evaluation set is read whole, once per task
+
+
+def read_list_file(path: str, what: str) -> bytes:
+    """The bytes of a list or evaluation file a filter reads whole (local, or a verified remote
+    asset): a regular file of at most `MAX_LIST_BYTES`, else one line saying what is wrong (a pipe
+    or a device would never end)."""
+    local = local_asset(path)
+    if not os.path.exists(local):
+        raise AuroraError(f"{what} {path} not found")
+    if not os.path.isfile(local):
+        raise AuroraError(f"{what} {path} is not a regular file")
+    try:
+        with open(local, "rb") as f:
+            raw = f.read(MAX_LIST_BYTES + 1)
+    except OSError as e:
+        raise AuroraError(f"cannot read {what} {path}: {e.strerror}") from None
+    if len(raw) > MAX_LIST_BYTES:
+        raise AuroraError(f"{what} {path} is larger than {MAX_LIST_BYTES:,} bytes")
+    return raw

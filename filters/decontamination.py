@@ -41,7 +41,6 @@ import zlib
 from itertools import repeat
 from typing import NamedTuple
 
-import fsspec
 import numpy as np
 import orjson
 import pyarrow as pa
@@ -50,6 +49,7 @@ import regex
 from datatrove.data import Document
 
 from core.errors import AuroraError
+from core.storage import read_list_file
 from core.text import words
 from filters.base import RecordedFilter, record
 
@@ -98,24 +98,28 @@ def text_tokens(text: str, language: str) -> list[str]:
     return words(unicodedata.normalize("NFC", text).lower(), language)
 
 
-def _raw_records(path: str, data: bytes):
-    """(line or row number, record) for each record of the file's bytes."""
+def _raw_records(path: str, data: bytes, columns: list[str]):
+    """(line or row number, record) for each record of the file's bytes; of a parquet file, only
+    its `columns` that exist are read (another column's values, a timestamp out of Python's range
+    say, are none of an item's business)."""
     if path.endswith(".parquet"):
         try:
-            table = pq.read_table(pa.BufferReader(data))
+            parquet = pq.ParquetFile(pa.BufferReader(data))
+            table = parquet.read(columns=[c for c in dict.fromkeys(columns) if c in parquet.schema_arrow.names])
         except (pa.ArrowException, OSError) as e:
             raise AuroraError(f"{path}: unreadable parquet ({e})") from None
         row = 0
         for batch in table.to_batches(_PARQUET_ROWS):
             try:
                 rows = batch.to_pylist()
-            except UnicodeDecodeError:  # find the row
+            except (UnicodeDecodeError, OverflowError, ValueError):  # find the row
                 rows = []
                 for i in range(batch.num_rows):
                     try:
                         rows += batch.slice(i, 1).to_pylist()
-                    except UnicodeDecodeError:
-                        raise AuroraError(f"{path}:{row + i + 1}: invalid UTF-8") from None
+                    except (UnicodeDecodeError, OverflowError, ValueError) as e:
+                        what = "invalid UTF-8" if isinstance(e, UnicodeDecodeError) else f"a value Python cannot hold ({e})"
+                        raise AuroraError(f"{path}:{row + i + 1}: {what}") from None
             for values in rows:
                 row += 1
                 yield row, values
@@ -145,15 +149,10 @@ def _raw_records(path: str, data: bytes):
 def read_items(eval_set: EvalSet) -> tuple[str, list[tuple[str, list[str]]]]:
     """The file's sha256 and its items as (id, [field texts]), in file order."""
     path = eval_set.path
-    try:
-        with fsspec.open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise AuroraError(f"{path}: no such evaluation file") from None
-    except OSError as e:
-        raise AuroraError(f"{path}: unreadable evaluation file ({e})") from None
+    data = read_list_file(path, "evaluation file")
     items, seen = [], {}
-    for place, raw in _raw_records(path, data):
+    columns = [*eval_set.fields, *([eval_set.id_field] if eval_set.id_field else [])]
+    for place, raw in _raw_records(path, data, columns):
         where = f"{path}:{place}"
         if not isinstance(raw, dict):
             raise AuroraError(f"{where}: not a JSON object")

@@ -9,13 +9,14 @@ morphemes, never inside another word). Words match after NFC and case folding on
 nothing else is stripped, so Vietnamese tone marks and Devanagari signs must match exactly.
 """
 
+import codecs
 import unicodedata
 from dataclasses import dataclass
 
 from datatrove.data import Document
 
 from core.errors import AuroraError
-from core.storage import local_asset
+from core.storage import read_list_file
 from core.text import words
 from filters.base import RecordedFilter, record, stored_values
 
@@ -23,6 +24,7 @@ from filters.base import RecordedFilter, record, stored_values
 # many words: lengths are kept small, and real flagged phrases are short (the longest in LDNOOBW's
 # English list is 6 words, in ROOTS's Hindi list 4). A longer line is a sentence or a paste.
 MAX_ENTRY_WORDS = 8
+MAX_ENTRY_CHARS = 1000  # checked before segmenting: a line of megabytes is a paste, not a phrase
 
 
 @dataclass(frozen=True)
@@ -42,19 +44,17 @@ def _fold(word: str) -> str:
 def load_flagged_words(path: str, language: str) -> FlaggedWords:
     """The list at `path` for `language`; a file that is missing, empty or has a line that is not
     a usable entry is an AuroraError naming the file and line, before any document is read."""
-    try:
-        with open(local_asset(path), "rb") as f:
-            raw = f.read()
-    except OSError as e:
-        raise AuroraError(f"cannot read flagged-words list {path}: {e.strerror}") from None
+    raw = read_list_file(path, "flagged-words list")
     entries = set()
-    for number, line in enumerate(raw.split(b"\n"), start=1):  # 0x0A never occurs inside a UTF-8 sequence
+    for number, line in enumerate(raw.removeprefix(codecs.BOM_UTF8).split(b"\n"), start=1):  # 0x0A occurs in no UTF-8 sequence
         try:
             text = unicodedata.normalize("NFC", line.decode("utf-8")).strip()
         except UnicodeDecodeError:
             raise AuroraError(f"{path}:{number}: not UTF-8") from None
         if not text or text.startswith("#"):
             continue
+        if len(text) > MAX_ENTRY_CHARS:
+            raise AuroraError(f"{path}:{number}: entry of {len(text):,} characters, more than the {MAX_ENTRY_CHARS} a flagged phrase may have")
         entry = tuple(_fold(w) for w in words(text, language))
         if not entry:
             raise AuroraError(f"{path}:{number}: entry {text!r} has no word characters")

@@ -73,7 +73,8 @@ _INT_RANGE = (-(1 << 63), (1 << 64) - 1)  # what orjson writes as a number
 _LINE_CHUNK = 1 << 20
 _PARQUET_ROWS, _PYTHON_ROWS = 256, 64
 # What a file that breaks part way raises: it ends with one `unreadable_file` record.
-READ_ERRORS = (OSError, EOFError, ValueError, zlib.error, zstandard.ZstdError, pa.ArrowException)
+# OverflowError: a parquet value Python cannot hold (a timestamp beyond year 9999).
+READ_ERRORS = (OSError, EOFError, ValueError, OverflowError, zlib.error, zstandard.ZstdError, pa.ArrowException)
 
 
 def input_format(path: str) -> str:

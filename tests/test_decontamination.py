@@ -281,7 +281,7 @@ def test_missing_empty_and_broken_files_are_errors(tmp_path):
             load_index([EvalSet("x", str(path), ["text"], None, "text")], "en")
         return str(e.value)
 
-    assert error(tmp_path / "absent.jsonl") == f"{tmp_path / 'absent.jsonl'}: no such evaluation file"
+    assert error(tmp_path / "absent.jsonl") == f"evaluation file {tmp_path / 'absent.jsonl'} not found"
     (tmp_path / "empty.jsonl").write_bytes(b"\n\n")
     assert error(tmp_path / "empty.jsonl") == f"{tmp_path / 'empty.jsonl'}: no items"
     (tmp_path / "cut.jsonl.gz").write_bytes(gzip.compress(b'{"text": "a b c"}\n' * 100)[:40])
@@ -343,3 +343,19 @@ def test_filter_step_writes_rejects_ledger_and_signals(humaneval, stdlib_texts, 
     assert ledger["removed"] == {"decontamination.humaneval": 5}
     assert [row.get(ITEM) for row in rows] == [None] * 30 + expected
     assert [row.get("removed_by") for row in rows[30:]] == ["decontamination.humaneval"] * 5
+
+
+def test_a_parquet_set_reads_only_its_item_columns(tmp_path):
+    """A column the items do not use, here timestamps beyond Python's range, is never converted."""
+    path = tmp_path / "qa.parquet"
+    pq.write_table(pa.table({"id": ["a", "b"], "q": ["what is the capital of the small northern country on the map", "why"],
+                             "ts": pa.array([10**15, 1], pa.timestamp("s"))}), path)
+    index = load_index([EvalSet("qa", str(path), ["q"], "id", "text")], "en")
+    assert index.sets[0]["items"] == 2
+
+
+def test_an_evaluation_path_that_is_not_a_regular_file_is_refused(tmp_path):
+    fifo = tmp_path / "fifo.jsonl"
+    os.mkfifo(fifo)
+    with pytest.raises(AuroraError, match="is not a regular file"):
+        load_index([EvalSet("pipe", str(fifo), ["q"], None, "text")], "en")

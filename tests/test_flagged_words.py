@@ -147,7 +147,7 @@ def test_a_junk_line_is_an_error_naming_file_and_line(tmp_path, content, line, m
 
 
 def test_a_missing_or_empty_list_is_an_error(tmp_path):
-    with pytest.raises(AuroraError, match=re.escape(f"cannot read flagged-words list {tmp_path / 'absent.txt'}")):
+    with pytest.raises(AuroraError, match=re.escape(f"flagged-words list {tmp_path / 'absent.txt'} not found")):
         load_flagged_words(str(tmp_path / "absent.txt"), "en")
     for content in ("", "# only a comment\n\n   \n"):
         (tmp_path / "empty.txt").write_text(content)
@@ -181,3 +181,16 @@ def test_example_lists_flag_almost_no_real_clean_sentence(language):
     flagged = load_flagged_words(str(EXAMPLES / f"{language}.txt"), language)
     clean = sum(ratio(s, language, flagged) == 0 for s in sentences) / len(sentences)
     assert clean > 0.99, (language, clean)
+
+
+def test_a_byte_order_mark_does_not_make_the_first_comment_an_entry(tmp_path):
+    path = tmp_path / "bom.txt"
+    path.write_bytes(b"\xef\xbb\xbf# list of bad words for testing\r\nbadword\r\n")
+    assert load_flagged_words(str(path), "en").entries == frozenset({("badword",)})
+
+
+def test_an_entry_of_a_million_characters_is_refused(tmp_path):
+    path = tmp_path / "long.txt"
+    path.write_text("ok\n" + "x" * 1_000_000 + "\n")
+    with pytest.raises(AuroraError, match=":2: entry of 1,000,000 characters"):
+        load_flagged_words(str(path), "en")

@@ -75,3 +75,13 @@ def test_truncated_gzip_is_counted_not_fatal(tmp_path):
     docs, record, rejects = _read(tmp_path, tmp_path / "t.jsonl.gz")
     assert rejects == {"unreadable_file": 1}
     assert record["read"] == len(docs) + 1
+
+
+def test_a_parquet_value_python_cannot_hold_is_a_counted_unreadable_row_group(tmp_path):
+    """A timestamp beyond year 9999 raises OverflowError in Arrow's conversion: the row group is
+    one `unreadable_file` record, and the task goes on."""
+    from pipeline.readers import iter_records
+
+    path = tmp_path / "ts.parquet"
+    pq.write_table(pa.table({"text": ["one", "two"], "ts": pa.array([10**15, 1], pa.timestamp("s"))}), path)
+    assert [reason for _, _, reason, _ in iter_records(str(path))] == ["unreadable_file"]
