@@ -53,12 +53,12 @@ class Warc:
         self.writer = WARCWriter(self.buffer, gzip=compress)
         self.writer.write_record(self.writer.create_warcinfo_record("test.warc", {"software": "tests"}))
 
-    def response(self, url: str, body: bytes | str, content_type: str | None = HTML, headers=()):
+    def response(self, url: str, body: bytes | str, content_type: str | None = HTML, headers=(), status: str = "200 OK"):
         """A response after its request, as crawlers write them (the request is not a document); its WARC-Record-ID."""
         body = body.encode() if isinstance(body, str) else body
         self.writer.write_record(self.writer.create_warc_record(
             url, "request", payload=io.BytesIO(b"GET / HTTP/1.1\r\n\r\n"), warc_content_type="application/http; msgtype=request"))
-        http = StatusAndHeaders("200 OK", ([("Content-Type", content_type)] if content_type else []) + list(headers), protocol="HTTP/1.1")
+        http = StatusAndHeaders(status, ([("Content-Type", content_type)] if content_type else []) + list(headers), protocol="HTTP/1.1")
         record = self.writer.create_warc_record(url, "response", payload=io.BytesIO(body), http_headers=http)
         self.writer.write_record(record)
         return record.rec_headers.get_header("WARC-Record-ID")[1:-1]
@@ -85,9 +85,9 @@ class Warc:
         return path
 
 
-def _record(url: str, body: bytes, length: int | None = None, first_line: bytes = b"WARC/1.0") -> bytes:
+def _record(url: str, body: bytes, length: int | None = None, first_line: bytes = b"WARC/1.0", status_line: bytes = b"HTTP/1.1 200 OK") -> bytes:
     """One response record by hand, with a Content-Length of `length` (its block's true length by default)."""
-    block = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n" + body
+    block = status_line + b"\r\nContent-Type: text/html\r\n\r\n" + body
     return (first_line + b"\r\nWARC-Type: response\r\nWARC-Record-ID: <urn:uuid:hand-made>\r\nWARC-Target-URI: " + url.encode()
             + b"\r\nContent-Type: application/http; msgtype=response\r\nContent-Length: "
             + str(len(block) if length is None else length).encode() + b"\r\n\r\n" + block + b"\r\n\r\n")
@@ -152,10 +152,16 @@ def test_each_reject_reason_is_counted_where_it_belongs(tmp_path):
     warc.raw(_record("https://example.com/no-http", b"").replace(b"HTTP/1.1 200", b"XTTP/1.1 200"))
     warc.conversion("https://example.com/wet-latin1", b"caf\xe9")
     warc.conversion("https://example.com/wet-blank", b"  \n ")
+    # Not the page the URL names, however much text they hold: an error page, a redirect, a crawler block page.
+    warc.response("https://example.com/missing", _page(_text("en", 50)), status="404 Not Found")
+    warc.response("https://example.com/moved", b"", None, headers=[("Location", "https://example.com/ok")], status="301 Moved Permanently")
+    warc.response("https://example.com/blocked", _page(_text("en", 60)), status="999 Request denied")
+    warc.raw(_record("https://example.com/no-status", b"<p>x</p>", status_line=b"HTTP/1.1"))
     docs, ledger, out = _read(tmp_path, warc.save(tmp_path / "reasons.warc.gz"), max_document_bytes=10_000)
     assert [d.metadata["fields"]["url"] for d in docs] == ["https://example.com/ok"]
-    assert ledger["removed"] == {"read.not_html": 3, "read.no_main_text": 2, "read.max_document_bytes": 1, "read.html_too_deep": 1}
-    assert ledger["malformed"] == {"undecodable_payload": 2, "undecodable_text": 1, "broken_http_response": 2, "invalid_utf8": 1}
+    assert ledger["removed"] == {"read.not_html": 3, "read.no_main_text": 2, "read.max_document_bytes": 1, "read.html_too_deep": 1,
+                                 "read.http_status": 3}
+    assert ledger["malformed"] == {"undecodable_payload": 2, "undecodable_text": 1, "broken_http_response": 3, "invalid_utf8": 1}
     rejects = [orjson.loads(line) for line in gzip.open(tmp_path / "out-reasons.warc.gz/rejects/read/00000.jsonl.gz")]
     assert rejects[0]["id"].endswith("reasons.warc.gz:5")  # the record's place: the 5th record of the file
     assert "https://example.com/logo.png: Content-Type image/png" in rejects[0]["raw"]
@@ -177,6 +183,34 @@ def test_broken_records_are_counted_and_reading_goes_on(tmp_path):
         docs, ledger, _ = _read(tmp_path, warc.save(tmp_path / f"broken.warc{'.gz' if compress else ''}"))
         assert [d.metadata["fields"]["url"] for d in docs] == [f"https://example.com/{i}" for i in (1, 2, 3, 4)]
         assert ledger["malformed"] == {"broken_warc_record": 4} and ledger["read"] == 8
+
+
+def test_malformed_framing_is_one_reject_each_and_reading_goes_on(tmp_path):
+    body = _page(_text("en", 20)).encode()
+    length = b"Content-Length: %d" % len(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n" + body)
+    arabic_indic = length.decode().translate(str.maketrans("0123456789", "\u0660\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669"))
+    broken = [
+        _record("https://example.com/huge-length", body).replace(length, b"Content-Length: " + b"9" * 5000),  # int() refuses it
+        _record("https://example.com/19-digits", body).replace(length, b"Content-Length: 1" + b"0" * 18),
+        _record("https://example.com/arabic-indic", body).replace(length, arabic_indic.encode()),  # its true length in other digits
+        _record("https://example.com/cr-only", body).replace(b"\r\n", b"\r"),
+        _record("https://example.com/no-type", body).replace(b"WARC-Type: response\r\n", b""),
+    ]
+    for compress in (False, True):
+        warc = Warc(compress)
+        for i, record in enumerate(broken):
+            warc.response(f"https://example.com/{i}", _page(_text("en", i * 10)))
+            warc.raw(record)
+        # Versions other than 1.0 and 1.1, and a line end other than CRLF or LF: one reject each, even side by side.
+        for first_line in (b"WARC/1.2", b"WARC/1.0\r", b"WARC/1.0x", b"WARC/2.0"):
+            warc.raw(_record("https://example.com/bad-version", body, first_line=first_line))
+        warc.raw(_record("https://example.com/typed", body).replace(b"WARC-Type: response", b"WARC-Type: Response"))
+        warc.raw(_record("<http://sub.example.com/page>", body))  # WARC/1.0's grammar: the URI in angle brackets
+        warc.response("https://example.com/last", _page(_text("en", 60)))
+        docs, ledger, _ = _read(tmp_path, warc.save(tmp_path / f"framing.warc{'.gz' if compress else ''}"))
+        assert [d.metadata["fields"]["url"] for d in docs] == [f"https://example.com/{i}" for i in range(len(broken))] + [
+            "https://example.com/typed", "http://sub.example.com/page", "https://example.com/last"]
+        assert ledger["malformed"] == {"broken_warc_record": len(broken) + 4}
 
 
 def test_truncated_warc_gz_ends_with_unreadable_file_and_keeps_what_came_before(tmp_path):
@@ -209,7 +243,8 @@ def _cp1258(text: str) -> bytes:
 
 
 def test_charsets_from_http_meta_and_detection(tmp_path):
-    vi, ja, hi = _text("vi", 0), _text("ja", 0), _text("hi", 0)
+    vi, ja, hi, en = _text("vi", 0), _text("ja", 0), _text("hi", 0), _text("en", 0)
+    en_1252 = [*_text("en", 10), "The \u201cquoted\u201d caf\u00e9 menu costs 5 \u20ac \u2014 a bargain."]
     warc = Warc(compress=False)
     warc.response("https://example.vn/", _cp1258(_page(vi)), "text/html; charset=windows-1258")
     warc.response("https://example.jp/meta", _page(ja, "<meta charset='shift_jis'>").encode("shift_jis"), "text/html")
@@ -217,9 +252,14 @@ def test_charsets_from_http_meta_and_detection(tmp_path):
     warc.response("https://example.in/", _page(hi).encode("utf-8"), "text/html; charset=UTF-8")
     # Declared UTF-8 but windows-1258 bytes: the declaration fails, the meta tag is next.
     warc.response("https://example.vn/meta", _cp1258(_page(vi, "<meta http-equiv='Content-Type' content='text/html; charset=windows-1258'>")))
+    # A meta tag that says UTF-16 is read as UTF-8 (it would make English CJK), x-user-defined as windows-1252; in HTTP, UTF-16 is UTF-16.
+    for label in ("utf-16", "UTF-16BE", "unicode"):
+        warc.response(f"https://example.com/meta-{label}", _page(en, f"<meta charset='{label}'>"), "text/html")
+    warc.response("https://example.com/x-user-defined", _page(en_1252, "<meta charset='x-user-defined'>").encode("cp1252"), "text/html")
+    warc.response("https://example.com/http-utf-16", _page(en).encode("utf-16-le"), "text/html; charset=utf-16le")
     docs, ledger, _ = _read(tmp_path, warc.save(tmp_path / "charsets.warc"))
-    assert ledger == {"read": 5, "malformed": {}, "removed": {}}
-    for doc, sentences in zip(docs, (vi, ja, ja, hi, vi)):
+    assert ledger == {"read": 10, "malformed": {}, "removed": {}}
+    for doc, sentences in zip(docs, (vi, ja, ja, hi, vi, en, en, en, en_1252, en), strict=True):
         for sentence in sentences:
             assert normalize(sentence) in doc.text, (doc.metadata["fields"]["url"], sentence)
 
@@ -258,6 +298,27 @@ def test_hostile_payloads_are_bounded_and_deterministic(tmp_path):
     assert ledger["removed"] == {"read.html_too_deep": 1, "read.max_document_bytes": 1}
     assert ledger["malformed"] == {"undecodable_text": 1}  # the binary garbage
     assert list(iter_records(str(path))) == list(iter_records(str(path)))
+
+
+def test_an_element_of_too_many_attributes_is_removed_before_parsing(tmp_path):
+    sentences = _text("en", 400)
+    attributes = " ".join(f"a{i}" for i in range(1000))
+    svg = "<svg xmlns='http://www.w3.org/2000/svg'>" + "<path d='M0 0L9 9' fill='red' stroke='blue' stroke-width='2'/>" * 5000 + "</svg>"
+    warc = Warc(compress=True)
+    # Parsing is quadratic in them: 80,000 took 21 s, these 500,000 (5.3 MB) would not end.
+    warc.response("https://x/500000", "<html><body><p " + " ".join(f'a{i}="v"' for i in range(500_000)) + ">x</p></body></html>")
+    warc.response("https://x/names", f"<p {attributes} a1000>Short text in a crowded tag.</p>")  # no `=` to count
+    warc.response("https://x/quoted", "<p " + "".join(f'a{i}=">"' for i in range(1001)) + ">Short text in a crowded tag.</p>")
+    warc.response("https://x/1000", _page(sentences).replace("<p>", f"<p {attributes}>", 1))
+    # An inline SVG, and one in a data URI, whose `<` and `=` within a quoted value are no attributes of the link.
+    warc.response("https://x/svg", _page(sentences, f"<link rel='icon' href=\"data:image/svg+xml,{svg}\">").replace("<main>", svg + "<main>"))
+    path = warc.save(tmp_path / "attributes.warc.gz")
+    start = time.perf_counter()
+    docs, ledger, _ = _read(tmp_path, path)
+    assert time.perf_counter() - start < 30
+    assert [d.metadata["fields"]["url"] for d in docs] == ["https://x/1000", "https://x/svg"]
+    assert all(normalize(s) in d.text for d in docs for s in sentences)
+    assert ledger["removed"] == {"read.html_too_complex": 3} and ledger["malformed"] == {}
 
 
 def test_curate_a_warc_gz_accounts_for_every_record(in_workspace, tmp_path, capsys):
