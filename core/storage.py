@@ -117,3 +117,17 @@ def read_list_file(path: str, what: str) -> bytes:
     if len(raw) > MAX_LIST_BYTES:
         raise AuroraError(f"{what} {path} is larger than {MAX_LIST_BYTES:,} bytes")
     return raw
+
+
+def list_lines(path: str, what: str):
+    """(line number, text) of each entry line of a list file (`read_list_file`): UTF-8, a
+    byte-order mark skipped, each line stripped, blank lines and `#` comments left out; a line
+    that is not UTF-8 is an error naming the file and line."""
+    raw = read_list_file(path, what)
+    for number, line in enumerate(raw.removeprefix(b"\xef\xbb\xbf").split(b"\n"), start=1):  # 0x0A occurs in no UTF-8 sequence
+        try:
+            text = line.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise AuroraError(f"{path}:{number}: not UTF-8") from None
+        if text and not text.startswith("#"):
+            yield number, text

@@ -9,14 +9,13 @@ morphemes, never inside another word). Words match after NFC and case folding on
 nothing else is stripped, so Vietnamese tone marks and Devanagari signs must match exactly.
 """
 
-import codecs
 import unicodedata
 from dataclasses import dataclass
 
 from datatrove.data import Document
 
 from core.errors import AuroraError
-from core.storage import read_list_file
+from core.storage import list_lines
 from core.text import words
 from filters.base import RecordedFilter, record, stored_values
 
@@ -44,15 +43,9 @@ def _fold(word: str) -> str:
 def load_flagged_words(path: str, language: str) -> FlaggedWords:
     """The list at `path` for `language`; a file that is missing, empty or has a line that is not
     a usable entry is an AuroraError naming the file and line, before any document is read."""
-    raw = read_list_file(path, "flagged-words list")
     entries = set()
-    for number, line in enumerate(raw.removeprefix(codecs.BOM_UTF8).split(b"\n"), start=1):  # 0x0A occurs in no UTF-8 sequence
-        try:
-            text = unicodedata.normalize("NFC", line.decode("utf-8")).strip()
-        except UnicodeDecodeError:
-            raise AuroraError(f"{path}:{number}: not UTF-8") from None
-        if not text or text.startswith("#"):
-            continue
+    for number, text in list_lines(path, "flagged-words list"):
+        text = unicodedata.normalize("NFC", text)
         if len(text) > MAX_ENTRY_CHARS:
             raise AuroraError(f"{path}:{number}: entry of {len(text):,} characters, more than the {MAX_ENTRY_CHARS} a flagged phrase may have")
         entry = tuple(_fold(w) for w in words(text, language))

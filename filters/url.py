@@ -31,7 +31,7 @@ import re2
 from datatrove.data import Document
 
 from core.errors import AuroraError
-from core.storage import read_list_file
+from core.storage import list_lines
 from filters.base import RecordedFilter
 
 KINDS = ("domains", "substrings", "patterns")
@@ -193,15 +193,8 @@ def _trie(words: list[str], depth: int) -> str:
 def _read_list(blocklist: Blocklist):
     """The loaded entries of one list: a set of domains, a substring regex, or a list of patterns."""
     path = blocklist.path
-    raw = read_list_file(path, "URL blocklist")
     entries = {}  # entry -> its compiled pattern or None, in file order: patterns are tried as written
-    for number, line in enumerate(raw.removeprefix(b"\xef\xbb\xbf").split(b"\n"), start=1):  # 0x0A occurs in no UTF-8 sequence
-        try:
-            text = line.decode("utf-8").strip()
-        except UnicodeDecodeError:
-            raise AuroraError(f"{path}:{number}: not UTF-8") from None
-        if not text or text.startswith("#"):
-            continue
+    for number, text in list_lines(path, "URL blocklist"):
         if len(text) > MAX_ENTRY_CHARS:
             raise AuroraError(f"{path}:{number}: entry of {len(text)} characters, more than the {MAX_ENTRY_CHARS} a {blocklist.kind} entry may have")
         try:
