@@ -1,23 +1,10 @@
-"""WARC input: reading speed of the WARC libraries, speed and quality of the HTML extractors, and the
-reader's peak memory on two input sizes.
+"""WARC input: reading speed of the WARC libraries and the reader's peak memory on two input sizes.
+(Extraction quality and speed are measured on real pages by `bench/extraction.py`.)
 
-1. Extractors, on generated pages whose main text is known: resiliparse
-   (`extract_plain_text(..., main_content=True)`) and trafilatura (`trafilatura.extract`, its
-   defaults: no metadata, no network). 5 languages x 7 layouts: an article with header, sidebar
-   and footer; a div-soup blog; documentation with a code block; a forum thread; an old table
-   layout; plain divs without a class or a semantic tag; a news article holding a "read also"
-   link, share buttons and readers' comments. Each page has 1 to 7 paragraphs of main text, a
-   menu (its own 8 links and its site's 40), a cookie banner, related links, a footer, HTML
-   comments, <script> and <style>, and the weight of a crawled page (about 40 KB with inline JSON
-   state and a style sheet). Main text and boilerplate are sentences of the project's own sample
-   text (`tooling/sample_text`), different sentences for each. Scores, over all pages: precision,
-   recall and F1 of the extracted tokens against the main text's (multisets; a token is a
-   lower-cased word without its punctuation, a character in Japanese); boilerplate leaked, the
-   share of the tokens found only in a page's boilerplate that come out; the pages whose output
-   holds a word of their <script>, <style> or comments; marked words kept, the share of the main
-   text's words with a Vietnamese tone mark or a Devanagari sign (virama, nukta, anusvara,
-   visarga, candrabindu, vowel sign), and of its Japanese characters, that come out whole.
-   Speed: pages/s and MB/s of HTML over the pages repeated `--repeat` times.
+1. Pages to read: generated, 5 languages x 7 layouts (an article with header, sidebar and footer;
+   a div-soup blog; documentation with a code block; a forum thread; an old table layout; plain
+   divs; a news article with readers' comments), each with the weight of a crawled page (about
+   40 KB with inline JSON state and a style sheet), text from the project's own sample text.
 2. WARC libraries, on one generated `.warc.gz` and its `.warc` (responses with these pages, each
    after its request record, as crawlers write them): fastwarc (`ArchiveIterator`, HTTP parsed)
    and warcio (`ArchiveIterator`), each reading every response's payload; and this project's
@@ -27,7 +14,7 @@ reader's peak memory on two input sizes.
 3. Peak memory of `pipeline.readers.iter_records` over a `.warc.gz` of `--pages` responses and one
    of 10x as many, each in a child process (its peak RSS, `ru_maxrss`).
 
-    .venv/bin/python bench/warc.py [--pages 1000] [--repeat 20] [--seed 0]
+    .venv/bin/python bench/warc.py [--pages 1000] [--seed 0]
 """
 
 import argparse
@@ -41,16 +28,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import unicodedata
 from collections import Counter
 
 sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-import trafilatura  # noqa: E402
 from fastwarc.warc import ArchiveIterator as FastArchiveIterator  # noqa: E402
 from fastwarc.warc import WarcRecordType  # noqa: E402
-from resiliparse.extract.html2text import extract_plain_text  # noqa: E402
-from resiliparse.parse.html import HTMLTree  # noqa: E402
 from warcio.archiveiterator import ArchiveIterator as WarcioArchiveIterator  # noqa: E402
 from warcio.statusandheaders import StatusAndHeaders  # noqa: E402
 from warcio.warcwriter import WARCWriter  # noqa: E402
@@ -60,7 +43,6 @@ from tooling.sample import sample_sentences  # noqa: E402
 
 LANGUAGES = ("en", "fi", "hi", "ja", "vi")
 LAYOUTS = ("article", "blog", "docs", "forum", "table", "plain", "news")
-SCRIPT_WORDS = ("trackingpixelinit", "adslotrefresh", "cookiebannerstyle", "hiddencommentnote")
 CODE = '''def moving_average(values, window):
     """The mean of each run of `window` values."""
     total = sum(values[:window])
@@ -74,8 +56,6 @@ CODE = '''def moving_average(values, window):
 STATE = "<script>window.__STATE__ = " + json.dumps(
     {"items": [{"id": i, "slug": f"trackingpixelinit-{i}", "price": i * 1.5, "tags": ["a", "b"]} for i in range(400)]}) + "</script>"
 STYLE = "".join(f".c{i} {{ margin: {i % 40}px; padding: {i % 7}px }}" for i in range(300))
-DEVANAGARI_SIGNS = {"\u094d", "\u093c", "\u0902", "\u0903", "\u0901"}  # virama, nukta, anusvara, visarga, candrabindu
-VIETNAMESE_TONES = {"\u0300", "\u0301", "\u0303", "\u0309", "\u0323"}
 
 
 # --- pages with a known main text ----------------------------------------------------------------
@@ -148,67 +128,6 @@ def make_pages(seed: int) -> list[tuple[str, str, str, str]]:
         menu = [_link_text(boiler_pool.pop(), lang) for _ in range(40)]
         pages += [(lang, *_page(layout, lang, rng, main_pool, boiler_pool, menu)) for layout in LAYOUTS]
     return pages
-
-
-# --- scores ------------------------------------------------------------------------------------------
-
-
-def tokens(text: str, lang: str) -> Counter:
-    text = unicodedata.normalize("NFC", text).lower()
-    if lang == "ja":
-        return Counter(c for c in text if c.isalnum())
-    return Counter(w for w in (word.strip(".,;:!?\"'()[]{}«»“”।") for word in text.split()) if w)
-
-
-def _marked(word: str) -> bool:
-    return bool(set(unicodedata.normalize("NFD", word)) & (DEVANAGARI_SIGNS | VIETNAMESE_TONES)) or any(
-        "\u0900" <= c <= "\u097f" and unicodedata.category(c) == "Mc" for c in word)
-
-
-def score(pages, outputs: list[str]) -> dict:
-    hits = extracted = wanted = boiler_only = boiler_out = script_pages = marked = marked_out = 0
-    for (lang, _, main, boilerplate), out in zip(pages, outputs):
-        main_tokens, out_tokens = tokens(main, lang), tokens(out, lang)
-        hits += sum((main_tokens & out_tokens).values())
-        extracted, wanted = extracted + sum(out_tokens.values()), wanted + sum(main_tokens.values())
-        only = tokens(boilerplate, lang) - main_tokens
-        boiler_only += sum(only.values())
-        boiler_out += sum((only & out_tokens).values())
-        script_pages += any(word in out.lower() for word in SCRIPT_WORDS)
-        words = [w for w in main_tokens.elements() if lang == "ja" or _marked(w)]
-        marked += len(words)
-        marked_out += sum(1 for w in words if out_tokens[w] > 0)
-    precision, recall = hits / max(extracted, 1), hits / wanted
-    return {"precision": precision, "recall": recall, "f1": 2 * precision * recall / max(precision + recall, 1e-9),
-            "boilerplate": boiler_out / boiler_only, "script_pages": script_pages, "marks": marked_out / marked if marked else None}
-
-
-def resiliparse_text(html: str) -> str:
-    return extract_plain_text(HTMLTree.parse(html), main_content=True)
-
-
-def trafilatura_text(html: str) -> str:
-    return trafilatura.extract(html) or ""
-
-
-EXTRACTORS = {"resiliparse": resiliparse_text, "trafilatura": trafilatura_text}
-
-
-def bench_extractors(pages, repeat: int) -> dict:
-    results = {}
-    size = sum(len(html.encode()) for _, html, _, _ in pages)
-    for name, extract in EXTRACTORS.items():
-        outputs = [extract(html) for _, html, _, _ in pages]
-        start = time.perf_counter()
-        for _ in range(repeat):
-            for _, html, _, _ in pages:
-                extract(html)
-        seconds = time.perf_counter() - start
-        by_language = {lang: score([p for p in pages if p[0] == lang], [o for p, o in zip(pages, outputs) if p[0] == lang])["f1"]
-                       for lang in LANGUAGES}
-        results[name] = {**score(pages, outputs), "pages_s": repeat * len(pages) / seconds, "mb_s": repeat * size / seconds / 1e6,
-                         "by_language": by_language}
-    return results
 
 
 # --- WARC libraries ------------------------------------------------------------------------------------
@@ -342,29 +261,15 @@ def peak_memory(folder: str, pages, counts: list[int]) -> dict[int, tuple[int, i
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pages", type=int, default=1000, help="responses in the WARC files (the memory run's large file: 10x)")
-    parser.add_argument("--repeat", type=int, default=20, help="passes over the pages when timing the extractors")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     pages = make_pages(args.seed)
-    extractors = bench_extractors(pages, args.repeat)
     with tempfile.TemporaryDirectory() as folder:
         libraries = bench_libraries(folder, pages, args.pages)
         probes = probe_libraries(folder, pages)
         memory = peak_memory(folder, pages, [args.pages, 10 * args.pages])
 
-    print(f"Extractors: {len(pages)} pages ({len(LANGUAGES)} languages x {len(LAYOUTS)} layouts), timed over {args.repeat} passes")
-    print("| extractor | pages/s | MB/s | precision | recall | F1 | " + " | ".join(f"F1 {lang}" for lang in LANGUAGES)
-          + " | boilerplate leaked | pages with script/style/comment words | marked words kept |")
-    print("|---" * (10 + len(LANGUAGES)) + "|")
-    for name, r in extractors.items():
-        print(f"| {name} | {r['pages_s']:,.0f} | {r['mb_s']:.2f} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} | "
-              + " | ".join(f"{r['by_language'][lang]:.3f}" for lang in LANGUAGES)
-              + f" | {r['boilerplate']:.1%} | {r['script_pages']} of {len(pages)} | {r['marks']:.1%} |")
-    fast, slow = extractors["resiliparse"], extractors["trafilatura"]
-    print(f"\nresiliparse / trafilatura: {fast['pages_s'] / slow['pages_s']:.1f}x the pages/s, F1 {fast['f1'] - slow['f1']:+.3f}, "
-          f"boilerplate leaked {fast['boilerplate'] - slow['boilerplate']:+.1%}")
-
-    print(f"\nWARC readers: {args.pages:,} responses, each after its request, every response's payload read")
+    print(f"WARC readers: {args.pages:,} responses, each after its request, every response's payload read")
     print("| reader | .warc.gz pages/s | .warc.gz MB/s | .warc pages/s | .warc MB/s |")
     print("|---|---|---|---|---|")
     for name in ("fastwarc", "warcio", "ours, framing", "ours, whole"):

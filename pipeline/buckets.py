@@ -22,8 +22,8 @@ def _passes(doc, filters) -> bool:
     return all(f.filter(doc) is True for f in filters)
 
 
-def sample_documents(inputs: list[tuple[str, str]], filters, count: int, max_document_bytes: int) -> list[str]:
-    streams = [readable_documents(path, max_document_bytes) for _, path in inputs]
+def sample_documents(inputs: list[tuple[str, str]], filters, count: int, max_document_bytes: int, extractor: str) -> list[str]:
+    streams = [readable_documents(path, max_document_bytes, extractor) for _, path in inputs]
     sample = []
     for doc in itertools.chain.from_iterable(itertools.zip_longest(*streams)):
         if doc is not None and _passes(doc, filters):

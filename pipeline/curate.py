@@ -122,7 +122,7 @@ def filter_steps(recipe: Recipe, inputs, units: list[WorkUnit], folder, replay: 
     if replay is not None and replay.filters is not None:  # a refilter: the same outputs, from the run's files
         return [replay.filters(units, folder, filters, filter_schema_of(recipe))]
     signals = TaskSignals(folder, filter_schema_of(recipe), replay.folder if replay else None)
-    return [RawDocumentReader(units, folder, recipe.language, recipe.max_document_bytes), SignalsStart(signals), *filters,
+    return [RawDocumentReader(units, folder, recipe.language, recipe.max_document_bytes, extractor=recipe.extractor), SignalsStart(signals), *filters,
             SignalsEnd(signals)]
 
 
@@ -166,7 +166,7 @@ def _perplexity_step(recipe: Recipe, inputs, folder, filters, replay: Replay | N
     else:
         def sample():
             files = [(s, absolute(p)) for s, p in inputs]
-            return model.perplexities(sample_documents(files, filters, settings["sample_documents"], recipe.max_document_bytes))
+            return model.perplexities(sample_documents(files, filters, settings["sample_documents"], recipe.max_document_bytes, recipe.extractor))
     return PerplexityFilter(folder, model, cutoffs_path=ensure_cutoffs(folder, sample), keep=settings["keep"])
 
 
@@ -236,7 +236,7 @@ def signals_basis(recipe: Recipe) -> dict:
             return file_sha256(f)
     basis = {
         "language": recipe.language,
-        "read": {"max_document_bytes": recipe.max_document_bytes, "unit_bytes": recipe.unit_bytes},
+        "read": {"max_document_bytes": recipe.max_document_bytes, "unit_bytes": recipe.unit_bytes, "extractor": recipe.extractor},
         "tokenizer": {"sha256": sha(recipe.tokenizer), "eod_token": recipe.eod_token},
     }
     if recipe.language == "code":

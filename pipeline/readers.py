@@ -61,6 +61,7 @@ from datatrove.pipeline.base import PipelineStep
 from core.ledger import write_task_record
 from core.rejects import RejectWriter
 from core.text import normalize
+from pipeline.html_text import DEFAULT_EXTRACTOR
 from pipeline.warc import TOO_LARGE, WARC_FORMATS, warc_records
 
 FORMATS = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".parquet", *WARC_FORMATS)
@@ -388,11 +389,12 @@ def _row_group_records(parquet: pq.ParquetFile, group: int, row: int, path: str,
                 yield fallback_id, record, None, None
 
 
-def iter_records(path: str, max_document_bytes: int = MAX_DOCUMENT_BYTES, start: int = 0, end: int | None = None):
+def iter_records(path: str, max_document_bytes: int = MAX_DOCUMENT_BYTES, start: int = 0, end: int | None = None,
+                 extractor: str = DEFAULT_EXTRACTOR):
     """Yield (fallback_id, record, reason, raw) for every record of one file, or of its work unit
     [start, end) (`WorkUnit`). A file that breaks part way ends with one `unreadable_file` record
     whose raw is the error: what was read before stays counted, and the caller goes on with its
-    next file."""
+    next file. `extractor`: how an HTML page becomes text (`pipeline.html_text`)."""
     fmt = input_format(path)
     try:
         with fsspec.open(path, "rb") as raw:
@@ -401,7 +403,7 @@ def iter_records(path: str, max_document_bytes: int = MAX_DOCUMENT_BYTES, start:
                 return
             if fmt in WARC_FORMATS:
                 f = gzip.GzipFile(fileobj=raw) if fmt.endswith(".gz") else io.BufferedReader(raw) if not hasattr(raw, "peek") else raw
-                yield from warc_records(f, path, max_document_bytes)
+                yield from warc_records(f, path, max_document_bytes, extractor)
             elif fmt == ".jsonl.gz":
                 yield from _jsonl_records(gzip.GzipFile(fileobj=raw), path, max_document_bytes)
             elif fmt == ".jsonl.zst":
@@ -413,10 +415,10 @@ def iter_records(path: str, max_document_bytes: int = MAX_DOCUMENT_BYTES, start:
         yield f"{path}:unreadable", None, "unreadable_file", f"{type(e).__name__}: {e}"
 
 
-def readable_documents(path: str, max_document_bytes: int = MAX_DOCUMENT_BYTES):
+def readable_documents(path: str, max_document_bytes: int = MAX_DOCUMENT_BYTES, extractor: str = DEFAULT_EXTRACTOR):
     """The documents of one file that the run's reader would pass on; bad records and a broken file's
     rest are skipped here (the run itself counts them). For passes that only look at text."""
-    for fallback_id, record, reason, _ in iter_records(path, max_document_bytes):
+    for fallback_id, record, reason, _ in iter_records(path, max_document_bytes, extractor=extractor):
         if reason is None:
             doc, reason = parse_record(record, fallback_id)
             if reason is None:
@@ -444,17 +446,17 @@ class RawDocumentReader(PipelineStep):
     type = "📖 - READER"
 
     def __init__(self, inputs: list[WorkUnit] | list[tuple[str, str]], output_folder, language: str,
-                 max_document_bytes: int = MAX_DOCUMENT_BYTES, whole_records: bool = False):
+                 max_document_bytes: int = MAX_DOCUMENT_BYTES, whole_records: bool = False, extractor: str = DEFAULT_EXTRACTOR):
         super().__init__()
         self.units = [WorkUnit(*unit) for unit in inputs]
         self.output_folder, self.language = output_folder, language
-        self.max_document_bytes, self.whole_records = max_document_bytes, whole_records
+        self.max_document_bytes, self.whole_records, self.extractor = max_document_bytes, whole_records, extractor
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         read = 0
         with RejectWriter(self.output_folder, "malformed") as rejects, RejectWriter(self.output_folder, "read") as removed:
             for source, path, start, end in self.units[rank::world_size]:
-                for fallback_id, record, reason, raw in iter_records(path, self.max_document_bytes, start, end):
+                for fallback_id, record, reason, raw in iter_records(path, self.max_document_bytes, start, end, self.extractor):
                     read += 1
                     if reason is None and self.whole_records:
                         doc = Document(text=raw_text(raw if raw is not None else record), id=fallback_id, metadata={"record": record})

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from core.config import NAME, integer, number, read_yaml
 from core.errors import AuroraError
 from core.tokenizer import EOD_TOKEN
+from pipeline.html_text import DEFAULT_EXTRACTOR, EXTRACTORS
 
 TEXT_LANGUAGES = ("en", "fi", "hi", "ja", "vi")
 LANGUAGES = TEXT_LANGUAGES + ("code",)
@@ -44,6 +45,7 @@ class Recipe:
     max_shard_tokens: int = 1 << 27
     batch_size: int = 1000
     max_document_bytes: int = 8 << 20  # larger records are removed unread (pipeline.readers)
+    extractor: str = DEFAULT_EXTRACTOR  # how an HTML page of WARC input becomes text (pipeline.html_text)
     # A task reads one work unit of about this many bytes (pipeline.readers.work_units). 256 MiB
     # is minutes of one worker's filtering and tokenizing (some 50,000 to 100,000 web documents),
     # so a killed task loses little and one large file spreads over many workers, while units stay
@@ -154,11 +156,15 @@ def load_recipe(path: str) -> Recipe:
         if key in tokenize:
             setattr(recipe, key, integer(tokenize[key], f"tokenize.{key}", path, 1, high))
 
-    read = _section(data, "read", {"max_document_bytes", "unit_bytes"}, path, required=False)
+    read = _section(data, "read", {"max_document_bytes", "unit_bytes", "extractor"}, path, required=False)
     if "max_document_bytes" in read:  # a document is held whole by the filters: at most 1 GiB
         recipe.max_document_bytes = integer(read["max_document_bytes"], "read.max_document_bytes", path, 1, 1 << 30)
     if "unit_bytes" in read:  # below 4 KiB a unit is a handful of records; 1 TiB is a file never split
         recipe.unit_bytes = integer(read["unit_bytes"], "read.unit_bytes", path, 4 << 10, 1 << 40)
+    if "extractor" in read:
+        if read["extractor"] not in EXTRACTORS:
+            raise AuroraError(f"{path}: 'read.extractor' must be one of {', '.join(EXTRACTORS)}, not {read['extractor']!r}")
+        recipe.extractor = read["extractor"]
 
     recipe.heuristics = _heuristics(data.get("heuristics") or {}, language, path)
 

@@ -66,6 +66,7 @@ from filters.url import URLFilter, document_url
 from manifests.audit import audit_signals
 from manifests.manifest import load_manifest
 from pipeline.curate import RUN_FILE, Replay, absolute, input_identity, prepare, run_curation, signals_basis
+from pipeline.html_text import DEFAULT_EXTRACTOR
 from pipeline.readers import REMOVAL_PREFIX, iter_records, parse_record, raw_text, work_units
 from pipeline.recipe import Recipe, Source
 from pipeline.tokenize import StoredTokens
@@ -101,7 +102,7 @@ def refilter(recipe: Recipe, run: str, output: str | None = None, executor: str 
     if fast:
         tokens.check()
     filters = functools.partial(ReplayedFilters, run_folder=run_folder, language=recipe.language,
-                                max_document_bytes=recipe.max_document_bytes) if fast else None
+                                max_document_bytes=recipe.max_document_bytes, extractor=recipe.extractor) if fast else None
     return run_curation(recipe, files, executor, workers, verbose, Replay(run_folder, sample, tokens, filters))
 
 
@@ -279,10 +280,10 @@ class ReplayedFilters(PipelineStep):
     type = "📖 - READER"
 
     def __init__(self, units, output_folder, filters: list, schema: pa.Schema, run_folder=None, language: str = "",
-                 max_document_bytes: int = 0):
+                 max_document_bytes: int = 0, extractor: str = DEFAULT_EXTRACTOR):
         super().__init__()
         self.units, self.output_folder, self.filters, self.schema = units, output_folder, filters, schema
-        self.run_folder, self.language, self.max_document_bytes = run_folder, language, max_document_bytes
+        self.run_folder, self.language, self.max_document_bytes, self.extractor = run_folder, language, max_document_bytes, extractor
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         folder, unit = self.output_folder, self.units[rank]
@@ -307,7 +308,7 @@ class ReplayedFilters(PipelineStep):
             large = stack.enter_context(RejectWriter(folder, "read"))
             rejects = {f.step: [] for f in self.filters}  # each step's records, written once the task is done
             documents = iter(stored_rows)
-            for fallback_id, record, reason, raw in iter_records(unit.path, self.max_document_bytes, unit.start, unit.end):
+            for fallback_id, record, reason, raw in iter_records(unit.path, self.max_document_bytes, unit.start, unit.end, self.extractor):
                 read += 1
                 doc = None
                 if reason is None:

@@ -2,9 +2,8 @@
 
 Which records are documents:
 - a `response` record holding an HTTP response (WARC Content-Type `application/http`): the main
-  text of its HTML, extracted with resiliparse (`bench/warc.py`: the F1 of trafilatura on pages
-  laden with boilerplate in the five languages, 0.02 to 0.03 under it in four, over it in
-  Japanese, and about 25x as fast);
+  text of its HTML, by the recipe's `read.extractor` (`pipeline.html_text`; `bench/extraction.py`
+  measures each on real pages with reference texts);
 - a `conversion` record (a WET file's text): its text as it is (UTF-8).
 Other records are not documents and are skipped, not counted, like blank lines of JSONL: warcinfo,
 request, metadata, revisit, resource and continuation records (WARC-Type in any case), and
@@ -31,7 +30,7 @@ a three-digit status) and headers, or with a broken chunked transfer encoding
 that does not decompress (`undecodable_payload`); HTML that does not decode in any of its charsets
 (`undecodable_text`), tried in order: a byte-order mark, the HTTP Content-Type's charset, the first
 1,024 bytes' <meta charset> (as a browser's prescan reads it: UTF-16 there means UTF-8, and
-x-user-defined windows-1252), resiliparse's detection; the first that is known and decodes without
+x-user-defined windows-1252), UTF-8, resiliparse's detection; the first that is known and decodes without
 error is used; a conversion record that is not UTF-8 (`invalid_utf8`).
 
 After a broken record, reading goes on at the next line that starts with `WARC/` (or follows a lone
@@ -52,9 +51,10 @@ import codecs
 import re
 import zlib
 
-from resiliparse.extract.html2text import extract_plain_text
 from resiliparse.parse.encoding import detect_encoding, map_encoding_to_html5
 from resiliparse.parse.html import HTMLTree
+
+from pipeline.html_text import DEFAULT_EXTRACTOR, main_text
 
 WARC_FORMATS = (".warc", ".warc.gz", ".wet", ".wet.gz")
 TOO_LARGE = "read.max_document_bytes"
@@ -87,7 +87,7 @@ _TOO_MANY_ATTRIBUTES = re.compile(rf"(?:[^<]++|<(?![A-Za-z])|{_TAG}(?:{_ATTRIBUT
                                   rf"{_TAG}(?:{_ATTRIBUTE}){{{MAX_HTML_ATTRIBUTES + 1}}}")
 
 
-def warc_records(f, path: str, limit: int):
+def warc_records(f, path: str, limit: int, extractor: str = DEFAULT_EXTRACTOR):
     """Yield (fallback_id, record or None, reason or None, raw) for every document record of the WARC
     or WET stream `f` (uncompressed, with `readline(size)`); raw is where and why for a reject."""
     line, number = f.readline(_MAX_HEADER), 0
@@ -102,7 +102,7 @@ def warc_records(f, path: str, limit: int):
             line, skipped = _next_record(f, line, at_line_start=False)
             yield fallback_id, None, BROKEN_RECORD, f"{skipped:,} bytes from {start!r} where a WARC/1.0 or WARC/1.1 record should start"
             continue
-        result, problem = _record(f, limit)
+        result, problem = _record(f, limit, extractor)
         line = f.readline(_MAX_HEADER)
         if problem is None and line and not line.isspace():
             problem = "its block is not followed by a blank line (a wrong Content-Length)"
@@ -171,7 +171,7 @@ def _skip(f, size: int) -> bool:
     return True
 
 
-def _record(f, limit: int):
+def _record(f, limit: int, extractor: str):
     """Read the header and block of one record, its line `WARC/1.x` read. Returns (result, problem):
     result is (record, reason, raw) for a document record, None for another; problem, when the
     record is broken, says how (result is then None)."""
@@ -195,7 +195,7 @@ def _record(f, limit: int):
     record_id = headers.get("warc-record-id", "").strip("<>") or None
     url = _target_uri(headers.get("warc-target-uri"))
     if http:
-        reason, content = _http_text(block, length > cap, limit)
+        reason, content = _http_text(block, length > cap, limit, extractor)
     elif length > limit:
         reason, content = TOO_LARGE, f"a text of {length:,} bytes"
     else:
@@ -217,7 +217,7 @@ def _target_uri(value: str | None) -> str | None:
     return value
 
 
-def _http_text(block: bytes, too_large: bool, limit: int) -> tuple[str | None, str]:
+def _http_text(block: bytes, too_large: bool, limit: int, extractor: str) -> tuple[str | None, str]:
     """(None, main text) of an HTTP response's HTML, or (reason, why). `too_large`: the block went on
     past what was read."""
     ends = [(at, len(blank)) for blank in (b"\r\n\r\n", b"\n\n") if (at := block.find(blank, 0, _MAX_HEADER)) >= 0]
@@ -247,6 +247,12 @@ def _http_text(block: bytes, too_large: bool, limit: int) -> tuple[str | None, s
     if problem is not None:
         return problem
     labels = [value.split("=", 1)[1].strip(" \"'") for value in parameters if value.strip().lower().startswith("charset=")]
+    return html_page_text(body, labels, extractor)
+
+
+def html_page_text(body: bytes, labels: list[str], extractor: str) -> tuple[str | None, str]:
+    """(None, main text) of an HTML page's bytes, or (reason, why); `labels`: the charsets its HTTP
+    header declares."""
     encodings = [map_encoding_to_html5(label, fallback_utf8=False) for label in labels]
     meta = _META_CHARSET.search(body, 0, 1024)
     if meta:
@@ -260,7 +266,7 @@ def _http_text(block: bytes, too_large: bool, limit: int) -> tuple[str | None, s
     tree = HTMLTree.parse(html)
     if tree.document is not None and tree.document.query_selector(_TOO_DEEP) is not None:
         return "read.html_too_deep", f"elements nested more than {MAX_HTML_DEPTH} deep"
-    return None, extract_plain_text(tree, main_content=True)
+    return None, main_text(html, extractor, tree)
 
 
 def _dechunked(body: bytes) -> bytes | None:
@@ -331,8 +337,11 @@ def _decoded(body: bytes, encodings: list[str]) -> str | None:
 
 
 def _charsets(body: bytes, encodings: list[str]):
-    """The charset of the byte-order mark, the declared `encodings`, then the detected one: lazily, as
-    detection reads up to 128 KiB."""
+    """The charset of the byte-order mark, the declared `encodings`, UTF-8, then the detected one:
+    lazily, as detection reads up to 128 KiB. UTF-8 comes before detection because bytes that
+    decode as strict UTF-8 are UTF-8 in practice, and detection takes a UTF-8 page whose first
+    non-ASCII bytes are a few punctuation marks for cp1252 ("â€”" for "—")."""
     yield from (name for bom, name in _BOMS if body.startswith(bom))
     yield from encodings
+    yield "utf-8"
     yield detect_encoding(body) or "utf-8"

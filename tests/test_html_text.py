@@ -1,0 +1,197 @@
+"""Main text of HTML pages (`pipeline.html_text`) and their charsets (`pipeline.warc`), on real text:
+../shared/corpus's sentences, and real pages with reference texts from the cache of
+`tooling/real_pages.py` (those tests skip when the cache is absent; CI's machine has it)."""
+
+import re
+import textwrap
+
+import pytest
+from conftest import corpus_sentences
+from resiliparse.extract.html2text import extract_plain_text
+from resiliparse.parse.encoding import detect_encoding
+from resiliparse.parse.html import HTMLTree
+from test_warc import Warc, _read
+
+from aurora.cli import main
+from pipeline.html_text import EXTRACTORS, main_text, without_repeated_lines
+from pipeline.warc import html_page_text
+from tooling.real_pages import cache_dir, load_pages
+
+WORD = re.compile(r"\w+")
+
+
+def _real_pages(language=None):
+    pages = load_pages(language=language)
+    if not pages:
+        pytest.skip(f"no real pages in {cache_dir()}: `python -m tooling.real_pages` fetches them")
+    return pages
+
+
+def _page(name: str):
+    pages = [p for p in _real_pages() if p.name == name]
+    if not pages:
+        pytest.skip(f"{name} is not in {cache_dir()}")
+    return pages[0]
+
+
+def _f1(reference: str, text: str) -> tuple[float, float]:
+    from collections import Counter
+
+    truth, found = Counter(WORD.findall(reference.lower())), Counter(WORD.findall(text.lower()))
+    hits = sum((truth & found).values())
+    precision, recall = hits / max(1, sum(found.values())), hits / max(1, sum(truth.values()))
+    return precision, 2 * precision * recall / (precision + recall) if hits else 0.0
+
+
+def _repeated_lines(text: str) -> list[str]:
+    keys = [" ".join(WORD.findall(line.lower())) for line in text.split("\n")]
+    return sorted({k for k in keys if k and keys.count(k) > 1})
+
+
+# --- charsets -------------------------------------------------------------------------------------
+
+
+def _utf8_page(sentences: list[str]) -> bytes:
+    """A page in UTF-8 that declares no charset, its first non-ASCII bytes past the first 1,024."""
+    style = "".join(f".c{i} {{ margin: {i}px }}\n" for i in range(80))
+    paragraphs = "".join(f"<p>{s}</p>\n" for s in sentences)
+    return f"<!DOCTYPE html><html><head><title>News</title><style>{style}</style></head><body><article>{paragraphs}</article></body></html>".encode()
+
+
+def test_utf8_page_with_nothing_declared_is_read_as_utf8(tmp_path):
+    """Real English sentences with a few dashes and apostrophes: detection alone took the page for
+    windows-1252 ("warming—90" read as "warmingâ€”90"), and the mojibake rule removed it."""
+    sentences = corpus_sentences("en")
+    marked = [s for s in sentences if "—" in s][:1]
+    body = _utf8_page([s for s in sentences if s.isascii()][:12] + marked)
+    assert body[:1024].isascii() and detect_encoding(body) != "utf-8"  # what detection alone would have used
+    warc = Warc(compress=True)
+    warc.response("https://example.com/news", body, content_type="text/html")
+    docs, ledger, _ = _read(tmp_path, warc.save(tmp_path / "utf8.warc.gz"))
+    assert len(docs) == 1 and "â€" not in docs[0].text
+    for sentence in marked:
+        assert sentence in docs[0].text
+
+
+def test_real_utf8_page_with_nothing_declared(tmp_path):
+    """Real pages in UTF-8 with their charset declarations taken out: read as UTF-8 all the same."""
+    checked = 0
+    for page in _real_pages("en")[:40]:
+        try:
+            html = page.html.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        if html.isascii():
+            continue
+        bare = re.sub(r"<meta[^>]*charset[^>]*>", "", html, flags=re.IGNORECASE).encode()
+        reason, text = html_page_text(bare, [], "resiliparse")
+        assert reason is None and text == main_text(html, "resiliparse"), page.name
+        checked += 1
+    assert checked >= 10
+
+
+# --- repeated lines, headline ---------------------------------------------------------------------
+
+
+def test_repeated_captions_advertisements_and_headline_are_kept_once():
+    sentences = corpus_sentences("en")
+    headline, caption, paragraphs = sentences[0], sentences[1], sentences[2:12]
+    ad = "<div class='ad-slot'><p>Advertisement</p></div>"
+    body = "".join(f"<p>{p}</p>{ad if i % 2 else ''}" for i, p in enumerate(paragraphs))
+    html = (f"<html><body><article><h1>{headline}</h1><p>{headline}</p><figure><img src='a.jpg' alt='a photo'>"
+            f"<figcaption>{caption}</figcaption></figure><ul><li>{caption}</li></ul>{body}</article></body></html>")
+    text = main_text(html, "resiliparse")
+    assert _repeated_lines(text) == []
+    for paragraph in paragraphs:
+        assert paragraph in text
+    assert text.count(headline) == 1 and text.count("a photo") == 0
+
+
+def test_real_page_captions_and_headline_are_not_repeated():
+    """The Guardian's article (readability's guardian-1) prints each photo's caption twice; plain
+    main-content extraction kept both, and the repetition rules count them."""
+    page = _page("guardian-1")
+    html = page.html.decode("utf-8")
+    plain = extract_plain_text(HTMLTree.parse(html), main_content=True)
+    assert _repeated_lines(plain)  # what the reader extracted before
+    text = main_text(html)
+    assert _repeated_lines(text) == []
+    title = re.search(r"<h1[^>]*>(.*?)</h1>", html, re.S)
+    assert title and WORD.findall(re.sub("<[^>]+>", "", title.group(1)))[0] in plain.split("\n")[0]
+    precision, f1 = _f1(page.reference, text)
+    assert precision >= 0.95 and f1 >= 0.95
+
+
+def test_without_repeated_lines_keeps_lines_without_words_and_order():
+    assert without_repeated_lines("a b\n\n---\nA, b!\nc\n\n---") == ("a b\n\n---\nc\n\n---", 3)
+
+
+# --- extractors on real pages ---------------------------------------------------------------------
+
+
+def test_trafilatura_takes_over_where_resiliparse_finds_no_article():
+    """medicalnewstoday's article: resiliparse's main-content heuristics return nothing."""
+    page = _page("medicalnewstoday")
+    html = page.html.decode("utf-8")
+    assert main_text(html, "resiliparse") == ""
+    assert _f1(page.reference, main_text(html))[1] >= 0.9
+
+
+def test_default_extractor_on_real_english_articles():
+    """Mean word F1 and precision against the reference texts (the figures bench/extraction.py prints)."""
+    pages = [p for p in _real_pages("en") if p.kind == "article" and p.source == "readability"]
+    scores = [_f1(p.reference, main_text(p.html.decode("utf-8", errors="replace"))) for p in pages]
+    precision, f1 = (sum(s[i] for s in scores) / len(scores) for i in (0, 1))
+    assert len(pages) >= 50 and f1 >= 0.95 and precision >= 0.93
+
+
+def test_recipe_extractor_setting(tmp_path, capsys):
+    recipe = tmp_path / "r.yaml"
+    for value, ok in [*((name, True) for name in EXTRACTORS), ("boilerpipe", False)]:
+        recipe.write_text(textwrap.dedent(f"""\
+            name: r
+            language: en
+            sources: [{{name: web, paths: [{tmp_path}/none.warc.gz]}}]
+            output: {tmp_path}/out
+            assets: {{lid_model: lid.bin, tokenizer: tokenizer.json}}
+            langid: {{min_score: 0.5}}
+            read: {{extractor: {value}}}
+            """))
+        from pipeline.recipe import load_recipe
+
+        if ok:
+            assert load_recipe(str(recipe)).extractor == value
+        else:
+            assert main(["curate", str(recipe)]) == 2
+            assert "'read.extractor' must be one of resiliparse+trafilatura, resiliparse, trafilatura, not 'boilerpipe'" in capsys.readouterr().err
+
+
+def test_shipped_thresholds_keep_real_pages_from_their_html():
+    """Of the real English articles whose reference text the shipped heuristics keep, >= 95% are
+    kept from their HTML as the reader extracts it (bench/kept_share.py runs the whole recipe)."""
+    from test_heuristics import removal, shipped_thresholds
+
+    from core.text import normalize
+
+    thresholds = shipped_thresholds("en")
+    pages = [p for p in _real_pages("en") if p.kind == "article"]
+    kept_reference = kept_both = 0
+    for page in pages:
+        if removal(normalize(page.reference), "en", thresholds) is not None:
+            continue
+        kept_reference += 1
+        reason, text = html_page_text(page.html, [], "resiliparse+trafilatura")
+        kept_both += reason is None and removal(normalize(text), "en", thresholds) is None
+    assert kept_reference >= 700 and kept_both / kept_reference >= 0.95, (kept_both, kept_reference)
+
+
+def test_trafilatura_never_runs_on_a_page_over_its_bound(monkeypatch):
+    """A page of 7 MB of links (resiliparse: under a second; trafilatura: about 20 s) stays with
+    resiliparse's text; a small page of the same kind goes to trafilatura."""
+    from pipeline import html_text
+
+    calls = []
+    monkeypatch.setattr(html_text, "_trafilatura", lambda html: calls.append(len(html)) or "")
+    links = "<div><a href='/x'>link text</a></div>"
+    assert main_text(f"<html><body>{links * 200_000}</body></html>") == "link text" and calls == []
+    assert main_text(f"<html><body>{links * 20}</body></html>") == "link text" and len(calls) == 1
