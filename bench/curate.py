@@ -10,7 +10,7 @@ and hands a non-string text to its filters), written as a stream into `max(4, do
 - ours: `pipeline.curate.curate` with `recipes/demo/<lang>.yaml` (language ID, every heuristic
   group, KenLM perplexity buckets with their sampling pass, exact + MinHash dedup with all its
   passes, Megatron shards, rejects and the manifest), on the local executor.
-- datatrove 0.10.1, stage 1 (one task per file): JsonlReader -> LanguageFilter (our lid.bin) ->
+- datatrove 0.10.1, stage 1 (one task per file): JsonlReader -> LanguageFilter (the assets' lid.176.ftz) ->
   GopherRepetitionFilter -> GopherQualityFilter -> FineWebQualityFilter (the recipe's thresholds
   for those rules, spaCy's stop words of the language) -> CCNet perplexity (datatrove's
   KenlmModel on our SentencePiece + KenLM files, every document tagged and kept, as the demo
@@ -122,14 +122,14 @@ def datatrove_stages(language: str, inputs: str, output: str, files: int) -> lis
     from pipeline.recipe import load_recipe
 
     class LocalLID(FT176LID):
-        """datatrove's fastText language ID on our model file instead of its download of lid.176.bin."""
+        """datatrove's fastText language ID on the assets' lid.176.ftz instead of its download of lid.176.bin."""
 
         @property
         def model(self):
             if self._model is None:
                 from fasttext.FastText import _FastText
 
-                self._model = _FastText(os.path.join(ASSETS, "lid.bin"))
+                self._model = _FastText(os.path.join(ASSETS, "lid.176.ftz"))
             return self._model
 
     class LocalLanguageFilter(LanguageFilter):

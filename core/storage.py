@@ -3,7 +3,7 @@
 - `uri`: a folder's path with its protocol (`s3://bucket/run`), for every message and every path
   built from a folder. A DataFolder's `.path` drops the protocol, so a path built from it alone
   would name the local disk: the wrong data, or an error naming the wrong place.
-- `local_asset`: a model or tokenizer named by URI (`s3://bucket/assets/lid.bin`) is fetched once
+- `local_asset`: a model or tokenizer named by URI (`s3://bucket/assets/lid.176.ftz`) is fetched once
   per machine into a cache keyed by its sha256, which comes from the `assets.json` beside it (as
   `aurora assets build` writes it). A copy is used only after its sha256 matched, so a damaged or
   changed object is refused, never loaded; every machine of a cluster fetches its own copy. The

@@ -7,7 +7,7 @@ from core.storage import local_asset
 from filters.base import RecordedFilter, record, stored_values
 
 # The recipe languages and their labels in the two fastText label schemes: ISO 639-1
-# (`__label__en`: lid.176 and our own lid.bin) and ISO 639-3 with the ISO 15924 script
+# (`__label__en`: lid.176) and ISO 639-3 with the ISO 15924 script
 # (`__label__eng_Latn`: GlotLID, as NLLB's and OpenLID's models). The script is part of the
 # language: the hi recipe (its heuristics, perplexity model, budgets) is Devanagari Hindi, so
 # GlotLID's hin_Latn (romanized Hindi), like every other label, stands for no recipe language.

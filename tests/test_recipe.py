@@ -14,7 +14,7 @@ name: fi
 language: fi
 sources: [{name: web, paths: [data/*.jsonl.gz]}]
 output: out/fi
-assets: {lid_model: assets/lid.bin, tokenizer: assets/tokenizer.json}
+assets: {lid_model: assets/lid.176.ftz, tokenizer: assets/tokenizer.json}
 langid: {min_score: 0.6}
 heuristics: {gopher_quality: {min_doc_words: 40}, script: {min_script_fraction: 0.9}}
 tokenize: {max_shard_tokens: 1000}
@@ -47,7 +47,7 @@ def test_good_recipe(tmp_path):
         (("min_script_fraction: 0.9", "min_script_fraction: lots"), "'heuristics.script.min_script_fraction' must be a number"),
         (("output: out/fi", "outptu: out/fi"), "unknown key 'outptu'"),
         (("max_shard_tokens: 1000", "max_shard_tokens: -5"), "must be a positive integer"),
-        (("lid_model: assets/lid.bin, ", ""), "missing key 'assets.lid_model'"),
+        (("lid_model: assets/lid.176.ftz, ", ""), "missing key 'assets.lid_model'"),
         (("sources: [{name: web, paths: [data/*.jsonl.gz]}]", "sources: []"), "'sources' must be a non-empty list"),
     ],
 )

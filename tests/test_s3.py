@@ -40,20 +40,20 @@ def test_s3_assets_are_fetched_once_into_a_cache_checked_against_assets_json(in_
 
     monkeypatch.setenv("AURORA_ASSET_CACHE", str(tmp_path / "cache"))
     s3.mkdir("assets")
-    for name in ("lid.bin", "tokenizer.json", "assets.json"):
+    for name in ("lid.176.ftz", "tokenizer.json", "assets.json"):
         s3.put(str(in_workspace / "assets" / name), f"assets/models/{name}" if name != "assets.json" else f"assets/{name}")
     # The nearest assets.json above names files by their path below it.
     record = json.loads((in_workspace / "assets/assets.json").read_text())
     record["files"] = {f"models/{k}": v for k, v in record["files"].items()}
     s3.pipe("assets/assets.json", json.dumps(record).encode())
 
-    local = local_asset("s3://assets/models/lid.bin")
-    assert local.startswith(str(tmp_path / "cache")) and open(local, "rb").read() == (in_workspace / "assets/lid.bin").read_bytes()
-    s3.pipe("assets/models/lid.bin", b"changed in place")  # without a new sha256 in assets.json
-    assert local_asset("s3://assets/models/lid.bin") == local  # the cache holds the bytes assets.json names, nothing else
+    local = local_asset("s3://assets/models/lid.176.ftz")
+    assert local.startswith(str(tmp_path / "cache")) and open(local, "rb").read() == (in_workspace / "assets/lid.176.ftz").read_bytes()
+    s3.pipe("assets/models/lid.176.ftz", b"changed in place")  # without a new sha256 in assets.json
+    assert local_asset("s3://assets/models/lid.176.ftz") == local  # the cache holds the bytes assets.json names, nothing else
     monkeypatch.setenv("AURORA_ASSET_CACHE", str(tmp_path / "other-node"))
     with pytest.raises(AuroraError, match=r"sha256 [0-9a-f]{64} differs from"):
-        local_asset("s3://assets/models/lid.bin")
+        local_asset("s3://assets/models/lid.176.ftz")
     assert not any(p.is_file() for p in (tmp_path / "other-node").rglob("*"))  # nothing unverified is left behind
     s3.pipe("raw/model.bin", b"x")
     with pytest.raises(AuroraError, match="no assets.json with its sha256"):
@@ -63,9 +63,9 @@ def test_s3_assets_are_fetched_once_into_a_cache_checked_against_assets_json(in_
 
     # A run whose asset is damaged stops before any work, in one line.
     recipe = tmp_path / "fi.yaml"
-    recipe.write_text((in_workspace / "recipes/demo/fi.yaml").read_text().replace("assets/lid.bin", "s3://assets/models/lid.bin"))
+    recipe.write_text((in_workspace / "recipes/demo/fi.yaml").read_text().replace("assets/lid.176.ftz", "s3://assets/models/lid.176.ftz"))
     capsys.readouterr()
     assert main(["curate", str(recipe), "--output", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("aurora: error: asset s3://assets/models/lid.bin: sha256") and err.count("\n") == 1
+    assert err.startswith("aurora: error: asset s3://assets/models/lid.176.ftz: sha256") and err.count("\n") == 1
     assert not (tmp_path / "out").exists()

