@@ -188,7 +188,8 @@ def parser() -> argparse.ArgumentParser:
 
     cal = sub.add_parser("calibrate", help="heuristic metrics on clean text, and suggested thresholds as YAML")
     cal.add_argument("--language")
-    cal.add_argument("files", nargs="*", metavar="FILE", help="text (one sentence a line) or documents (jsonl, jsonl.gz, jsonl.zst, parquet)")
+    cal.add_argument("files", nargs="*", metavar="FILE",
+                     help="text (one sentence a line), documents (jsonl[.gz/.zst], parquet, warc[.gz], wet[.gz]) or HTML pages (.html)")
     cal.add_argument("--signals", metavar="RUN", help="instead of FILEs: the signals of a curate run, its kept documents as clean text")
     cal.add_argument("--documents", type=int, default=2000, help="documents to assemble from sentence files")
     cal.add_argument("--seed", type=int, default=0)

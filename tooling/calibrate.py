@@ -1,7 +1,9 @@
 """`aurora calibrate`: every heuristic metric's distribution on clean text, and suggested thresholds.
 
 Input files are plain text with one sentence per line (assembled, seeded, into documents of 5 to
-20 sentences in paragraphs of 1 to 4) or JSONL documents with a `text` field.
+20 sentences in paragraphs of 1 to 4), documents in any curation format (JSONL, parquet, and WARC,
+whose HTML pages are extracted as curation extracts them), or saved HTML pages (`.html`, `.htm`,
+extracted the same way), each a document.
 
 The percentile rule: start from the published threshold (`filters/thresholds.py`) and loosen it
 only where it would remove more than 0.5% of clean documents: then a `min_` threshold becomes
@@ -26,9 +28,13 @@ from core.errors import AuroraError
 from core.text import normalize
 from filters.heuristics import GROUPS, METRICS, analyze, metric_names
 from filters.thresholds import PUBLISHED
+from pipeline.html_text import DEFAULT_EXTRACTOR
 from pipeline.readers import FORMATS, lines, readable_documents
+from pipeline.warc import html_page_text
 
 NOT_CALIBRATED = {"doc_words", "stop_words"}
+HTML_FILES = (".html", ".htm")
+MAX_HTML_BYTES = 8 << 20  # the reader's default max_document_bytes
 MAX_SENTENCE_BYTES = 1 << 16  # a line of a sentence file; a longer one is no sentence
 
 
@@ -57,6 +63,9 @@ def read_clean_texts(paths: list[str], language: str, documents: int, seed: int 
         if path.endswith(FORMATS):
             docs += [doc.text for doc in readable_documents(path)]
             continue
+        if path.lower().endswith(HTML_FILES):
+            docs += [text for text in [_html_file_text(path)] if text]
+            continue
         with open(path, "rb") as f:
             for _, line, _ in lines(f, MAX_SENTENCE_BYTES):  # longer lines are skipped unread
                 try:
@@ -70,6 +79,16 @@ def read_clean_texts(paths: list[str], language: str, documents: int, seed: int 
     if not docs:
         raise AuroraError(f"no text to calibrate on in {', '.join(paths)}")
     return docs
+
+
+def _html_file_text(path: str) -> str | None:
+    """The main text of a saved HTML page, as the WARC reader extracts it; None when it has none."""
+    with open(path, "rb") as f:
+        body = f.read(MAX_HTML_BYTES + 1)
+    if len(body) > MAX_HTML_BYTES:
+        return None
+    reason, text = html_page_text(body, [], DEFAULT_EXTRACTOR)
+    return normalize(text) if reason is None and text.strip() else None
 
 
 def metric_table(texts: list[str], language: str) -> dict[str, dict[str, np.ndarray]]:

@@ -1,0 +1,106 @@
+"""Do a recipe's thresholds hold on real pages? The real pages of a language (`tooling/real_pages.py`)
+curated twice with that language's demo recipe (`recipes/demo/<lang>.yaml`, its sources and output
+replaced, without its perplexity section: the demo recipes only tag documents with its buckets):
+once as a WARC of their HTML (HTTP responses as a crawler stores them, no charset declared: the run
+path extracts the text), once as JSONL of their reference texts. Printed per language: pages, kept
+from the reference text, kept from the HTML, and of the pages kept from their reference text, the
+share also kept from their HTML (the target: >= 95%); then, for the pages lost from HTML, the rule
+that removed each.
+
+    .venv/bin/python bench/kept_share.py [--languages en ja] [--kinds article] [--assets assets]
+
+Needs the cache of real pages and `aurora assets build`'s assets (run from the project's root).
+"""
+
+import argparse
+import contextlib
+import io
+import os
+import sys
+import tempfile
+from collections import Counter
+
+sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+import orjson  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+import yaml  # noqa: E402
+from warcio.statusandheaders import StatusAndHeaders  # noqa: E402
+from warcio.warcwriter import WARCWriter  # noqa: E402
+
+from aurora.cli import main as aurora  # noqa: E402
+from tooling.real_pages import cache_dir, load_pages  # noqa: E402
+
+
+def write_warc(pages, path: str) -> None:
+    with open(path, "wb") as f:
+        writer = WARCWriter(f, gzip=True)
+        for page in pages:
+            http = StatusAndHeaders("200 OK", [("Content-Type", "text/html")], protocol="HTTP/1.1")
+            record = writer.create_warc_record(f"https://{page.source}.example/{page.name}", "response", payload=io.BytesIO(page.html),
+                                               http_headers=http, warc_headers_dict={"WARC-Record-ID": f"<urn:page:{page.name}>"})
+            writer.write_record(record)
+
+
+def curate(recipe_path: str, source: str, output: str, assets: str, work: str) -> dict[str, str | None]:
+    """{document id: the rule that removed it, or None when kept} of one run."""
+    with open(recipe_path) as f:
+        recipe = yaml.safe_load(f)
+    recipe["sources"] = [{"name": "pages", "paths": [source]}]
+    recipe["output"] = output
+    recipe["assets"] = {key: os.path.join(assets, os.path.basename(value)) for key, value in recipe["assets"].items()}
+    recipe.pop("decontamination", None)
+    # The demo recipes keep all three perplexity buckets (they only tag documents), and buckets need
+    # a sample of hundreds of documents: a language with a handful of real pages runs without them.
+    recipe.pop("perplexity", None)
+    path = os.path.join(work, os.path.basename(output) + ".yaml")
+    with open(path, "w") as f:
+        yaml.safe_dump(recipe, f)
+    with contextlib.redirect_stdout(io.StringIO()):
+        status = aurora(["curate", path, "--workers", "1"])
+    if status != 0:
+        sys.exit(f"curate failed on {path}")
+    verdicts = {}
+    for name in sorted(os.listdir(os.path.join(output, "signals"))):
+        if name.endswith(".parquet"):
+            for row in pq.read_table(os.path.join(output, "signals", name), columns=["id", "removed_by"]).to_pylist():
+                verdicts[row["id"]] = row["removed_by"]
+    return verdicts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--languages", nargs="+", default=["en", "fi", "hi", "ja", "vi"])
+    parser.add_argument("--kinds", nargs="+", default=["article"], help="page kinds (WCXB's); readability's are articles")
+    parser.add_argument("--assets", default="assets")
+    args = parser.parse_args()
+    print(f"real pages from {cache_dir()}, kinds {', '.join(args.kinds)}\n")
+    print("| language | pages | kept from reference | kept from HTML | of those kept from reference, kept from HTML |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    losses = {}
+    for language in args.languages:
+        pages = [p for p in load_pages(language=language) if p.kind in args.kinds]
+        if not pages:
+            print(f"| {language} | 0 | | | |")
+            continue
+        with tempfile.TemporaryDirectory() as work:
+            warc, jsonl = os.path.join(work, "pages.warc.gz"), os.path.join(work, "references.jsonl")
+            write_warc(pages, warc)
+            with open(jsonl, "wb") as f:
+                f.writelines(orjson.dumps({"id": f"urn:page:{p.name}", "text": p.reference}) + b"\n" for p in pages)
+            recipe = os.path.join("recipes", "demo", f"{language}.yaml")
+            from_html = curate(recipe, warc, os.path.join(work, "html"), args.assets, work)
+            from_reference = curate(recipe, jsonl, os.path.join(work, "reference"), args.assets, work)
+        kept_reference = {i for i, removed in from_reference.items() if removed is None}
+        kept_html = {i for i, removed in from_html.items() if removed is None}
+        both = kept_reference & kept_html
+        share = len(both) / len(kept_reference) if kept_reference else float("nan")
+        print(f"| {language} | {len(pages)} | {len(kept_reference)} | {len(kept_html)} | {share:.1%} |")
+        losses[language] = Counter(from_html.get(i) or "read (no document)" for i in kept_reference - kept_html)
+    for language, lost in losses.items():
+        if lost:
+            print(f"\n{language}: kept from reference, removed from HTML by: " + ", ".join(f"{rule} {n}" for rule, n in lost.most_common()))
+
+
+if __name__ == "__main__":
+    main()
