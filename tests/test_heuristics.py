@@ -9,7 +9,7 @@ from conftest import LANGUAGES, ROOT, corpus_sentences, demo_records
 
 from core.text import normalize, stop_words, words
 from filters.heuristics import GROUPS, LEXICAL_DIVERSITY_WINDOW, METRICS, RULES, SETTINGS, analyze, broken_rule, lexical_diversity
-from tooling.calibrate import calibrate, documents_from_sentences
+from tooling.calibrate import calibrate, documents_from_sentences, read_clean_texts
 from tooling.sample import sample_sentences
 
 
@@ -230,3 +230,23 @@ def test_shipped_recipes_say_where_thresholds_came_from():
         text = (ROOT / "recipes" / f"{language}.yaml").read_text()
         assert "aurora calibrate" in text and "published" in text
         assert shipped_thresholds(language) == yaml.safe_load((ROOT / "recipes" / "demo" / f"{language}.yaml").read_text())["heuristics"]
+
+
+def test_calibrate_reads_html_pages_and_warc_as_curation_extracts_them(tmp_path):
+    from test_warc import Warc
+
+    sentences = corpus_sentences("en")
+    pages = []
+    for i in range(4):
+        body = "".join(f"<p>{s}</p>" for s in sentences[i * 30:(i + 1) * 30])  # over 200 words: resiliparse's text
+        pages.append(f"<html><body><nav><a href='/'>Home</a></nav><article><h1>Title {i}</h1>{body}</article></body></html>")
+        (tmp_path / f"page{i}.html").write_text(pages[-1], encoding="utf-8")
+    warc = Warc(compress=True)
+    for i, page in enumerate(pages):
+        warc.response(f"https://example.com/{i}", page)
+    path = warc.save(tmp_path / "pages.warc.gz")
+    texts = read_clean_texts([str(tmp_path / f"page{i}.html") for i in range(4)], "en", 10)
+    assert texts == [doc for doc in read_clean_texts([str(path)], "en", 10)]
+    assert len(texts) == 4 and all("Home" not in t and "Title" not in t for t in texts)
+    assert texts[0].startswith(sentences[0])
+    assert "heuristics:" in calibrate([str(path)], "en")
