@@ -12,9 +12,9 @@
 - `resiliparse+trafilatura` (the default): `resiliparse`, and trafilatura on the pages of at most
   `FALLBACK_MAX_CHARS` where resiliparse finds fewer than `FALLBACK_WORDS` words, the cheap sign
   that its main-content heuristics missed the article (a page it leaves empty, a post cut to its
-  first paragraphs);
-  trafilatura's text is kept when it has more words, and at least `MIN_FALLBACK_WORDS` (fewer is
-  no article: a menu's links, which trafilatura returns for a page of nothing else).
+  first paragraphs); trafilatura's text is kept when it has more words, and at least
+  `MIN_FALLBACK_WORDS` (fewer is no article: a menu's links, which trafilatura returns for a page
+  of nothing else).
 
 `bench/extraction.py` measures them on real pages with reference texts (`tooling/real_pages.py`).
 """
