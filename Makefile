@@ -13,7 +13,7 @@ STAGES := cap cat
 # Training configs: the demo's (CPU, minutes) by default; `TRAIN=recipes/train/` for reference scale.
 TRAIN ?= recipes/demo/train-
 
-.PHONY: setup demo demo-data test assets audit report clean $(addprefix recipe-,$(LANGS)) $(addprefix mix-,$(STAGES)) $(addprefix train-,$(STAGES))
+.PHONY: setup demo demo-data real-pages test assets audit report clean $(addprefix recipe-,$(LANGS)) $(addprefix mix-,$(STAGES)) $(addprefix train-,$(STAGES))
 
 setup: $(STAMP)
 
@@ -28,6 +28,10 @@ assets: $(STAMP)
 
 demo-data: $(STAMP)
 	$(BIN)/aurora demo-data --output data/demo
+
+# Real web pages with reference texts, for the extraction and threshold tests and benches (a cache outside the project).
+real-pages: $(STAMP)
+	$(BIN)/python -m tooling.real_pages
 
 $(addprefix recipe-,$(LANGS)): recipe-%: $(STAMP) assets
 	$(BIN)/aurora curate $(RECIPES)/$*.yaml --executor $(EXECUTOR) --workers $(WORKERS)

@@ -37,6 +37,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tarfile
 import urllib.request
 
@@ -190,7 +191,14 @@ def main(argv=None) -> None:
     parser.add_argument("--from-git", action="append", default=[], metavar="SOURCE=GIT_DIR",
                         help="read SOURCE (" + ", ".join(s.name for s in SOURCES) + ") from a local git repository")
     args = parser.parse_args(argv)
-    count = fetch(args.cache, dict(item.split("=", 1) for item in args.from_git))
+    names = {source.name for source in SOURCES}
+    from_git = dict(item.split("=", 1) for item in args.from_git if "=" in item)
+    if len(from_git) != len(args.from_git) or not set(from_git) <= names:
+        parser.error(f"--from-git takes SOURCE=GIT_DIR, SOURCE one of {', '.join(sorted(names))}")
+    try:
+        count = fetch(args.cache, from_git)
+    except (OSError, subprocess.CalledProcessError, tarfile.TarError, KeyError) as e:  # no network, no such commit, a damaged archive
+        sys.exit(f"real pages: error: {type(e).__name__}: {e}")
     print(f"{count} pages in {args.cache}")
 
 
