@@ -195,3 +195,50 @@ def test_trafilatura_never_runs_on_a_page_over_its_bound(monkeypatch):
     links = "<div><a href='/x'>link text</a></div>"
     assert main_text(f"<html><body>{links * 200_000}</body></html>") == "link text" and calls == []
     assert main_text(f"<html><body>{links * 20}</body></html>") == "link text" and len(calls) == 1
+
+
+def test_real_pages_cache_from_git(tmp_path, monkeypatch):
+    """The cache is built from a repository at a commit (here one made in the test, laid out as
+    readability's and WCXB's are): readability's hand-made pages under 10 KB and WCXB's pages
+    without a reference are left out, languages come from the metadata, <html lang> or the script."""
+    import gzip
+    import json
+    import subprocess
+
+    from tooling import real_pages
+
+    repo = tmp_path / "repo"
+    article = "<p>" + "Real words of an article. " * 500 + "</p>"
+    files = {
+        "test/test-pages/news/source.html": f"<html lang='en-GB'><body>{article}</body></html>",
+        "test/test-pages/news/expected.html": "<div><p>Real words.</p><p>Second <b>para</b>.</p></div>",
+        "test/test-pages/news/expected-metadata.json": "{}",
+        "test/test-pages/small/source.html": "<p>x</p>",
+        "test/test-pages/small/expected.html": "<p>x</p>",
+        "test/test-pages/kana/source.html": f"<html><body>{'<p>これは記事です。</p>' * 1000}</body></html>",
+        "test/test-pages/kana/expected.html": "<p>これは記事です。</p>",
+        "test/test-pages/kana/expected-metadata.json": '{"lang": null}',
+    }
+    for path, text in files.items():
+        (repo / path).parent.mkdir(parents=True, exist_ok=True)
+        (repo / path).write_text(text, encoding="utf-8")
+    (repo / "dev/html").mkdir(parents=True)
+    (repo / "dev/ground-truth").mkdir(parents=True)
+    for name, truth in (("0001", {"main_content": "Main text."}), ("0002", {"main_content": None})):
+        (repo / f"dev/html/{name}.html.gz").write_bytes(gzip.compress(b"<html lang='fr'><p>Texte.</p></html>"))
+        (repo / f"dev/ground-truth/{name}.json").write_text(json.dumps({"ground_truth": truth, "_internal": {"page_type": {"primary": "forum"}}}))
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "pages"], check=True)
+    commit = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    monkeypatch.setattr(real_pages, "SOURCES", tuple(
+        real_pages.Source(s.name, s.repo, commit, s.licence, s.folder) for s in real_pages.SOURCES))
+    cache = tmp_path / "cache"
+    assert real_pages.fetch(str(cache), {"readability": str(repo / ".git"), "wcxb": str(repo / ".git")}) == 3
+    pages = {(p.source, p.name): p for p in real_pages.load_pages(str(cache))}
+    assert set(pages) == {("readability", "news"), ("readability", "kana"), ("wcxb", "0001")}
+    assert pages["readability", "news"].language == "en" and pages["readability", "news"].reference == "Real words.\n\nSecond para."
+    assert pages["readability", "kana"].language == "ja" and pages["wcxb", "0001"].language == "fr"
+    assert pages["wcxb", "0001"].kind == "forum" and pages["wcxb", "0001"].reference == "Main text."
+    assert real_pages.load_pages(str(tmp_path / "none")) == []
