@@ -98,7 +98,12 @@ def _calibrate(args) -> int:
     for path in args.files:
         if not os.path.exists(path):
             raise AuroraError(f"{path}: no such file")
-    print(calibrate(args.files, args.language, documents=args.documents, seed=args.seed))
+    from pipeline.html_text import DEFAULT_EXTRACTOR, EXTRACTORS
+
+    extractor = args.extractor or DEFAULT_EXTRACTOR
+    if extractor not in EXTRACTORS:
+        raise AuroraError(f"--extractor must be one of {', '.join(EXTRACTORS)}")
+    print(calibrate(args.files, args.language, documents=args.documents, seed=args.seed, extractor=extractor))
     return 0
 
 
@@ -193,6 +198,8 @@ def parser() -> argparse.ArgumentParser:
     cal.add_argument("--signals", metavar="RUN", help="instead of FILEs: the signals of a curate run, its kept documents as clean text")
     cal.add_argument("--documents", type=int, default=2000, help="documents to assemble from sentence files")
     cal.add_argument("--seed", type=int, default=0)
+    cal.add_argument("--extractor", help="how HTML pages (warc, .html) become text: the recipe's read.extractor "
+                     "(default resiliparse+trafilatura)")
     cal.set_defaults(func=_calibrate)
 
     manifest = sub.add_parser("manifest", help="inspect and audit manifests")

@@ -24,7 +24,6 @@ Pages are read from the cache (`python -m tooling.real_pages` fills it); without
 
 import argparse
 import os
-import re
 import sys
 import time
 from collections import Counter, defaultdict
@@ -36,10 +35,10 @@ from resiliparse.extract.html2text import extract_plain_text  # noqa: E402
 from resiliparse.parse.html import HTMLTree  # noqa: E402
 
 from pipeline import html_text  # noqa: E402
-from pipeline.warc import _decoded  # noqa: E402
+from pipeline.warc import decode_html  # noqa: E402
 from tooling.real_pages import cache_dir, load_pages  # noqa: E402
 
-WORD = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]|[^\W_\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]+")
+WORD = html_text.WORD
 EXTRACTORS = {
     "resiliparse+trafilatura": lambda html: html_text.main_text(html, "resiliparse+trafilatura"),
     "resiliparse": lambda html: html_text.main_text(html, "resiliparse"),
@@ -71,7 +70,7 @@ def main() -> None:
     if not pages:
         sys.exit(f"no real pages in {cache_dir()}: run `python -m tooling.real_pages` first")
     pages = pages[:args.limit] if args.limit else pages
-    htmls = [_decoded(page.html, []) or "" for page in pages]
+    htmls = [decode_html(page.html, []) or "" for page in pages]
     seconds, results, fallback = defaultdict(list), defaultdict(list), []
     for page, html in zip(pages, htmls):
         for name, extract in EXTRACTORS.items():
@@ -79,7 +78,8 @@ def main() -> None:
             text = extract(html)
             seconds[name].append(time.perf_counter() - start)
             results[name].append(scores(page.reference, text))
-        fallback.append(html_text.without_repeated_lines(html_text.main_text(html, "resiliparse"))[1] < html_text.FALLBACK_WORDS)
+        tree = HTMLTree.parse(html)
+        fallback.append(html_text.resiliparse_text(tree)[1] < html_text.FALLBACK_WORDS and html_text.trafilatura_affordable(html, tree))
 
     groups = defaultdict(list)
     for i, page in enumerate(pages):

@@ -58,21 +58,19 @@ STATE = "<script>window.__STATE__ = " + json.dumps(
 STYLE = "".join(f".c{i} {{ margin: {i % 40}px; padding: {i % 7}px }}" for i in range(300))
 
 
-# --- pages with a known main text ----------------------------------------------------------------
+# --- pages --------------------------------------------------------------------------------------------
 
 
 def _link_text(sentence: str, lang: str) -> str:
     return sentence[:8] if lang == "ja" else " ".join(sentence.split()[:3])
 
 
-def _page(layout: str, lang: str, rng: random.Random, main_pool: list[str], boiler_pool: list[str], menu: list[str]) -> tuple[str, str, str]:
-    """(html, main text, boilerplate text) of one page; `menu`: its site's menu."""
+def _page(layout: str, lang: str, rng: random.Random, main_pool: list[str], boiler_pool: list[str], menu: list[str]) -> str:
+    """The HTML of one page; `menu`: its site's menu."""
     title = main_pool.pop()
     paragraphs = [" ".join(main_pool.pop() for _ in range(rng.randint(2, 4))) for _ in range(rng.randint(1, 7))]
     links = [_link_text(boiler_pool.pop(), lang) for _ in range(8)]
     cookie, footer, related = boiler_pool.pop(), boiler_pool.pop(), [boiler_pool.pop() for _ in range(4)]
-    main = [title, *paragraphs] + ([CODE] if layout == "docs" else [])
-    boilerplate = [*links, *menu, cookie, footer, *related]
     nav = "".join(f'<li><a href="/p{i}">{text}</a></li>' for i, text in enumerate(links + menu))
     aside = "".join(f'<li><a href="/r{i}">{text}</a></li>' for i, text in enumerate(related))
     head = ("<head><meta charset='utf-8'><title>" + title + "</title>"
@@ -113,11 +111,11 @@ def _page(layout: str, lang: str, rng: random.Random, main_pool: list[str], boil
                 f"<h1>{title}</h1>{body_paragraphs}</td><td class='links'><ul>{aside}</ul></td></tr>"
                 f"<tr><td colspan='3' class='footer'>{footer}</td></tr></table>{comment}{cookie_banner}")
     html = f"<!DOCTYPE html><html lang='{lang}'>{head}<body>{body}<script>adslotRefresh(3);</script></body></html>"
-    return html, "\n".join(main), "\n".join(boilerplate)
+    return html
 
 
-def make_pages(seed: int) -> list[tuple[str, str, str, str]]:
-    """(language, html, main text, boilerplate text) for every language and layout."""
+def make_pages(seed: int) -> list[str]:
+    """The HTML of a page of every language and layout."""
     rng = random.Random(seed)
     pages = []
     for lang in LANGUAGES:
@@ -126,7 +124,7 @@ def make_pages(seed: int) -> list[tuple[str, str, str, str]]:
         half = len(sentences) // 2
         main_pool, boiler_pool = sentences[:half], sentences[half:]
         menu = [_link_text(boiler_pool.pop(), lang) for _ in range(40)]
-        pages += [(lang, *_page(layout, lang, rng, main_pool, boiler_pool, menu)) for layout in LAYOUTS]
+        pages += [_page(layout, lang, rng, main_pool, boiler_pool, menu) for layout in LAYOUTS]
     return pages
 
 
@@ -143,7 +141,7 @@ def write_warc(path: str, pages, count: int, content_type: str = "text/html; cha
             writer.write_record(writer.create_warc_record(url, "request", payload=io.BytesIO(b"GET / HTTP/1.1\r\n\r\n"),
                                                           warc_content_type="application/http; msgtype=request"))
             http = StatusAndHeaders("200 OK", [("Content-Type", content_type)], protocol="HTTP/1.1")
-            body = io.BytesIO(pages[i % len(pages)][1].encode())
+            body = io.BytesIO(pages[i % len(pages)].encode())
             writer.write_record(writer.create_warc_record(url, "response", payload=body, http_headers=http))
 
 

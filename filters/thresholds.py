@@ -3,11 +3,6 @@
 Sources:
 - en: datatrove's defaults for GopherQualityFilter, GopherRepetitionFilter and FineWebQualityFilter
   (Gopher, Rae et al. 2021; FineWeb, Penedo et al. 2024).
-
-Each was set on the text of one extractor: FineWeb's and FineWeb-2's on trafilatura's output of
-Common Crawl WARCs, Gopher's on MassiveText's own HTML-to-text. On text extracted differently
-(`pipeline.html_text`) repetition and line shapes differ, so the en recipes loosen some of them
-after calibrating on real pages as this project extracts them (the recipes say which).
 - fi, hi, ja, vi: FineWeb-2's per-language configs `configs/fin_Latn.yml`, `hin_Deva.yml`,
   `jpn_Jpan.yml`, `vie_Latn.yml` (github.com/huggingface/fineweb-2): dup_line_frac, top_n_grams,
   dup_n_grams, min/max_avg_word_length, max_non_alpha_words_ratio (our min_alpha_words_ratio),
@@ -19,6 +14,11 @@ after calibrating on real pages as this project extracts them (the recipes say w
   keyword stuffing from a dozen distinct words can reach (12 / 50 = 0.24) and below what clean
   prose scores (0.73 to 0.86 at the 0.5th percentile of ../shared/corpus in every language);
   `aurora calibrate` loosens it for a language whose clean text needs that, like any other rule.
+
+Each was set on the text of one extractor: FineWeb's and FineWeb-2's on trafilatura's output of
+Common Crawl WARCs, Gopher's on MassiveText's own HTML-to-text. On text extracted differently
+(`pipeline.html_text`) repetition and line shapes differ, so the en recipes loosen some of them
+after calibrating on real pages as this project extracts them (the recipes say which).
 """
 
 GOPHER_REPETITION_EN = {

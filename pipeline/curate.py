@@ -44,6 +44,7 @@ from pipeline.lock import output_lock
 from pipeline.readers import RawDocumentReader, WorkUnit, input_format, work_units
 from pipeline.recipe import Recipe, Source
 from pipeline.tokenize import MegatronShardWriter
+from pipeline.warc import WARC_FORMATS
 
 RUN_FILE = "run.json"
 DEDUP_LAYOUT = DedupLayout()  # where the dedup passes' files are; the manifest names its clusters file
@@ -227,18 +228,21 @@ def claim_output(folder, run: dict) -> None:
         raise AuroraError(f"cannot write to {uri(folder)}: its storage is read-only") from None
 
 
-def signals_basis(recipe: Recipe) -> dict:
+def signals_basis(recipe: Recipe, files: list[tuple[str, str]]) -> dict:
     """What a run's signals depend on beyond the thresholds: a refilter of the run is exact only
     under a recipe with the same basis (`pipeline.refilter` says which part differs). Models by
-    their sha256, so a path moved is the same model and a file rebuilt in place is not."""
+    their sha256, so a path moved is the same model and a file rebuilt in place is not. The HTML
+    extractor only where `files` (the run's inputs) hold WARC files: other inputs carry their text."""
     def sha(path):
         with open(local_asset(path), "rb") as f:
             return file_sha256(f)
     basis = {
         "language": recipe.language,
-        "read": {"max_document_bytes": recipe.max_document_bytes, "unit_bytes": recipe.unit_bytes, "extractor": recipe.extractor},
+        "read": {"max_document_bytes": recipe.max_document_bytes, "unit_bytes": recipe.unit_bytes},
         "tokenizer": {"sha256": sha(recipe.tokenizer), "eod_token": recipe.eod_token},
     }
+    if any(input_format(path) in WARC_FORMATS for _, path in files):
+        basis["read"]["extractor"] = recipe.extractor
     if recipe.language == "code":
         basis["code"] = {"heuristics": recipe.heuristics, "languages": recipe.code_languages, "redact_pii": recipe.redact_pii}
     else:
@@ -282,7 +286,7 @@ def run_curation(recipe: Recipe, files: list[tuple[str, str]], executor: str, wo
         for name, pipeline, tasks in passes(recipe, files, units, folder, replay):
             logging_dir = os.path.join(absolute(recipe.output), "logs", name)
             run_pass(make_executor(executor, pipeline, tasks, min(workers, tasks), logging_dir, verbose), name, logging_dir, verbose)
-        signals = {"basis": signals_basis(recipe), "files": [signals_path(task) for task in range(len(units))]}
+        signals = {"basis": signals_basis(recipe, files), "files": [signals_path(task) for task in range(len(units))]}
         eval_sets = load_index(recipe.decontamination, recipe.language).sets if recipe.decontamination else None
         manifest = build_pool_manifest(folder, recipe, files, DEDUP_LAYOUT.clusters if recipe.dedup else None,
                                        [unit.describe() for unit in units], signals, eval_sets)

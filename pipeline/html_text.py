@@ -6,15 +6,18 @@
   every line that repeats an earlier line of the page, compared on its words in lower case, is
   removed: captions printed twice, "Advertisement" between paragraphs, a gallery's captions again
   and again. Left in, they are what the repetition rules (`fineweb.max_char_dup_ratio`, Gopher's
-  duplicate lines and n-grams) remove whole pages for.
+  duplicate lines and n-grams) remove whole pages for. Repeats that make up most of a page
+  (`MAX_REPEATED_SHARE`) are left in: such a page is repetition spam, for those rules to remove.
 - `trafilatura`: `trafilatura.extract(html, fast=True)`, its own extraction without its fallback
-  algorithms (no metadata, tables kept, no network).
-- `resiliparse+trafilatura` (the default): `resiliparse`, and trafilatura on the pages of at most
-  `FALLBACK_MAX_CHARS` where resiliparse finds fewer than `FALLBACK_WORDS` words, the cheap sign
-  that its main-content heuristics missed the article (a page it leaves empty, a post cut to its
-  first paragraphs); trafilatura's text is kept when it has more words, and at least
-  `MIN_FALLBACK_WORDS` (fewer is no article: a menu's links, which trafilatura returns for a page
-  of nothing else).
+  algorithms (no metadata, no comments, tables kept, no network), repeats removed as above.
+- `resiliparse+trafilatura` (the default): `resiliparse`, and `trafilatura` on the pages where
+  resiliparse finds fewer than `FALLBACK_WORDS` words, the cheap sign that its main-content
+  heuristics missed the article (a page it leaves empty, a post cut to its first paragraphs);
+  trafilatura's text is kept when it has more words, and at least `MIN_FALLBACK_WORDS` (fewer is
+  no article: a menu's links, which trafilatura returns for a page of nothing else).
+
+trafilatura runs only on pages small and shallow enough for its time to stay bounded
+(`TRAFILATURA_MAX_CHARS`, `TRAFILATURA_MAX_DEPTH`); the others get `resiliparse`'s text.
 
 `bench/extraction.py` measures them on real pages with reference texts (`tooling/real_pages.py`).
 """
@@ -30,12 +33,20 @@ EXTRACTORS = ("resiliparse+trafilatura", "resiliparse", "trafilatura")
 DEFAULT_EXTRACTOR = EXTRACTORS[0]
 FALLBACK_WORDS = 200
 MIN_FALLBACK_WORDS = 50  # Gopher's min_doc_words
-# trafilatura takes about 3 s a MB of HTML that is all short lines or links (resiliparse: under
-# 0.3 s); real pages over 1 MiB that resiliparse finds little in are product and collection
-# listings, not articles (16 of the 1,570 real pages of bench/extraction.py).
-FALLBACK_MAX_CHARS = 1 << 20
+# trafilatura's time grows with a page's size times its nesting: 0.6 s for 256 KiB of links 10
+# deep, 8.5 s 250 deep (resiliparse: under 0.1 s). Real pages nest 19 deep at the median, 56 at
+# most, and the articles it rescues are smaller: of the 1,570 real pages of bench/extraction.py,
+# a limit of 512 KiB changes the English articles' F1 by 0.0005. So it runs on pages of at most
+# TRAFILATURA_MAX_CHARS nested at most TRAFILATURA_MAX_DEPTH deep (about 4 s at worst); other
+# pages keep resiliparse's text, whatever the extractor.
+TRAFILATURA_MAX_CHARS = 512 << 10
+TRAFILATURA_MAX_DEPTH = 64
+_DEEPER = " > ".join(["*"] * (TRAFILATURA_MAX_DEPTH + 1))
+# Repeats are removed while they are incidental; a page more than half repeats is repetition
+# spam, left whole for the repetition rules to judge.
+MAX_REPEATED_SHARE = 0.5
 # Words as `\w+` finds them, a Han or kana character each (those scripts write no spaces).
-_WORD = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]|[^\W_\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]+")
+WORD = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]|[^\W_\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]+")
 _SKIPPED = ["h1"]
 # trafilatura logs an ERROR for every page it finds no text in; here that is an outcome, counted as such.
 logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
@@ -43,38 +54,50 @@ logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
 
 def main_text(html: str, extractor: str = DEFAULT_EXTRACTOR, tree: HTMLTree | None = None) -> str:
     """The main text of `html` (its `tree`, parsed by resiliparse, when the caller has it)."""
-    if extractor == "trafilatura":
-        return _trafilatura(html)
-    text, words = _resiliparse(tree if tree is not None else HTMLTree.parse(html))
-    if extractor == "resiliparse" or words >= FALLBACK_WORDS or len(html) > FALLBACK_MAX_CHARS:
+    tree = tree if tree is not None else HTMLTree.parse(html)
+    affordable = trafilatura_affordable(html, tree)
+    if extractor == "trafilatura" and affordable:
+        return trafilatura_text(html)[0]
+    text, words = resiliparse_text(tree)
+    if extractor != "resiliparse+trafilatura" or words >= FALLBACK_WORDS or not affordable:
         return text
-    other = _trafilatura(html)
-    other_words = len(_WORD.findall(other))
+    other, other_words = trafilatura_text(html)
     return other if other_words >= MIN_FALLBACK_WORDS and other_words > words else text
 
 
-def _resiliparse(tree: HTMLTree) -> tuple[str, int]:
-    """The text and its number of words."""
+def trafilatura_affordable(html: str, tree: HTMLTree) -> bool:
+    """Whether trafilatura may run on the page: small and shallow enough (`TRAFILATURA_MAX_CHARS`)."""
+    return len(html) <= TRAFILATURA_MAX_CHARS and (tree.document is None or tree.document.query_selector(_DEEPER) is None)
+
+
+def resiliparse_text(tree: HTMLTree) -> tuple[str, int]:
+    """The `resiliparse` extractor's text and its number of words."""
     text = extract_plain_text(tree, main_content=True, comments=False, post_meta=False, alt_texts=False,
                               list_bullets=False, skip_elements=_SKIPPED)
     return without_repeated_lines(text)
 
 
-def _trafilatura(html: str) -> str:
-    return trafilatura.extract(html, fast=True, with_metadata=False, include_comments=False) or ""
+def trafilatura_text(html: str) -> tuple[str, int]:
+    """The `trafilatura` extractor's text (its repeats removed as resiliparse's are) and its number of words."""
+    return without_repeated_lines(trafilatura.extract(html, fast=True, with_metadata=False, include_comments=False) or "")
 
 
 def without_repeated_lines(text: str) -> tuple[str, int]:
     """`text` without the lines whose words (lower-cased) an earlier line already had, and the
-    number of words it keeps; lines without a word are kept."""
-    seen, kept, words = set(), [], 0
+    number of words it keeps; lines without a word are kept. When the repeats are more than
+    `MAX_REPEATED_SHARE` of the text's characters, `text` is returned whole."""
+    seen, kept, words, repeated, total = set(), [], 0, 0, 0
     for line in text.split("\n"):
-        found = _WORD.findall(line.lower())
+        found = WORD.findall(line.lower())
         key = " ".join(found)
+        total += len(line)
         if key in seen:
+            repeated += len(line)
             continue
         if key:
             seen.add(key)
         kept.append(line)
         words += len(found)
+    if repeated > MAX_REPEATED_SHARE * total:
+        return text, len(WORD.findall(text))
     return "\n".join(kept), words

@@ -92,7 +92,7 @@ def refilter(recipe: Recipe, run: str, output: str | None = None, executor: str 
     problems = audit_signals(run_folder, manifest["signals"]["files"], manifest["funnel"])
     if problems:
         raise AuroraError(f"{run}: signals cannot be trusted: {problems[0]}")
-    check_basis(manifest["signals"]["basis"], signals_basis(recipe), run)
+    check_basis(manifest["signals"]["basis"], signals_basis(recipe, files), run)
     _check_inputs(run_folder, files, run)
     units = work_units([(source, absolute(path)) for source, path in files], recipe.unit_bytes)
     table = _read_signals(run_folder, len(units), _columns(recipe))

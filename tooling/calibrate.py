@@ -2,8 +2,8 @@
 
 Input files are plain text with one sentence per line (assembled, seeded, into documents of 5 to
 20 sentences in paragraphs of 1 to 4), documents in any curation format (JSONL, parquet, and WARC,
-whose HTML pages are extracted as curation extracts them), or saved HTML pages (`.html`, `.htm`,
-extracted the same way), each a document.
+whose HTML pages are extracted as curation extracts them, by `--extractor`, the recipe's
+`read.extractor`), or saved HTML pages (`.html`, `.htm`, extracted the same way), each a document.
 
 The percentile rule: start from the published threshold (`filters/thresholds.py`) and loosen it
 only where it would remove more than 0.5% of clean documents: then a `min_` threshold becomes
@@ -29,12 +29,11 @@ from core.text import normalize
 from filters.heuristics import GROUPS, METRICS, analyze, metric_names
 from filters.thresholds import PUBLISHED
 from pipeline.html_text import DEFAULT_EXTRACTOR
-from pipeline.readers import FORMATS, lines, readable_documents
+from pipeline.readers import FORMATS, MAX_DOCUMENT_BYTES, lines, readable_documents
 from pipeline.warc import html_page_text
 
 NOT_CALIBRATED = {"doc_words", "stop_words"}
 HTML_FILES = (".html", ".htm")
-MAX_HTML_BYTES = 8 << 20  # the reader's default max_document_bytes
 MAX_SENTENCE_BYTES = 1 << 16  # a line of a sentence file; a longer one is no sentence
 
 
@@ -53,7 +52,7 @@ def documents_from_sentences(sentences: list[str], language: str, count: int, se
     return docs
 
 
-def read_clean_texts(paths: list[str], language: str, documents: int, seed: int = 0) -> list[str]:
+def read_clean_texts(paths: list[str], language: str, documents: int, seed: int = 0, extractor: str = DEFAULT_EXTRACTOR) -> list[str]:
     """Documents from input files (any curation format, read as curation reads them: bad records are
     skipped) and from sentence files; a sentence file that is not UTF-8, or no text at all, is an error."""
     sentences, docs = [], []
@@ -61,10 +60,10 @@ def read_clean_texts(paths: list[str], language: str, documents: int, seed: int 
         if not os.path.isfile(path):  # a device or a pipe never ends
             raise AuroraError(f"{path}: not a regular file")
         if path.endswith(FORMATS):
-            docs += [doc.text for doc in readable_documents(path)]
+            docs += [doc.text for doc in readable_documents(path, extractor=extractor)]
             continue
         if path.lower().endswith(HTML_FILES):
-            docs += [text for text in [_html_file_text(path)] if text]
+            docs += [text for text in [_html_file_text(path, extractor)] if text]
             continue
         with open(path, "rb") as f:
             for _, line, _ in lines(f, MAX_SENTENCE_BYTES):  # longer lines are skipped unread
@@ -81,13 +80,13 @@ def read_clean_texts(paths: list[str], language: str, documents: int, seed: int 
     return docs
 
 
-def _html_file_text(path: str) -> str | None:
+def _html_file_text(path: str, extractor: str) -> str | None:
     """The main text of a saved HTML page, as the WARC reader extracts it; None when it has none."""
     with open(path, "rb") as f:
-        body = f.read(MAX_HTML_BYTES + 1)
-    if len(body) > MAX_HTML_BYTES:
+        body = f.read(MAX_DOCUMENT_BYTES + 1)
+    if len(body) > MAX_DOCUMENT_BYTES:
         return None
-    reason, text = html_page_text(body, [], DEFAULT_EXTRACTOR)
+    reason, text = html_page_text(body, [], extractor)
     return normalize(text) if reason is None and text.strip() else None
 
 
@@ -130,8 +129,8 @@ def signals_metric_table(run: str) -> tuple[str, int, dict[str, dict[str, np.nda
     return language, sum(t.num_rows for t in tables), metrics
 
 
-def calibrate(paths: list[str], language: str, documents: int = 2000, seed: int = 0) -> str:
-    texts = read_clean_texts(paths, language, documents, seed)
+def calibrate(paths: list[str], language: str, documents: int = 2000, seed: int = 0, extractor: str = DEFAULT_EXTRACTOR) -> str:
+    texts = read_clean_texts(paths, language, documents, seed, extractor)
     return suggestions(metric_table(texts, language), language, f"{len(texts)} clean {language} documents")
 
 

@@ -154,7 +154,7 @@ def _wcxb_pages(files: dict[str, bytes]):
         name = path.removeprefix("ground-truth/").removesuffix(".json")
         truth = json.loads(files[path])
         reference = truth["ground_truth"].get("main_content")
-        if not reference:  # 2 of 1,497 have none
+        if not reference:  # 21 of 1,497 have none (null or empty)
             continue
         html = gzip.decompress(files[f"html/{name}.html.gz"])
         kind = truth.get("_internal", {}).get("page_type", {}).get("primary", "unknown")
@@ -163,6 +163,8 @@ def _wcxb_pages(files: dict[str, bytes]):
 
 def fetch(cache: str, from_git: dict[str, str] | None = None) -> int:
     """Write every source's pages and `pages.jsonl` into `cache` (replaced whole); the number of pages."""
+    if os.path.exists(cache) and os.listdir(cache) and not os.path.isfile(os.path.join(cache, "pages.jsonl")):
+        raise OSError(f"{cache} is not empty and holds no pages.jsonl: not a cache of real pages, left alone")
     staging = cache.rstrip("/") + ".partial"
     shutil.rmtree(staging, ignore_errors=True)
     entries = []
