@@ -513,8 +513,11 @@ def test_mix_refuses_a_pool_whose_shard_was_altered(in_workspace, demo_runs, tmp
 
 
 @pytest.mark.parametrize("edit, message", [
-    ("pool: 5", "'pool' must be a pool manifest"),
-    ("instructions: []", "'instructions' must be a non-empty list"),
+    ("language: en, pool: 5", "'pool' must be a pool manifest"),
+    ("language: en, instructions: []", "'instructions' must be a non-empty list"),
+    ("language: Klingon, pool: p", "'language' must be one of en, fi, hi, ja, vi, code$"),
+    ("language: multi, pool: p", "'language' must be one of en, fi, hi, ja, vi, code$"),
+    ("language: [en], instructions: i.jsonl", "'language' must be one of en, fi, hi, ja, vi, code, multi"),
 ])
 def test_stage_components_of_the_wrong_type_are_one_line(tmp_path, edit, message):
     from core.errors import AuroraError
@@ -522,9 +525,19 @@ def test_stage_components_of_the_wrong_type_are_one_line(tmp_path, edit, message
 
     stage = tmp_path / "stage.yaml"
     stage.write_text(f"name: s\nseed: 1\ntokens: 1000\noutput: o\ntokenizer: t.json\n"
-                     f"components:\n  - {{name: en, language: en, {edit}, tokens: 1.0, max_epochs: 2}}\n")
+                     f"components:\n  - {{name: en, {edit}, tokens: 1.0, max_epochs: 2}}\n")
     with pytest.raises(AuroraError, match=message):
         load_stage_recipe(str(stage))
+
+
+def test_mix_refuses_a_component_whose_language_is_not_its_pools(in_workspace, demo_runs, tmp_path, capsys):
+    """{name: en, language: ja, pool: out/demo/en} would label en tokens and validation as ja."""
+    stage = tmp_path / "stage.yaml"
+    stage.write_text(f"name: s\nseed: 1\ntokens: 1000\noutput: {tmp_path}/stage\ntokenizer: assets/tokenizer.json\n"
+                     f"components:\n  - {{name: en, language: ja, pool: out/demo/en, tokens: 1.0, max_epochs: 2}}\n")
+    assert main(["mix", str(stage)]) == 2
+    assert capsys.readouterr().err.strip() == "aurora: error: component 'en' says language 'ja', its pool out/demo/en is 'en'"
+    assert not (tmp_path / "stage").exists()
 
 
 @pytest.mark.parametrize("key, value", [("seed", 10**30), ("parts", 10**12), ("tokens", 10**30)])

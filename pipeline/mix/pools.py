@@ -98,6 +98,9 @@ def open_pool(component: Component, recipe: StageRecipe, sources_folder: str, ve
         raise AuroraError(f"component '{component.name}': {e}") from None
     if manifest["kind"] != "pool":
         raise AuroraError(f"component '{component.name}': {path} is a {manifest['kind']} manifest, not a pool")
+    if manifest["language"] != component.language:
+        raise AuroraError(f"component '{component.name}' says language '{component.language}', its pool {path} is "
+                          f"'{str(manifest['language'])[:40]}'")
     with folder.open(MANIFEST, "rb") as f:
         sha = file_sha256(f)
     expected = tokenizer_info(recipe.tokenizer, recipe.eod_token)["sha256"]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from core.config import NAME, integer, number, read_yaml
 from core.errors import AuroraError
 from core.tokenizer import EOD_TOKEN
+from pipeline.recipe import LANGUAGES
 
 # Bounds that keep the selection maths in 64-bit integers and the parts' work finite.
 MAX_TOKENS = 1 << 50
@@ -20,6 +21,10 @@ MAX_PARTS = 65_536
 STAGE_KEYS = {"name", "seed", "tokens", "output", "tokenizer", "parts", "max_shard_tokens", "eod_token",
               "validation_documents", "components", "decontamination"}
 COMPONENT_KEYS = {"name", "language", "pool", "instructions", "tokens", "max_epochs"}
+# A component's language labels its tokens and validation in the stage manifest and the trainer: a
+# curated pool's is its curation's (checked when the pool is opened), and instruction data may
+# also be `multi` (records of several languages).
+INSTRUCTION_LANGUAGES = (*LANGUAGES, "multi")
 
 
 @dataclass
@@ -78,8 +83,9 @@ def _component(item, i: int, names: set, path: str) -> Component:
     if "instructions" in item and (not isinstance(instructions, list) or not instructions
                                    or not all(isinstance(p, str) and p for p in instructions)):
         raise _error(path, f"component '{name}': 'instructions' must be a non-empty list of path globs")
-    if not isinstance(item.get("language"), str):
-        raise _error(path, f"component '{name}' needs a string 'language'")
+    allowed = INSTRUCTION_LANGUAGES if "instructions" in item else LANGUAGES
+    if item.get("language") not in allowed:
+        raise _error(path, f"component '{name}': 'language' must be one of {', '.join(allowed)}")
     return Component(name, item["language"], tokens, epochs, item.get("pool"), instructions)
 
 
