@@ -231,11 +231,18 @@ def main(argv=None) -> int:
     try:
         return args.func(args)
     except AuroraError as e:
-        print(f"aurora: error: {e}", file=sys.stderr)
+        print(f"aurora: error: {_bounded(str(e))}", file=sys.stderr)
         return 2
     except _storage_errors() as e:
-        print(f"aurora: error: {type(e).__name__}: {' '.join(str(e).split())}", file=sys.stderr)
+        print(f"aurora: error: {_bounded(f'{type(e).__name__}: ' + ' '.join(str(e).split()))}", file=sys.stderr)
         return 2
+
+
+MAX_ERROR_CHARS = 1000  # a message quotes what the user gave (a value, a line): that may be anything
+
+
+def _bounded(message: str) -> str:
+    return message if len(message) <= MAX_ERROR_CHARS else f"{message[:MAX_ERROR_CHARS]}... ({len(message):,} characters)"
 
 
 def _interrupted(signum, frame):

@@ -17,7 +17,15 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML's safe loader, refusing a key given twice in one mapping (the last would win silently)."""
+    """YAML's safe loader, refusing a key given twice in one mapping (the last would win silently)
+    and any alias: nested aliases expand exponentially (a 717-byte "billion laughs" recipe is
+    gigabytes once loaded), and no config of ours needs them."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.events.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, f"alias *{event.anchor[:40]} (YAML aliases are not accepted)", event.start_mark)
+        return super().compose_node(parent, index)
 
     def construct_mapping(self, node, deep=False):
         keys = set()

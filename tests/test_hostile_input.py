@@ -566,3 +566,31 @@ def test_audit_of_a_damaged_reject_file_or_a_device_shard_is_problem_lines(demo_
     result = _cli("manifest", "audit", pool, timeout=120)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert "cannot be read (not a file)" in result.stdout and "rejects/: a file cannot be read" in result.stdout
+
+
+BILLION_LAUGHS = "".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]\n" for i in range(1, 9)).replace("*l0", '"lol"')
+
+
+@pytest.mark.parametrize("command, base", [
+    ("curate", "name: r\nlanguage: en\nsources: [{name: web, paths: [x.jsonl]}]\noutput: o\n"),
+    ("mix", "name: s\nseed: 1\ntokens: 1000\noutput: o\ntokenizer: t.json\n"),
+    ("train", "stage: s\n"),
+])
+def test_yaml_aliases_are_refused_before_they_expand(tmp_path, capsys, command, base):
+    """Eight levels of nine aliases each (a 'billion laughs' of 43 million strings, in under 1 KB)
+    in a value of a recipe, a stage recipe and a training config: one short line, at once."""
+    path = tmp_path / "config.yaml"
+    path.write_text(base + "bomb:\n" + "".join("  " + line + "\n" for line in BILLION_LAUGHS.splitlines()))
+    assert len(path.read_bytes()) < 1000
+    assert main([command, str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("aurora: error: ") and "YAML aliases are not accepted" in err and len(err) < 600
+
+
+def test_error_messages_are_bounded(tmp_path, capsys):
+    """A recipe value of 100,000 characters is quoted in its error, cut to a bounded length."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("name: " + "n" * 100_000 + "\nlanguage: en\nsources: [{name: web, paths: [x.jsonl]}]\noutput: o\n")
+    assert main(["curate", str(recipe)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("aurora: error: ") and err.count("\n") == 1 and len(err) < 1200
