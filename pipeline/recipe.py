@@ -166,9 +166,19 @@ def load_recipe(path: str) -> Recipe:
             raise AuroraError(f"{path}: 'read.extractor' must be one of {', '.join(EXTRACTORS)}, not {read['extractor']!r}")
         recipe.extractor = read["extractor"]
 
-    recipe.heuristics = _heuristics(data.get("heuristics") or {}, language, path)
+    heuristics = data.get("heuristics")
+    if heuristics is not None and not isinstance(heuristics, dict):  # `[]`, `0` or `false` would mean no heuristics
+        raise AuroraError(f"{path}: 'heuristics' must be a mapping of groups (or left out for none)")
+    recipe.heuristics = _heuristics(heuristics or {}, language, path)
 
     if language == "code":
+        # Sections the code recipe would ignore are refused, as `code` is in a text recipe.
+        for key in ("langid", "perplexity"):
+            if key in data:
+                raise AuroraError(f"{path}: '{key}' is for text recipes; the code recipe has none")
+        for key in ("lid_model", "sp_model", "kenlm_model"):
+            if key in assets:
+                raise AuroraError(f"{path}: 'assets.{key}' is for text recipes; the code recipe has none")
         code = _section(data, "code", {"languages", "redact_pii"}, path)
         from filters.code import EXTENSIONS
 

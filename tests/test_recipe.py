@@ -130,6 +130,25 @@ def test_code_rules_are_range_checked(tmp_path, rule, message):
     assert load_recipe(_write(tmp_path, CODE.replace("{RULE}", "{min_alphanumeric_fraction: 1, max_file_bytes: 0}"))).heuristics
 
 
+@pytest.mark.parametrize("value", ["[]", "0", "false", '""'])
+def test_heuristics_of_another_type_are_refused_not_taken_for_none(tmp_path, value):
+    with pytest.raises(AuroraError, match="'heuristics' must be a mapping of groups"):
+        load_recipe(_write(tmp_path, GOOD.replace(HEURISTICS, f"heuristics: {value}")))
+
+
+@pytest.mark.parametrize("edit, message", [
+    ("langid: {min_score: 0.5}", "'langid' is for text recipes; the code recipe has none"),
+    ("perplexity: {mode: max, max_perplexity: 1000}", "'perplexity' is for text recipes; the code recipe has none"),
+])
+def test_a_code_recipe_refuses_the_sections_it_would_ignore(tmp_path, edit, message):
+    with pytest.raises(AuroraError, match=re.escape(message)):
+        load_recipe(_write(tmp_path, CODE.replace("{RULE}", "{}") + edit + "\n"))
+    lid = CODE.replace("{RULE}", "{}").replace("assets: {tokenizer: assets/tokenizer.json}",
+                                                "assets: {tokenizer: assets/tokenizer.json, lid_model: assets/lid.176.ftz}")
+    with pytest.raises(AuroraError, match=re.escape("'assets.lid_model' is for text recipes; the code recipe has none")):
+        load_recipe(_write(tmp_path, lid))
+
+
 def test_code_rule_ranges_follow_the_filters_rules_at_load_time(tmp_path, monkeypatch):
     from filters.code import CodeQualityFilter
 
