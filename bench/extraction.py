@@ -26,7 +26,7 @@ import argparse
 import os
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 
 sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -36,9 +36,8 @@ from resiliparse.parse.html import HTMLTree  # noqa: E402
 
 from pipeline import html_text  # noqa: E402
 from pipeline.warc import decode_html  # noqa: E402
-from tooling.real_pages import cache_dir, load_pages  # noqa: E402
+from tooling.real_pages import cache_dir, load_pages, word_scores  # noqa: E402
 
-WORD = html_text.WORD
 EXTRACTORS = {
     "resiliparse+trafilatura": lambda html: html_text.main_text(html, "resiliparse+trafilatura"),
     "resiliparse": lambda html: html_text.main_text(html, "resiliparse"),
@@ -47,18 +46,6 @@ EXTRACTORS = {
     "trafilatura (defaults)": lambda html: trafilatura.extract(html) or "",
 }
 ANCHOR = "trafilatura (defaults)"
-
-
-def words(text: str) -> Counter:
-    return Counter(WORD.findall(text.lower()))
-
-
-def scores(reference: str, extracted: str) -> tuple[float, float, float]:
-    truth, found = words(reference), words(extracted)
-    hits = sum((truth & found).values())
-    precision = hits / sum(found.values()) if found else 0.0
-    recall = hits / sum(truth.values()) if truth else 0.0
-    return precision, recall, 2 * precision * recall / (precision + recall) if hits else 0.0
 
 
 def main() -> None:
@@ -77,7 +64,7 @@ def main() -> None:
             start = time.perf_counter()
             text = extract(html)
             seconds[name].append(time.perf_counter() - start)
-            results[name].append(scores(page.reference, text))
+            results[name].append(word_scores(page.reference, text))
         tree = HTMLTree.parse(html)
         fallback.append(html_text.resiliparse_text(tree)[1] < html_text.FALLBACK_WORDS and html_text.trafilatura_affordable(html, tree))
 

@@ -55,11 +55,10 @@ logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
 def main_text(html: str, extractor: str = DEFAULT_EXTRACTOR, tree: HTMLTree | None = None) -> str:
     """The main text of `html` (its `tree`, parsed by resiliparse, when the caller has it)."""
     tree = tree if tree is not None else HTMLTree.parse(html)
-    affordable = trafilatura_affordable(html, tree)
-    if extractor == "trafilatura" and affordable:
+    if extractor == "trafilatura" and trafilatura_affordable(html, tree):
         return trafilatura_text(html)[0]
     text, words = resiliparse_text(tree)
-    if extractor != "resiliparse+trafilatura" or words >= FALLBACK_WORDS or not affordable:
+    if extractor != "resiliparse+trafilatura" or words >= FALLBACK_WORDS or not trafilatura_affordable(html, tree):
         return text
     other, other_words = trafilatura_text(html)
     return other if other_words >= MIN_FALLBACK_WORDS and other_words > words else text

@@ -15,7 +15,7 @@ from test_warc import Warc, _read
 from aurora.cli import main
 from pipeline.html_text import EXTRACTORS, main_text, without_repeated_lines
 from pipeline.warc import html_page_text
-from tooling.real_pages import cache_dir, load_pages
+from tooling.real_pages import cache_dir, load_pages, word_scores
 
 WORD = re.compile(r"\w+")
 
@@ -35,12 +35,9 @@ def _page(name: str):
 
 
 def _f1(reference: str, text: str) -> tuple[float, float]:
-    from collections import Counter
-
-    truth, found = Counter(WORD.findall(reference.lower())), Counter(WORD.findall(text.lower()))
-    hits = sum((truth & found).values())
-    precision, recall = hits / max(1, sum(found.values())), hits / max(1, sum(truth.values()))
-    return precision, 2 * precision * recall / (precision + recall) if hits else 0.0
+    """Precision and F1, as bench/extraction.py scores a page."""
+    precision, _, f1 = word_scores(reference, text)
+    return precision, f1
 
 
 def _repeated_lines(text: str) -> list[str]:

@@ -40,9 +40,12 @@ import subprocess
 import sys
 import tarfile
 import urllib.request
+from collections import Counter
 
 from resiliparse.extract.html2text import extract_plain_text
 from resiliparse.parse.html import HTMLTree
+
+from pipeline.html_text import WORD
 
 CACHE_ENV = "AURORA_REAL_PAGES"
 DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "aurora", "real_pages")
@@ -83,6 +86,17 @@ def html_to_text(html: str) -> str:
     """Plain text of an HTML fragment, one line per block, without alt texts: how a reference's
     HTML is read."""
     return extract_plain_text(HTMLTree.parse(html), main_content=False, alt_texts=False, links=False, list_bullets=False)
+
+
+def word_scores(reference: str, extracted: str) -> tuple[float, float, float]:
+    """Precision, recall and F1 of the extracted words against the reference's, as WCXB's
+    `evaluate.py` and the extraction benchmarks score a page: multisets of `\\w+` in lower case,
+    a Han or kana character a word of its own (those scripts write no spaces)."""
+    truth, found = Counter(WORD.findall(reference.lower())), Counter(WORD.findall(extracted.lower()))
+    hits = sum((truth & found).values())
+    precision = hits / sum(found.values()) if found else 0.0
+    recall = hits / sum(truth.values()) if truth else 0.0
+    return precision, recall, 2 * precision * recall / (precision + recall) if hits else 0.0
 
 
 def load_pages(cache: str | None = None, language: str | None = None) -> list[RealPage]:
