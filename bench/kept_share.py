@@ -5,7 +5,9 @@ once as a WARC of their HTML (HTTP responses as a crawler stores them, no charse
 path extracts the text), once as JSONL of their reference texts. Printed per language: pages, kept
 from the reference text, kept from the HTML, and of the pages kept from their reference text, the
 share also kept from their HTML (the target: >= 95%); then, for the pages lost from HTML, the rule
-that removed each.
+that removed each. Then, for the heuristics alone (no run): the same shares with the reader's
+extraction before `pipeline.html_text` (resiliparse's plain main content) and the default one,
+each under the published thresholds (`filters/thresholds.py`) and the recipe's.
 
     .venv/bin/python bench/kept_share.py [--languages en ja] [--kinds article] [--assets assets]
 
@@ -25,10 +27,16 @@ sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 import orjson  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 import yaml  # noqa: E402
+from resiliparse.extract.html2text import extract_plain_text  # noqa: E402
+from resiliparse.parse.html import HTMLTree  # noqa: E402
 from warcio.statusandheaders import StatusAndHeaders  # noqa: E402
 from warcio.warcwriter import WARCWriter  # noqa: E402
 
 from aurora.cli import main as aurora  # noqa: E402
+from core.text import normalize  # noqa: E402
+from filters.heuristics import GROUPS, METRICS, analyze, broken_rule  # noqa: E402
+from filters.thresholds import PUBLISHED  # noqa: E402
+from pipeline.warc import decode_html, html_page_text  # noqa: E402
 from tooling.real_pages import cache_dir, load_pages  # noqa: E402
 
 
@@ -68,6 +76,38 @@ def curate(recipe_path: str, source: str, output: str, assets: str, work: str) -
     return verdicts
 
 
+def removed_by(text: str, language: str, thresholds: dict) -> str | None:
+    """The first heuristic rule `text` breaks, as `<group>.<rule>`."""
+    analysis = analyze(normalize(text), language)
+    for group in GROUPS:
+        settings = {k: v for k, v in thresholds[group].items() if k == "short_line_length"}
+        rule = broken_rule(METRICS[group](analysis, settings), thresholds[group])
+        if rule:
+            return f"{group}.{rule}"
+    return None
+
+
+def plain_text(html: bytes) -> str | None:
+    """The reader's extraction before `pipeline.html_text`: resiliparse's main content as it is."""
+    decoded = decode_html(html, [])
+    return extract_plain_text(HTMLTree.parse(decoded), main_content=True) if decoded is not None else None
+
+
+def heuristics_only(pages, language: str) -> None:
+    """Kept shares under the heuristics alone, per extraction and thresholds."""
+    with open(os.path.join("recipes", "demo", f"{language}.yaml")) as f:
+        recipe = yaml.safe_load(f)["heuristics"]
+    default = [text if reason is None else None for reason, text in (html_page_text(p.html, [], "resiliparse+trafilatura") for p in pages)]
+    texts = {"plain resiliparse (before)": [plain_text(p.html) for p in pages], "resiliparse+trafilatura": default}
+    for thresholds_name, thresholds in (("published", PUBLISHED[language]), ("the recipe's", recipe)):
+        kept_reference = [removed_by(p.reference, language, thresholds) is None for p in pages]
+        for name, extracted in texts.items():
+            kept_html = [t is not None and bool(t.strip()) and removed_by(t, language, thresholds) is None for t in extracted]
+            both = sum(r and h for r, h in zip(kept_reference, kept_html))
+            share = both / max(1, sum(kept_reference))
+            print(f"| {language} | {name} | {thresholds_name} | {sum(kept_reference)} | {sum(kept_html)} | {share:.1%} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--languages", nargs="+", default=["en", "fi", "hi", "ja", "vi"])
@@ -100,6 +140,13 @@ def main() -> None:
     for language, lost in losses.items():
         if lost:
             print(f"\n{language}: kept from reference, removed from HTML by: " + ", ".join(f"{rule} {n}" for rule, n in lost.most_common()))
+    print("\nHeuristics alone\n")
+    print("| language | extraction | thresholds | kept from reference | kept from HTML | of those kept from reference, kept from HTML |")
+    print("| --- | --- | --- | ---: | ---: | ---: |")
+    for language in args.languages:
+        pages = [p for p in load_pages(language=language) if p.kind in args.kinds]
+        if pages:
+            heuristics_only(pages, language)
 
 
 if __name__ == "__main__":
