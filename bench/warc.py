@@ -178,7 +178,8 @@ def bench_libraries(folder: str, pages, count: int) -> dict:
 def probe_libraries(folder: str, pages) -> dict:
     """What each reader makes of damaged files: {(case, reader): text}. Cases: a .warc.gz cut in the
     middle of a record; a .warc whose 3rd response's header is damaged; one whose 3rd response's
-    Content-Length is 100 bytes short. Each file holds 10 responses."""
+    Content-Length is 100 bytes short; one whose 3rd response's Content-Length has a 9 in front (it
+    swallows the records after it). Each file holds 10 responses."""
     good = os.path.join(folder, "probe.warc")
     write_warc(good, pages, 10)
     write_warc(good + ".gz", pages, 10)
@@ -190,6 +191,7 @@ def probe_libraries(folder: str, pages) -> dict:
         "cut .warc.gz": (".warc.gz", gz[: len(gz) // 2]),
         "damaged header": (".warc", data[:third] + b"WARX" + data[third + 4:]),
         "short length": (".warc", data[:third_length.start(1)] + str(int(third_length.group(1)) - 100).encode() + data[third_length.end(1):]),
+        "long length": (".warc", data[:third_length.start(1)] + b"9" + data[third_length.start(1):]),
     }
     outcomes = {}
     for case, (ext, content) in cases.items():
@@ -283,7 +285,7 @@ def main() -> None:
     print("\nDamaged files (10 responses each)")
     print("| case | fastwarc | warcio | ours |")
     print("|---|---|---|---|")
-    for case in ("cut .warc.gz", "damaged header", "short length"):
+    for case in ("cut .warc.gz", "damaged header", "short length", "long length"):
         print(f"| {case} | {probes[(case, 'fastwarc')]} | {probes[(case, 'warcio')]} | {probes[(case, 'ours')]} |")
 
     print("\nPeak memory of the reader (iter_records over a .warc.gz, in a child process)")

@@ -185,6 +185,42 @@ def test_broken_records_are_counted_and_reading_goes_on(tmp_path):
         assert ledger["malformed"] == {"broken_warc_record": 4} and ledger["read"] == 8
 
 
+def test_a_too_long_content_length_loses_no_record_after_it(tmp_path):
+    """A wrong digit in a Content-Length (92240 for 2240, or 18 digits) swallowed every record after
+    it, uncounted: the records it swallowed are read again from the first one's start."""
+    body = _page(_text("en", 0)).encode()
+    length = b"Content-Length: %d" % len(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n" + body)
+    for compress in (False, True):
+        for wrong in (b"9" + length[16:], b"9" * 18):
+            warc = Warc(compress)
+            for i in range(100):
+                if i in (62, 80, 81):  # 80 and 81: claims past the file's end, once it is known
+                    warc.raw(_record(f"https://example.com/{i}", body).replace(length, b"Content-Length: " + wrong))
+                else:
+                    warc.response(f"https://example.com/{i}", _page(_text("en", (i % 20) * 5)))
+            # A header cut short runs into the next record's header.
+            warc.raw(b"WARC/1.0\r\nWARC-Type: response\r\nContent-Length: 5\r\n")
+            warc.response("https://example.com/last", _page(_text("en", 50)))
+            docs, ledger, _ = _read(tmp_path, warc.save(tmp_path / f"long-{len(wrong)}.warc{'.gz' if compress else ''}"))
+            assert [d.metadata["fields"]["url"] for d in docs] == [f"https://example.com/{i}" for i in range(100) if i not in (62, 80, 81)] + [
+                "https://example.com/last"]
+            assert ledger["malformed"] == {"broken_warc_record": 4} and ledger["read"] == 102
+
+
+def test_a_record_whose_block_holds_warc_lines_is_read_whole(tmp_path):
+    """A page that quotes WARC records (a WARC tutorial, an archived WARC) is one document: record starts
+    inside a block matter only when the record is broken."""
+    quoted = _record("https://example.com/quoted", b"<p>quoted</p>").decode()
+    body = _page(_text("en", 0)[:3] + [f"<pre>\n{quoted}\n{quoted}</pre>"] + _text("en", 3)[:3]).replace("<p><pre>", "<pre>")
+    for compress in (False, True):
+        warc = Warc(compress)
+        warc.response("https://example.com/tutorial", body)
+        warc.response("https://example.com/next", _page(_text("en", 10)))
+        docs, ledger, _ = _read(tmp_path, warc.save(tmp_path / f"quoting.warc{'.gz' if compress else ''}"))
+        assert [d.metadata["fields"]["url"] for d in docs] == ["https://example.com/tutorial", "https://example.com/next"]
+        assert ledger["malformed"] == {} and "quoted" in docs[0].text
+
+
 def test_malformed_framing_is_one_reject_each_and_reading_goes_on(tmp_path):
     body = _page(_text("en", 20)).encode()
     length = b"Content-Length: %d" % len(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n" + body)
