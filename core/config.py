@@ -17,9 +17,11 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML's safe loader, refusing a key given twice in one mapping (the last would win silently)
-    and any alias: nested aliases expand exponentially (a 717-byte "billion laughs" recipe is
-    gigabytes once loaded), and no config of ours needs them."""
+    """YAML's safe loader, refusing a key given twice in one mapping (the last would win silently),
+    a key that is not a string (every key of ours is a name; a list key cannot even be hashed, and
+    keys of mixed types cannot be sorted for the unknown-key message) and any alias: nested aliases
+    expand exponentially (a 717-byte "billion laughs" recipe is gigabytes once loaded), and no
+    config of ours needs them."""
 
     def compose_node(self, parent, index):
         if self.check_event(yaml.events.AliasEvent):
@@ -30,7 +32,12 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node, deep=False):
         keys = set()
         for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):  # `? [a, b]`: a list or mapping as a key
+                what = "a list" if isinstance(key_node, yaml.SequenceNode) else "a mapping"
+                raise yaml.constructor.ConstructorError(None, None, f"a key is {what}, not a name", key_node.start_mark)
             key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, str):  # `1:`, `true:`, `null:`
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is not a name", key_node.start_mark)
             if key in keys:
                 raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice", key_node.start_mark)
             keys.add(key)

@@ -594,3 +594,22 @@ def test_error_messages_are_bounded(tmp_path, capsys):
     assert main(["curate", str(recipe)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("aurora: error: ") and err.count("\n") == 1 and len(err) < 1200
+
+
+@pytest.mark.parametrize("keys, message", [
+    ("? [a, b]\n: 1\n", "a key is a list, not a name"),
+    ("1: x\nzz: y\n", "key 1 is not a name"),  # keys of mixed types: the unknown-key message sorted them
+])
+@pytest.mark.parametrize("command, base", [
+    ("curate", "name: r\nlanguage: en\nsources: [{name: web, paths: [x.jsonl]}]\noutput: o\n"),
+    ("mix", "name: s\nseed: 1\ntokens: 1000\noutput: o\ntokenizer: t.json\n"),
+    ("train", "stage: s\n"),
+])
+def test_keys_that_are_not_names_are_one_line(tmp_path, capsys, command, base, keys, message):
+    """A list as a key, or keys of mixed types, in a recipe, a stage recipe and a training config
+    (one loader reads all three): one line naming the key's place, not a TypeError."""
+    path = tmp_path / "config.yaml"
+    path.write_text(base + keys)
+    assert main([command, str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("aurora: error: ") and err.count("\n") == 1 and message in err
