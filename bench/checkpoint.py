@@ -84,11 +84,12 @@ def _ours(folder: str) -> dict:
 
     model, optimizer, scheduler = _trained_model()
     state = {"samples": 8, "tokens": Counter({"en": 1})}
-    saved = _measured(lambda: checkpoint.save(folder, 1, model, optimizer, scheduler, state, folder))
+    run = {"config": {}, "stage": "", "validation": {"start": {}}}
+    saved = _measured(lambda: checkpoint.save(folder, 1, model, optimizer, scheduler, state, folder, run))
     del model, optimizer
     model, optimizer, scheduler = _trained_model()
-    loaded = _measured(lambda: checkpoint.load(os.path.join(folder, "checkpoints", "step_0000001"), model, optimizer,
-                                               scheduler, seed=0))
+    step = os.path.join(folder, "checkpoints", "step_0000001")  # loading checks every file's sha256 first
+    loaded = _measured(lambda: checkpoint.load(step, checkpoint.read_trainer(step), model, optimizer, scheduler, seed=0))
     return {"save": saved, "load": loaded}
 
 

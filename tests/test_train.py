@@ -79,7 +79,8 @@ def _train(workspace, config: Path, processes: int = 1) -> subprocess.CompletedP
     else:
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
                    "-m", "trainer", str(config)]
-    return subprocess.run(command, cwd=workspace, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(command, cwd=workspace, capture_output=True, timeout=600)  # bytes: text mode reads \r as \n
+    return subprocess.CompletedProcess(command, result.returncode, result.stdout.decode(), result.stderr.decode())
 
 
 def _losses(output: Path) -> list[float]:
@@ -200,7 +201,8 @@ def test_config_errors_are_one_line_before_any_work(stages, tmp_path, change, me
 
 
 def _one_error_line(result: subprocess.CompletedProcess) -> str:
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    # What a terminal shows: of each line, what the last carriage return leaves (a progress bar redraws itself).
+    lines = [line.split("\r")[-1] for line in result.stderr.split("\n") if line.split("\r")[-1].strip()]
     assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("aurora: error:"), result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     return lines[0]
@@ -376,20 +378,35 @@ def test_the_export_streams_tensor_by_tensor_into_files_of_bounded_size(checkpoi
     assert all(torch.equal(a, b) for a, b in zip(whole.state_dict().values(), split.state_dict().values()))
 
 
-@pytest.mark.parametrize("damage, message", [
-    ("crafted_pickles", "trainer.json: not a checkpoint file written by aurora train"),
-    ("trainer_json_junk", "trainer.json: not a checkpoint file written by aurora train"),
-    ("trainer_json_types", "param_groups"),
-    ("truncated_shard", "state: not a complete checkpoint of this model"),
-    ("missing_shard", "state: not a complete checkpoint of this model"),
-    ("rng_junk", "rank_00000.json: not what this trainer writes there"),
-])
-def test_a_damaged_or_crafted_checkpoint_is_refused_in_one_line_and_runs_nothing(stages, checkpointed_one, tmp_path, damage,
-                                                                                 message):
-    run = _at_step_4(checkpointed_one, tmp_path / "run")
-    step = run / "checkpoints" / "step_0000004"
-    log = (run / "train.jsonl").read_bytes()
+SHARD = "state/shard-00001-model-00001-of-00001.safetensors"
+
+
+def _rehash(step: Path) -> None:
+    """trainer.json's sha256 of every file made to match the files as they are now: a crafted
+    checkpoint, which the checks after the checksums must catch."""
+    import hashlib
+
+    trainer = json.loads((step / "trainer.json").read_text())
+    trainer["files"] = {name: hashlib.sha256((step / name).read_bytes()).hexdigest() for name in trainer["files"]}
+    (step / "trainer.json").write_text(json.dumps(trainer))
+
+
+def _rewrite_shard(step: Path, change) -> None:
+    """The shard rewritten with its tensors and header metadata passed through `change(tensors, sharding)`."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(step / SHARD), "pt") as f:
+        tensors, metadata = {k: f.get_tensor(k) for k in f.keys()}, f.metadata()
+    sharding = json.loads(metadata["DCP_SHARDING_INFO"])
+    change(tensors, sharding)
+    save_file(tensors, str(step / SHARD), metadata | {"DCP_SHARDING_INFO": json.dumps(sharding)})
+
+
+def _damage(step: Path, damage: str, tmp_path: Path) -> None:
+    """One way of damaging or crafting the one-process checkpoint `step`."""
     marker = tmp_path / "marker"
+    weight = "transformer.h.0.attn.c_attn.weight"
     if damage == "crafted_pickles":  # what torch.save and DCP's default layout would read: never opened
         (step / "trainer.json").unlink()
         torch.save({"step": 4, "optimizer": _CreatesFile(marker)}, step / "trainer.pt")
@@ -402,17 +419,162 @@ def test_a_damaged_or_crafted_checkpoint_is_refused_in_one_line_and_runs_nothing
         trainer["param_groups"][name] = "__import__('os')"
         (step / "trainer.json").write_text(json.dumps(trainer))
     elif damage == "truncated_shard":
-        shard = step / "state" / "shard-00001-model-00001-of-00001.safetensors"
-        shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+        (step / SHARD).write_bytes((step / SHARD).read_bytes()[: (step / SHARD).stat().st_size // 2])
     elif damage == "missing_shard":
-        (step / "state" / "shard-00001-model-00001-of-00001.safetensors").unlink()
-    else:
+        (step / SHARD).unlink()
+    elif damage == "nan_bytes":  # 64 bytes of a weight set to 0xFF: NaNs
+        data = bytearray((step / SHARD).read_bytes())
+        header_size = int.from_bytes(data[:8], "little")
+        start = json.loads(data[8:8 + header_size])[weight]["data_offsets"][0] + 8 + header_size
+        data[start:start + 64] = b"\xff" * 64
+        (step / SHARD).write_bytes(bytes(data))
+    elif damage == "nan_bytes_rehashed":
+        _damage(step, "nan_bytes", tmp_path)
+        _rehash(step)
+    elif damage == "extra_file":
+        (step / "state" / "notes.txt").write_text("x")
+    elif damage == "state_link":  # the same files, but through a link to a folder outside the run
+        shutil.move(step / "state", tmp_path / "state-elsewhere")
+        (step / "state").symlink_to(tmp_path / "state-elsewhere")
+    elif damage == "rng_junk":
         (step / "rng" / "rank_00000.json").write_text(json.dumps({"python": "x"}))
+        _rehash(step)
+    elif damage == "offsets":  # a crafted offset: DCP would size the tensor by it
+        _rewrite_shard(step, lambda tensors, sharding: sharding[weight].update(saved_offsets=[100_000, 0]))
+        _rehash(step)
+    elif damage == "weight_removed":
+        _rewrite_shard(step, lambda tensors, sharding: (tensors.pop(weight), sharding.pop(weight)))
+        _rehash(step)
+    else:  # another shape in the header, the same bytes
+        _rewrite_shard(step, lambda tensors, sharding: tensors.update({weight: tensors[weight].reshape(64, -1)}))
+        _rehash(step)
+
+
+DAMAGES = {
+    "crafted_pickles": "trainer.json: not a checkpoint file written by aurora train",
+    "trainer_json_junk": "trainer.json: not a checkpoint file written by aurora train",
+    "truncated_shard": f"{SHARD} is not the file it wrote (its sha256 differs",
+    "missing_shard": f"{SHARD} is missing",
+    "nan_bytes": f"{SHARD} is not the file it wrote (its sha256 differs",
+    "extra_file": "state/notes.txt is not a file it wrote",
+    "state_link": "state is a link",
+    "nan_bytes_rehashed": "holds values that are not finite",
+    "offsets": "transformer.h.0.attn.c_attn.weight has the shape [100096, 64] where the model has [96, 64]",
+    "weight_removed": "tensors missing (transformer.h.0.attn.c_attn.weight first)",
+    "other_shape": "transformer.h.0.attn.c_attn.weight has the shape [64, 96] where the model has [96, 64]",
+}
+
+
+@pytest.mark.parametrize("damage, message", list(DAMAGES.items()) + [
+    ("trainer_json_types", "param_groups"),
+    ("rng_junk", "rank_00000.json: not what this trainer writes there"),
+])
+def test_a_damaged_or_crafted_checkpoint_is_refused_in_one_line_and_runs_nothing(stages, checkpointed_one, tmp_path, damage,
+                                                                                 message):
+    run = _at_step_4(checkpointed_one, tmp_path / "run")
+    log = (run / "train.jsonl").read_bytes()
+    _damage(run / "checkpoints" / "step_0000004", damage, tmp_path)
     result = _train(stages, _config(tmp_path, steps=8, every=4, output=run))
     line = _one_error_line(result)
     assert message in line, line
-    assert not marker.exists() and not (run / "final").exists()
+    assert not (tmp_path / "marker").exists() and not (run / "final").exists()
     assert (run / "train.jsonl").read_bytes() == log, "refused before any work"
+
+
+@pytest.mark.parametrize("damage, message", list(DAMAGES.items()) + [("step_link", "no checkpoint of step 4")])
+def test_export_refuses_what_resume_refuses(stages, checkpointed_one, tmp_path, damage, message):
+    run = tmp_path / "run"
+    shutil.copytree(checkpointed_one, run)
+    step = run / "checkpoints" / "step_0000004"
+    if damage == "step_link":  # the step's folder a link to a checkpoint outside the run
+        shutil.move(step, tmp_path / "elsewhere")
+        step.symlink_to(tmp_path / "elsewhere")
+    else:
+        _damage(step, damage, tmp_path)
+    result = subprocess.run([sys.executable, "-m", "aurora.cli", "train", "export", str(run), "--step", "4"],
+                            cwd=stages, capture_output=True, text=True, timeout=300)
+    line = _one_error_line(result)
+    assert message in line, line
+    assert not (run / "exports" / "step_0000004").exists() and not (tmp_path / "marker").exists()
+
+
+def test_fuzzed_checkpoint_shards_are_refused_or_the_run_stays_finite(stages, checkpointed_one, tmp_path):
+    """Bytes flipped in a checkpoint's shard, in its header or its tensors, with trainer.json's sha256
+    made to match (a crafted checkpoint; without that the checksum refuses every one): resume and
+    export each end in one line, or run on with finite values."""
+    import random
+    from collections import Counter
+
+    rng, outcomes = random.Random(26), Counter()
+    for case in range(4):
+        run = _at_step_4(checkpointed_one, tmp_path / f"run{case}")
+        step = run / "checkpoints" / "step_0000004"
+        data = bytearray((step / SHARD).read_bytes())
+        header_end = 8 + int.from_bytes(data[:8], "little")
+        region = (8, header_end) if case % 2 == 0 else (header_end, len(data))
+        for _ in range(rng.randint(1, 8)):
+            data[rng.randrange(*region)] = rng.randrange(256)
+        (step / SHARD).write_bytes(bytes(data))
+        _rehash(step)
+        exported = subprocess.run([sys.executable, "-m", "aurora.cli", "train", "export", str(run), "--step", "4"],
+                                  cwd=stages, capture_output=True, text=True, timeout=300)
+        if exported.returncode != 0:
+            _one_error_line(exported)
+        resumed = _train(stages, _config(tmp_path, steps=8, every=4, output=run))
+        if resumed.returncode == 0:
+            assert all(math.isfinite(loss) for loss in _losses(run))
+        else:
+            _one_error_line(resumed)
+        outcomes["header" if case % 2 == 0 else "tensors", "resumed" if resumed.returncode == 0 else "refused"] += 1
+    print(f"\nfuzz checkpoint shards: 4 crafted, each refused in one line or finite; {dict(sorted(outcomes.items()))}")
+
+
+def test_a_resumed_run_refuses_a_changed_config_and_takes_the_documented_changes(stages, checkpointed_one, tmp_path):
+    run = _at_step_4(checkpointed_one, tmp_path / "run")
+    changed = _train(stages, _config(tmp_path, name="cat", steps=8, every=4, output=run, learning_rate="5.0e-2", seed=6))
+    line = _one_error_line(changed)
+    assert "learning_rate, name, seed, stage (its manifest) differ from the run it resumes" in line, line
+    assert "may change only output, stage, checkpoint_every, micro_batch_size" in line
+    # How the same steps are computed and kept may change: another micro-batch split, checkpoint interval.
+    resumed = _train(stages, _config(tmp_path, steps=8, every=2, output=run, micro_batch_size=4))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert _losses(run) == pytest.approx(_losses(checkpointed_one), abs=1e-4)
+
+
+def test_a_log_cut_in_its_last_line_resumes_and_the_start_validation_comes_from_the_checkpoint(stages, checkpointed_one,
+                                                                                               tmp_path):
+    run = _at_step_4(checkpointed_one, tmp_path / "run")
+    with open(run / "train.jsonl", "a") as log:
+        log.write('{"step": 5, "loss": 3.')  # a kill or a full disk in the middle of step 5's record
+    (run / "validation.json").write_text('{"start": {"co')
+    result = _train(stages, _config(tmp_path, steps=8, every=4, output=run))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert _losses(run) == pytest.approx(_losses(checkpointed_one), abs=1e-4)
+    assert json.loads((run / "validation.json").read_text()) == json.loads((checkpointed_one / "validation.json").read_text())
+    (run / "train.jsonl").write_text('{"step": 1}\nnot json\n')  # damage inside the log: not silently dropped
+    assert "train.jsonl: line 2 is not a record of this log" in _one_error_line(_train(stages, _config(tmp_path, steps=8, every=4, output=run)))
+
+
+def test_a_non_finite_loss_stops_the_run_in_one_line_and_exports_nothing(stages, tmp_path):
+    result = _train(stages, _config(tmp_path, output=tmp_path / "out", learning_rate="1.0e+6", min_learning_rate=0))
+    line = _one_error_line(result)
+    assert "is not finite; stopped before the optimizer took it" in line and line.startswith("aurora: error: step ")
+    assert not (tmp_path / "out" / "final").exists()
+    records = [json.loads(line) for line in (tmp_path / "out" / "train.jsonl").read_text().splitlines()]
+    assert all(math.isfinite(r["loss"]) and math.isfinite(r["grad_norm"]) for r in records)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"{not json", "config.json: not a model config"),
+    (b"[1, 2]", "config.json: not a model config"),
+    (b'{"n_positions": 512}', "'vocab_size' must be a positive integer, got 'None'"),
+])
+def test_an_init_model_config_of_another_shape_is_one_line(stages, tmp_path, content, message):
+    init = tmp_path / "model"
+    shutil.copytree(stages / "assets/tiny-gpt-bigcode", init)
+    (init / "config.json").write_bytes(content)
+    line = _one_error_line(_train(stages, _config(tmp_path, init=init, output=tmp_path / "out")))
+    assert message in line, line
 
 
 def test_compile_compiles_each_block_and_gives_the_same_losses(stages, checkpointed_one, tmp_path, process_group):

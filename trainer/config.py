@@ -43,6 +43,26 @@ class TrainConfig:
         return self.global_batch_tokens // self.sequence_length
 
 
+# What a resumed run may change: how the same steps are computed and kept, not what they train
+# (micro_batch_size splits the same global batch in other pieces, as resuming on another number of
+# processes does; bf16 follows the hardware; output and stage may move, the stage's manifest is
+# compared itself). Any other change is refused: the checkpoint's schedule, data order and
+# validation belong to the config that wrote it.
+RESUME_MAY_CHANGE = ("output", "stage", "checkpoint_every", "micro_batch_size", "bf16", "activation_checkpointing", "compile")
+
+
+def config_values(config: TrainConfig) -> dict:
+    """The config as checkpoints keep it (`trainer.json`'s run.config)."""
+    return {f.name: getattr(config, f.name) for f in fields(TrainConfig) if f.name != "path"}
+
+
+def changed_on_resume(config: TrainConfig, saved: dict) -> list[str]:
+    """The keys of `config` that differ from `saved` (the checkpoint's) and may not change on resume."""
+    values = config_values(config)
+    return sorted(key for key in set(values) | set(saved) if key not in RESUME_MAY_CHANGE and values.get(key) != saved.get(key))
+
+
+MAX_MODEL_CONFIG_BYTES = 1 << 20
 _REQUIRED = ("name", "stage", "init", "output", "seed", "sequence_length", "global_batch_tokens", "micro_batch_size",
              "steps", "learning_rate", "min_learning_rate", "warmup_steps")
 
@@ -103,12 +123,8 @@ def check_config(config: TrainConfig, world_size: int) -> dict:
         raise AuroraError(f"{config.path}: no stage manifest at {config.stage} (run `aurora mix` first)") from None
     if manifest.get("kind") != "stage":
         raise AuroraError(f"{config.path}: {config.stage} is a {manifest.get('kind')} manifest, not a stage")
-    model_config = os.path.join(config.init, "config.json")
-    if not os.path.exists(model_config):
-        raise AuroraError(f"{config.path}: no Hugging Face checkpoint at {config.init} (config.json missing)")
-    with open(model_config) as f:
-        model = json.load(f)
-    if config.sequence_length > model.get("n_positions", 0):
+    model = _model_config(config)
+    if config.sequence_length > model["n_positions"]:
         raise AuroraError(f"{config.path}: sequence_length {config.sequence_length} is above the model's "
                           f"{model.get('n_positions')} positions")
     tokenizer_path = os.path.join(config.init, "tokenizer.json")
@@ -127,3 +143,22 @@ def check_config(config: TrainConfig, world_size: int) -> dict:
     if not manifest.get("validation"):
         raise AuroraError(f"{config.path}: the stage has no validation shards (set validation_documents in its recipe)")
     return manifest
+
+
+def _model_config(config: TrainConfig) -> dict:
+    """The init model's config.json, with the sizes checked here as numbers."""
+    path = os.path.join(config.init, "config.json")
+    if not os.path.exists(path):
+        raise AuroraError(f"{config.path}: no Hugging Face checkpoint at {config.init} (config.json missing)")
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_MODEL_CONFIG_BYTES + 1)
+        model = json.loads(data) if len(data) <= MAX_MODEL_CONFIG_BYTES else None
+    except (OSError, ValueError) as e:
+        raise AuroraError(f"{path}: not a model config ({type(e).__name__}: {str(e)[:200]})") from None
+    if not isinstance(model, dict):
+        raise AuroraError(f"{path}: not a model config (a JSON object of at most {MAX_MODEL_CONFIG_BYTES >> 20} MiB)")
+    for key in ("vocab_size", "n_positions"):
+        if not isinstance(model.get(key), int) or isinstance(model[key], bool) or model[key] < 1:
+            raise AuroraError(f"{path}: '{key}' must be a positive integer, got {str(model.get(key))[:80]!r}")
+    return model

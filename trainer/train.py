@@ -18,6 +18,7 @@ measured at the start and end of the stage: the forgetting check. The last check
 is exported to `final/` in Hugging Face format (`trainer.export`).
 """
 
+import hashlib
 import json
 import math
 import os
@@ -33,7 +34,7 @@ import torch.nn.functional as F
 from core.atomic import LOCAL, write_atomic
 from core.errors import AuroraError
 from trainer import checkpoint
-from trainer.config import TrainConfig, check_config, load_config
+from trainer.config import RESUME_MAY_CHANGE, TrainConfig, changed_on_resume, check_config, config_values, load_config
 from trainer.export import export
 
 
@@ -131,6 +132,31 @@ def validate(model, data, config: TrainConfig, device) -> dict[str, float]:
     return losses
 
 
+def _log_until(path: str, step: int) -> list[str]:
+    """The log's lines up to `step`. A last line without its line end is what a kill or a full disk
+    leaves (a step after the checkpoint: dropped); any other line must be a record of this log."""
+    try:
+        with open(path, "rb") as f:
+            lines = f.read().decode("utf-8", errors="replace").splitlines(keepends=True)
+    except FileNotFoundError:
+        return []
+    except OSError as e:
+        raise AuroraError(f"cannot read {path}: {e.strerror}") from None
+    if lines and not lines[-1].endswith("\n"):
+        lines.pop()
+    kept = []
+    for number, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+            raise AuroraError(f"{path}: line {number} is not a record of this log; move the file away to resume")
+        if record["step"] <= step:
+            kept.append(line)
+    return kept
+
+
 def main(argv=None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
@@ -149,7 +175,16 @@ def main(argv=None) -> int:
 
 def train(config: TrainConfig, rank: int, world: int, device: torch.device) -> int:
     manifest = check_config(config, world)  # before any work
+    stage_sha256 = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
     resume = checkpoint.latest(config.output)  # so is a `latest` naming something outside the run
+    if resume:  # and so is a run resumed under another config or stage than the one that wrote it
+        resumed = checkpoint.read_trainer(resume)
+        changed = changed_on_resume(config, resumed["run"]["config"])
+        changed += ["stage (its manifest)"] if resumed["run"]["stage"] != stage_sha256 else []
+        if changed:
+            raise AuroraError(f"{config.path}: {', '.join(changed)} differ from the run it resumes ({resume}); "
+                              f"set them back or train into a new output (a resumed run may change only "
+                              f"{', '.join(RESUME_MAY_CHANGE)})")
     from tqdm import tqdm
 
     from trainer.data import StageData
@@ -181,7 +216,7 @@ def train(config: TrainConfig, rank: int, world: int, device: torch.device) -> i
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: learning_rate(s, config) / config.learning_rate)
     state = {"step": 0, "samples": 0, "tokens": Counter()}
     if resume:
-        state = checkpoint.load(resume, model, optimizer, scheduler, config.seed)
+        state = checkpoint.load(resume, resumed, model, optimizer, scheduler, config.seed)
         written_by = state.pop("written_by")
         say(f"resumed from {resume} at step {state['step']}"
             + (f" (written by {written_by} processes: resharded; random streams reseeded)" if written_by != world else ""))
@@ -189,16 +224,14 @@ def train(config: TrainConfig, rank: int, world: int, device: torch.device) -> i
     log_path = os.path.join(config.output, "train.jsonl")
     validation_path = os.path.join(config.output, "validation.json")
     if rank == 0:  # a resumed run's log ends where its checkpoint was taken
-        kept = [line for line in open(log_path)] if resume and os.path.exists(log_path) else []
-        kept = [line for line in kept if json.loads(line)["step"] <= state["step"]]
-        write_atomic(LOCAL, log_path, "".join(kept).encode())
-    if state["step"] == 0:  # every process gets the same figures (they are all-reduced)
+        write_atomic(LOCAL, log_path, "".join(_log_until(log_path, state["step"]) if resume else []).encode())
+    if resume:  # the start validation as the checkpoint keeps it: validation.json is output only
+        validation = {"start": resumed["run"]["validation"]["start"]}
+    else:  # every process gets the same figures (they are all-reduced)
         validation = {"start": validate(model, data, config, device)}
         if rank == 0:
             write_atomic(LOCAL, validation_path, json.dumps(validation, indent=2).encode())
-    else:
-        with open(validation_path) as f:
-            validation = json.load(f)
+    run = {"config": config_values(config), "stage": stage_sha256, "validation": {"start": validation["start"]}}
 
     # The loop: each step takes the next global batch of samples; this process its share of it.
     per_process = global_sequences // world
@@ -222,12 +255,18 @@ def train(config: TrainConfig, rank: int, world: int, device: torch.device) -> i
             loss_sum += loss.detach().double()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
+        dist.all_reduce(loss_sum)
+        if not (math.isfinite(loss_sum.item()) and math.isfinite(grad_norm.item())):  # the same on every process
+            progress.leave = False
+            progress.close()  # cleared, so that the error is the line left on the screen
+            raise AuroraError(f"step {state['step'] + 1}: the loss ({loss_sum.item() / tokens_per_step}) or the gradient "
+                              f"norm ({grad_norm.item()}) is not finite; stopped before the optimizer took it: the "
+                              f"checkpoints are untouched and nothing is exported (a learning rate too high, or damaged data)")
         lr = scheduler.get_last_lr()[0]
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
 
-        dist.all_reduce(loss_sum)
         gathered = [None] * world
         dist.all_gather_object(gathered, languages)
         for counts in gathered:
@@ -244,13 +283,12 @@ def train(config: TrainConfig, rank: int, world: int, device: torch.device) -> i
         progress.update(1)
         progress.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{lr:.2e}")
         if state["step"] % config.checkpoint_every == 0 or state["step"] == config.steps:
-            checkpoint.save(config.output, state["step"], model, optimizer, scheduler, state, config.init)
+            checkpoint.save(config.output, state["step"], model, optimizer, scheduler, state, config.init, run)
     progress.close()
 
-    if "end" not in validation:
-        validation["end"] = validate(model, data, config, device)
-        if rank == 0:
-            write_atomic(LOCAL, validation_path, json.dumps(validation, indent=2).encode())
+    validation["end"] = validate(model, data, config, device)
+    if rank == 0:
+        write_atomic(LOCAL, validation_path, json.dumps(validation, indent=2).encode())
     if rank == 0:
         final = export(checkpoint.latest(config.output), os.path.join(config.output, "final"))
         records = [json.loads(line) for line in open(log_path)]
