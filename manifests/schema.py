@@ -30,8 +30,10 @@ LIST = (lambda v: isinstance(v, list), "a list")
 COUNTS = (_is_counts, "an object of non-negative integers")
 TOKEN_ID = (lambda v: v is None or (_is_integer(v) and v >= 0), "a token id or null")
 
-_COMMON = {"kind": TEXT, "name": NAME_TEXT, "tokenizer": OBJECT, "shards": LIST, "totals": OBJECT}
-_KIND_KEYS = {"pool": {"language": TEXT, "funnel": OBJECT}, "stage": {"language": TEXT, "seed": INTEGER, "components": LIST}}
+_COMMON = {"kind": TEXT, "name": NAME_TEXT, "tokenizer": OBJECT, "recipe_sha256": SHA256, "shards": LIST, "totals": OBJECT}
+_KIND_KEYS = {"pool": {"language": TEXT, "inputs": LIST, "funnel": OBJECT},
+              "stage": {"language": TEXT, "seed": INTEGER, "components": LIST}}
+_INPUT = {"source": TEXT, "path": TEXT}  # path: where the run read it (a local path or a URI), never opened from the manifest
 _TOKENIZER = {"path": TEXT, "sha256": SHA256, "vocab_size": COUNT, "eod_id": TOKEN_ID}
 _TOTALS = {"documents": COUNT, "tokens": COUNT}
 _SHARD = {"prefix": TEXT, "bin_sha256": SHA256, "idx_sha256": SHA256, "documents": COUNT, "tokens": COUNT}
@@ -42,6 +44,15 @@ _COMPONENT = {"name": NAME_TEXT, "language": TEXT, "pool": OBJECT, "budget_token
               "epochs": NUMBER, "share": NUMBER, "planned_share": NUMBER}
 _EVAL_SET = {"name": NAME_TEXT, "path": TEXT, "sha256": SHA256, "items": COUNT}
 _COMPONENT_POOL = {"path": TEXT, "in_stage": FLAG, "manifest_sha256": SHA256, "shards": LIST}
+# The signals basis (`pipeline.curate.signals_basis`), which `aurora refilter` compares key by key with a recipe's.
+_BASIS = {"language": TEXT, "read": OBJECT, "tokenizer": OBJECT}
+_BASIS_READ = {"max_document_bytes": COUNT, "unit_bytes": COUNT}
+_BASIS_TOKENIZER = {"sha256": SHA256, "eod_token": TEXT}
+_BASIS_TEXT = {"lid_model": SHA256, "heuristics": OBJECT}
+_BASIS_CODE = {"code": OBJECT}
+_BASIS_OPTIONAL = {"perplexity": {"sp_model": SHA256, "kenlm_model": SHA256, "strip_accents": FLAG},
+                   "dedup": {"num_perm": COUNT, "seed": COUNT, "ngram": COUNT, "shingle_sets": FLAG}}
+_BASIS_VALUES = {"url_filter": LIST, "decontamination": LIST, "flagged_words": SHA256}
 
 
 def path_problem(path) -> str | None:
@@ -89,6 +100,25 @@ def _shards(shards: list, where: str, problems: list[str], lineage: bool) -> Non
             _path(shard["lineage"], "path", f"{here}.lineage", problems)
 
 
+def _basis(basis: dict, problems: list[str]) -> None:
+    """The signals basis: the keys every run records and those of its steps, each of the type it is written as."""
+    if not _fields(basis, "signals.basis", _BASIS, problems):
+        return
+    _fields(basis["read"], "signals.basis.read", _BASIS_READ, problems)
+    _fields(basis["tokenizer"], "signals.basis.tokenizer", _BASIS_TOKENIZER, problems)
+    text = basis["language"] != "code"
+    if _fields(basis, "signals.basis", _BASIS_TEXT if text else _BASIS_CODE, problems) and text:
+        for group, settings in basis["heuristics"].items():
+            if not isinstance(settings, dict):
+                problems.append(f"signals.basis.heuristics.{group} must be an object")
+    for key, fields in _BASIS_OPTIONAL.items():
+        if key in basis:
+            _fields(basis[key], f"signals.basis.{key}", fields, problems)
+    for key, (test, what) in _BASIS_VALUES.items():
+        if key in basis and not test(basis[key]):
+            problems.append(f"signals.basis.{key} must be {what}")
+
+
 def manifest_problems(manifest) -> list[str]:
     """The manifest's shape, checked before anything reads it: the keys and types its kind (pool or
     stage) requires, and every path it names a relative one inside its folder. [] when usable."""
@@ -110,6 +140,8 @@ def manifest_problems(manifest) -> list[str]:
         else:
             problems.append("manifest.decontamination must be a list")
     if kind == "pool":
+        for i, entry in enumerate(manifest["inputs"]):
+            _fields(entry, f"inputs[{i}]", _INPUT, problems)
         _fields(manifest["funnel"], "funnel", _FUNNEL, problems)
         if "perplexity_buckets" in manifest["funnel"] and not _is_counts(manifest["funnel"]["perplexity_buckets"]):
             problems.append(f"funnel.perplexity_buckets must be {COUNTS[1]}")
@@ -119,6 +151,7 @@ def manifest_problems(manifest) -> list[str]:
                 and _fields(manifest["dedup"]["clusters_file"], "dedup.clusters_file", _CHECKSUMMED_FILE, problems):
             _path(manifest["dedup"]["clusters_file"], "path", "dedup.clusters_file", problems)
         if "signals" in manifest and _fields(manifest["signals"], "signals", {"basis": OBJECT, "files": LIST}, problems):
+            _basis(manifest["signals"]["basis"], problems)
             for i, entry in enumerate(manifest["signals"]["files"]):
                 if _fields(entry, f"signals.files[{i}]", _SIGNALS_FILE, problems):
                     _path(entry, "path", f"signals.files[{i}]", problems)

@@ -222,6 +222,14 @@ def test_json_list_manifest(pool, tmp_path):
     (["tokenizer", "eod_id"], "<|endoftext|>", "tokenizer.eod_id must be a token id or null"),
     (["shards", 0, "bin_sha256"], None, "shards[0].bin_sha256 must be a sha256 hex digest"),
     (["kind"], "corpus", "unknown manifest kind 'corpus'"),
+    (["inputs"], [{"path": 1}], "inputs[0] has no 'source'"),
+    (["inputs", 0, "path"], 1, "inputs[0].path must be a string"),
+    (["recipe_sha256"], None, "manifest.recipe_sha256 must be a sha256 hex digest"),
+    (["signals"], {"basis": {}, "files": []}, "signals.basis has no 'language'"),
+    (["signals"], {"basis": {"language": "fi", "read": {"max_document_bytes": 1, "unit_bytes": 1},
+                             "tokenizer": {"sha256": "ab" * 32, "eod_token": "<|endoftext|>"}, "lid_model": "ab" * 32,
+                             "heuristics": {"gopher_quality": []}, "dedup": {"num_perm": "128"}}, "files": []},
+     "signals.basis.heuristics.gopher_quality must be an object"),
 ])
 def test_wrong_types_are_problems_not_tracebacks(pool, tmp_path, path, value, expected):
     run, manifest = pool
