@@ -201,20 +201,44 @@ def input_identity(source: str, path: str) -> dict:
     return {"source": source, "path": path, "size": info.get("size"), "modified": str(changed)}
 
 
+MAX_RUN_FILE_BYTES = 1 << 28  # bounded like a manifest: the folder may hold a huge file, or a link to a device
+
+
+def read_run_file(folder, remedy: str) -> dict | None:
+    """The folder's `run.json` as `claim_output` writes it (None where there is none): an object
+    holding the recipe's sha256 and `inputs`, each input's identity with its source and path (a
+    mix's also names its pools). Anything else was damaged or written by something else: one line,
+    ending in `remedy` (what the caller's user can do about it)."""
+    if not folder.exists(RUN_FILE):
+        return None
+    with folder.open(RUN_FILE, "rb") as f:
+        raw = f.read(MAX_RUN_FILE_BYTES + 1)
+    try:
+        run = orjson.loads(raw) if len(raw) <= MAX_RUN_FILE_BYTES else None
+    except orjson.JSONDecodeError:
+        run = None
+    if not isinstance(run, dict):
+        problem = "not a JSON object"
+    elif not isinstance(run.get("recipe_sha256"), str):
+        problem = "no recipe_sha256 string"
+    elif not isinstance(run.get("inputs"), list) or \
+            not all(isinstance(i, dict) and isinstance(i.get("path"), str) and isinstance(i.get("source"), str) for i in run["inputs"]):
+        problem = "inputs is not a list of objects with a source and a path"
+    else:
+        return run
+    raise AuroraError(f"{uri(folder)}/{RUN_FILE} is not a run's record ({problem}); {remedy}")
+
+
 def claim_output(folder, run: dict) -> None:
     """Refuse to mix two different runs in one folder; a rerun of the same run resumes."""
-    if folder.exists(RUN_FILE):
-        with folder.open(RUN_FILE, "rb") as f:
-            try:
-                previous = orjson.loads(f.read())
-            except orjson.JSONDecodeError:
-                previous = {}
+    previous = read_run_file(folder, "use a new --output or delete it")
+    if previous is not None:
         if previous == run:
             return
         where = f"{uri(folder)} holds a run of"
-        if previous.get("recipe_sha256") != run["recipe_sha256"]:
+        if previous["recipe_sha256"] != run["recipe_sha256"]:
             raise AuroraError(f"{where} another recipe; use a new --output or delete it")
-        before = {i["path"]: i for i in previous.get("inputs", []) if isinstance(i, dict)}
+        before = {i["path"]: i for i in previous["inputs"]}
         for now in run.get("inputs", []):
             was = before.get(now["path"])
             if was is not None and was != now:

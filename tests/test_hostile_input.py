@@ -613,3 +613,16 @@ def test_keys_that_are_not_names_are_one_line(tmp_path, capsys, command, base, k
     assert main([command, str(path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("aurora: error: ") and err.count("\n") == 1 and message in err
+
+
+@pytest.mark.parametrize("content", [b"[]", b"null", b'"x"', b"{not json"])
+def test_a_run_file_that_is_not_a_run_record_is_one_line(in_workspace, tmp_path, capsys, content):
+    """An output folder whose run.json is not a run's record (curate and mix share the check;
+    refilter's RUN: tests/test_refilter.py): one line, where a list crashed the comparison."""
+    recipe, path = _recipe(in_workspace, tmp_path), tmp_path / "in.jsonl"
+    path.write_bytes(_jsonl(_documents(3)))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "run.json").write_bytes(content)
+    code, err = _curate(recipe, [path], tmp_path / "out", capsys)
+    assert code == 2 and err == (f"aurora: error: {tmp_path}/out/run.json is not a run's record (not a JSON object); "
+                                 "use a new --output or delete it\n")
