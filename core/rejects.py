@@ -6,18 +6,67 @@ are renamed into place when complete, like every output of a run.
 """
 
 import gzip
+import re
+import zlib
 from collections import Counter
+from collections.abc import Iterator
+from typing import NamedTuple
 
 import orjson
 
 from core.atomic import AtomicFile
+from core.errors import AuroraError
+from core.storage import uri
 
 REJECTS_DIR = "rejects"
 MAX_REJECT_BYTES = 1 << 30  # a reject holds one document (at most 1 GiB, the reader's largest cap)
+_FILE_NAME = re.compile(r"([A-Za-z0-9_.-]+)/([0-9]{5,})\.jsonl\.gz")  # what `rejects_path` names: <step>/<task>.jsonl.gz
 
 
 def rejects_path(step: str, rank: int) -> str:
     return f"{REJECTS_DIR}/{step}/{rank:05d}.jsonl.gz"
+
+
+class RejectsFile(NamedTuple):
+    path: str  # relative to the run folder
+    step: str
+    task: int
+
+
+def reject_files(folder) -> list[RejectsFile]:
+    """Every rejects file of a run folder, by path. A `.jsonl.gz` there that `rejects_path` does
+    not name (`rejects/x/evil.jsonl.gz`) was not written by a run: an AuroraError naming it, for
+    every reader alike (the report takes a file's task from its name)."""
+    files = []
+    for path in sorted(folder.glob(f"{REJECTS_DIR}/*/*.jsonl.gz")):
+        match = _FILE_NAME.fullmatch(path.split(f"{REJECTS_DIR}/", 1)[-1])
+        if match is None:
+            raise AuroraError(f"{uri(folder)}/{path}: not a rejects file of a run (those are {REJECTS_DIR}/<step>/<task>.jsonl.gz)")
+        files.append(RejectsFile(path, match[1], int(match[2])))
+    return files
+
+
+def read_rejects(folder, path: str) -> Iterator[tuple[bytes, dict]]:
+    """Each reject of a file: its line as written and its record. A file that is not gzip, a line
+    longer than any reject (a damaged file may hold no newline), or a line that is not an object
+    with a string `reason` is an AuroraError naming the file and the line: every reader of rejects
+    (audit, report, refilter) meets a damaged file the same way."""
+    where, number = f"{uri(folder)}/{path}", 0
+    try:
+        with folder.open(path, "rb") as raw, gzip.GzipFile(fileobj=raw) as f:
+            while line := f.readline(MAX_REJECT_BYTES + 1):
+                number += 1
+                if len(line) > MAX_REJECT_BYTES:
+                    raise AuroraError(f"{where}: line {number} is longer than any reject")
+                try:
+                    record = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    record = None
+                if not isinstance(record, dict) or not isinstance(record.get("reason"), str):
+                    raise AuroraError(f"{where}: line {number} is not a reject (a JSON object with a reason)")
+                yield line, record
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+        raise AuroraError(f"{where}: not a gzip file of rejects ({type(e).__name__}: {e})") from None
 
 
 class RejectWriter:
@@ -61,10 +110,7 @@ class RejectWriter:
 def count_rejects(folder) -> Counter:
     """Recount every reject on disk by reason (the audit's view, independent of the ledger)."""
     counts: Counter = Counter()
-    for path in sorted(folder.glob(f"{REJECTS_DIR}/*/*.jsonl.gz")):
-        with folder.open(path, "rb") as raw, gzip.GzipFile(fileobj=raw) as f:
-            while line := f.readline(MAX_REJECT_BYTES + 1):  # bounded: a damaged file may hold no newline
-                if len(line) > MAX_REJECT_BYTES:
-                    raise ValueError(f"{path}: a line longer than any reject")
-                counts[orjson.loads(line)["reason"]] += 1
+    for file in reject_files(folder):
+        for _, record in read_rejects(folder, file.path):
+            counts[record["reason"]] += 1
     return counts

@@ -5,11 +5,11 @@ paths are checked first (`manifest_problems`), so a hostile manifest is problem 
 file outside its folder is opened.
 """
 
-import zlib
 from collections import Counter
 
 import numpy as np
 
+from core.errors import AuroraError
 from core.rejects import count_rejects
 from core.shards import INDEX_HEADER_BYTES, ShardIndex, decode_index
 from core.tokenizer import file_sha256
@@ -113,7 +113,9 @@ def audit_pool(manifest: dict, folder) -> list[str]:
         problems.append(f"funnel.kept is {funnel['kept']}, the shards hold {documents}")
     try:
         on_disk = count_rejects(folder)
-    except (OSError, EOFError, ValueError, KeyError, TypeError, zlib.error) as e:  # damaged gzip, a line that is not a reject
+    except AuroraError as e:  # a damaged file, a line that is not a reject, a file no run names so
+        return problems + [f"rejects/: a file cannot be read as rejects ({e})"]
+    except OSError as e:
         return problems + [f"rejects/: a file cannot be read as rejects ({type(e).__name__}: {e})"]
     recorded = Counter(funnel["malformed"]) + Counter(funnel["removed"])
     for reason in sorted(set(on_disk) | set(recorded)):
@@ -205,7 +207,6 @@ def _stage_pools(manifest: dict, folder) -> tuple[list, list[str]]:
     """Each component's pool folder, checked against the manifest checksum the stage recorded."""
     from datatrove.io import get_datafolder
 
-    from core.errors import AuroraError
     from manifests.manifest import MANIFEST, load_manifest
 
     pools, problems = [], []

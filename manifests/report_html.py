@@ -24,7 +24,6 @@ depends on the time, the machine or the order files are listed in.
 """
 
 import base64
-import gzip
 import hashlib
 import html
 import os
@@ -38,7 +37,7 @@ import pyarrow.parquet as pq
 from core.atomic import LOCAL, write_atomic
 from core.errors import AuroraError
 from core.ledger import read_task_records
-from core.rejects import MAX_REJECT_BYTES, REJECTS_DIR
+from core.rejects import read_rejects, reject_files
 from core.storage import local_asset
 from core.tokenizer import file_sha256, load_tokenizer
 
@@ -94,9 +93,7 @@ def _sample_rejects(folder, reasons: set[str]) -> dict[str, list[dict]]:
     """The first SAMPLE rejects of each reason, in (step, task) order: {reason: [{id, text}]}."""
     samples: dict[str, list[dict]] = {reason: [] for reason in reasons}
     ledgers: dict[int, dict] = {}
-    for path in sorted(folder.glob(f"{REJECTS_DIR}/*/*.jsonl.gz")):
-        step, name = path.split("/")[-2:]
-        task = int(name.split(".")[0])
+    for path, step, task in reject_files(folder):
         if task not in ledgers:
             ledgers[task] = read_task_records(folder, task)
         ledger = ledgers[task]
@@ -108,15 +105,13 @@ def _sample_rejects(folder, reasons: set[str]) -> dict[str, list[dict]]:
 
         if full(held):
             continue
-        with folder.open(path, "rb") as raw, gzip.GzipFile(fileobj=raw) as f:
-            while line := f.readline(MAX_REJECT_BYTES + 1):
-                reject = orjson.loads(line)
-                shown = samples.setdefault(reject["reason"], [])
-                if len(shown) < SAMPLE:
-                    text = reject.get("text", reject.get("raw", ""))
-                    shown.append({"id": str(reject.get("id")), "text": _excerpt(text if isinstance(text, str) else orjson.dumps(text).decode())})
-                if full(held):
-                    break
+        for _, reject in read_rejects(folder, path):
+            shown = samples.setdefault(reject["reason"], [])
+            if len(shown) < SAMPLE:
+                text = reject.get("text", reject.get("raw", ""))
+                shown.append({"id": str(reject.get("id")), "text": _excerpt(text if isinstance(text, str) else orjson.dumps(text).decode())})
+            if full(held):
+                break
     return samples
 
 

@@ -626,3 +626,29 @@ def test_a_run_file_that_is_not_a_run_record_is_one_line(in_workspace, tmp_path,
     code, err = _curate(recipe, [path], tmp_path / "out", capsys)
     assert code == 2 and err == (f"aurora: error: {tmp_path}/out/run.json is not a run's record (not a JSON object); "
                                  "use a new --output or delete it\n")
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("foreign_name", "rejects/language/evil.jsonl.gz: not a rejects file of a run"),
+    ("no_reason", "line 2 is not a reject (a JSON object with a reason)"),
+])
+def test_report_of_foreign_or_reasonless_rejects_is_one_line(demo_runs, workspace, tmp_path, damage, message):
+    """`manifest report` took a rejects file's task from its name (int('evil')) and each line's
+    reason unchecked: both were tracebacks. One reader of rejects files now checks both, for the
+    report and the audit alike."""
+    import shutil
+
+    pool = tmp_path / "en"
+    shutil.copytree(workspace / "out/demo/en", pool, ignore=shutil.ignore_patterns("dedup"))
+    first = sorted(pool.glob("rejects/language/*.jsonl.gz"))[0]
+    if damage == "foreign_name":
+        shutil.copy(first, first.with_name("evil.jsonl.gz"))
+    else:
+        lines = gzip.decompress(first.read_bytes()).splitlines(keepends=True)
+        record = orjson.loads(lines[1])
+        del record["reason"]
+        first.write_bytes(gzip.compress(b"".join([lines[0], orjson.dumps(record) + b"\n", *lines[2:]]), mtime=0))
+    line = _one_line_error(_cli("manifest", "report", pool, "--output", tmp_path / "report"))
+    assert message in line
+    audit = _cli("manifest", "audit", pool)
+    assert audit.returncode == 1 and "Traceback" not in audit.stderr and message in audit.stdout
