@@ -20,7 +20,7 @@ from core.storage import uri
 
 REJECTS_DIR = "rejects"
 MAX_REJECT_BYTES = 1 << 30  # a reject holds one document (at most 1 GiB, the reader's largest cap)
-_FILE_NAME = re.compile(r"([A-Za-z0-9_.-]+)/([0-9]{5,})\.jsonl\.gz")  # what `rejects_path` names: <step>/<task>.jsonl.gz
+_FILE_NAME = re.compile(rf"{REJECTS_DIR}/([A-Za-z0-9_-]+)/([0-9]{{5,}})\.jsonl\.gz")  # what `rejects_path` names
 
 
 def rejects_path(step: str, rank: int) -> str:
@@ -33,16 +33,22 @@ class RejectsFile(NamedTuple):
     task: int
 
 
+def rejects_file(path: str) -> RejectsFile | None:
+    """The step and task of a path (relative to the run folder) that `rejects_path` names; None for any other."""
+    match = _FILE_NAME.fullmatch(path)
+    return None if match is None else RejectsFile(path, match[1], int(match[2]))
+
+
 def reject_files(folder) -> list[RejectsFile]:
     """Every rejects file of a run folder, by path. A `.jsonl.gz` there that `rejects_path` does
     not name (`rejects/x/evil.jsonl.gz`) was not written by a run: an AuroraError naming it, for
     every reader alike (the report takes a file's task from its name)."""
     files = []
     for path in sorted(folder.glob(f"{REJECTS_DIR}/*/*.jsonl.gz")):
-        match = _FILE_NAME.fullmatch(path.split(f"{REJECTS_DIR}/", 1)[-1])
-        if match is None:
+        file = rejects_file(path)
+        if file is None:
             raise AuroraError(f"{uri(folder)}/{path}: not a rejects file of a run (those are {REJECTS_DIR}/<step>/<task>.jsonl.gz)")
-        files.append(RejectsFile(path, match[1], int(match[2])))
+        files.append(file)
     return files
 
 

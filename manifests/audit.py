@@ -10,7 +10,7 @@ from collections import Counter
 import numpy as np
 
 from core.errors import AuroraError
-from core.rejects import count_rejects
+from core.rejects import count_rejects, reject_files
 from core.shards import INDEX_HEADER_BYTES, ShardIndex, decode_index
 from core.tokenizer import file_sha256
 from manifests.schema import manifest_problems
@@ -117,6 +117,8 @@ def audit_pool(manifest: dict, folder) -> list[str]:
         return problems + [f"rejects/: a file cannot be read as rejects ({e})"]
     except OSError as e:
         return problems + [f"rejects/: a file cannot be read as rejects ({type(e).__name__}: {e})"]
+    if "rejects" in manifest:  # a manifest written before rejects had their sha256 recorded: they are counted only
+        problems += audit_rejects(folder, manifest["rejects"])
     recorded = Counter(funnel["malformed"]) + Counter(funnel["removed"])
     for reason in sorted(set(on_disk) | set(recorded)):
         if on_disk[reason] != recorded[reason]:
@@ -129,6 +131,41 @@ def audit_pool(manifest: dict, folder) -> list[str]:
     if "signals" in manifest:
         problems += audit_signals(folder, manifest["signals"]["files"], funnel)
     return problems
+
+
+def audit_checksums(folder, entries: list[dict]) -> list[str]:
+    """Each file's sha256 against its manifest entry (`path`, `sha256`). Only regular files are
+    read: a link to a device or a pipe would never end."""
+    problems = []
+    for entry in entries:
+        path = entry["path"]
+        try:
+            if folder.exists(path) and not folder.isfile(path):
+                problems.append(f"{path}: cannot be read (not a file)")
+                continue
+            with folder.open(path, "rb") as f:
+                sha = file_sha256(f)
+        except OSError as e:
+            problems.append(_unreadable(path, e))
+            continue
+        if sha != entry["sha256"]:
+            problems.append(f"{path}: sha256 differs from the manifest")
+    return problems
+
+
+def audit_rejects(folder, recorded: list[dict]) -> list[str]:
+    """The rejects files in the folder against the manifest's list of them: the same files, each
+    with its sha256 (their counts by reason are the funnel's, checked apart). The counts alone
+    would pass a reject whose text was changed, and `aurora refilter` reads those texts back."""
+    try:
+        on_disk = {file.path for file in reject_files(folder)}
+    except AuroraError as e:
+        return [f"rejects/: {e}"]
+    except OSError as e:
+        return [_unreadable("rejects/", e)]
+    listed = {entry["path"] for entry in recorded}
+    problems = [f"{path}: a rejects file the manifest does not list" for path in sorted(on_disk - listed)]
+    return problems + audit_checksums(folder, recorded)
 
 
 def audit_signals(folder, files: list[dict], funnel: dict) -> list[str]:
@@ -163,6 +200,12 @@ def audit_signals(folder, files: list[dict], funnel: dict) -> list[str]:
 
 
 def _audit_dedup(folder, dedup: dict, removed: dict) -> list[str]:
+    """The filter pass's files (their checksums; manifests written before they were recorded hold
+    none), then the clusters file."""
+    return audit_checksums(folder, dedup.get("files", [])) + _audit_clusters(folder, dedup, removed)
+
+
+def _audit_clusters(folder, dedup: dict, removed: dict) -> list[str]:
     """clusters.parquet: its checksum, and its kept and removed rows against the manifest."""
     import pyarrow as pa
     import pyarrow.compute as pc

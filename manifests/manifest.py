@@ -12,6 +12,7 @@ import orjson
 from core.atomic import write_atomic
 from core.errors import AuroraError
 from core.ledger import read_task_records
+from core.rejects import reject_files
 from core.storage import uri
 from core.tokenizer import file_sha256, tokenizer_info
 from manifests.schema import manifest_problems
@@ -27,14 +28,16 @@ MAX_MANIFEST_BYTES = 1 << 28
 
 
 def build_pool_manifest(folder, recipe, inputs: list[tuple[str, str]], clusters_file: str | None = None,
-                        units: list[str] | None = None, signals: dict | None = None, eval_sets: list[dict] | None = None) -> dict:
+                        units: list[str] | None = None, signals: dict | None = None, eval_sets: list[dict] | None = None,
+                        dedup_files: list[str] | None = None) -> dict:
     """Sum the task ledgers into the manifest; every task must have finished. `units` names what each
     task read (curation: one work unit of the inputs per task); without it, one task read all the
-    inputs (an instruction pool). With dedup, the manifest also records `clusters_file` (the run's
-    clusters parquet, relative to `folder`: the path curate's dedup layout gives it). `signals`
-    (curation): the signals files of the tasks and their `basis`, recorded with each file's
-    sha256 and rows (`signals_summary`). `eval_sets`: the evaluation sets the documents were
-    decontaminated against (name, path, sha256, items)."""
+    inputs (an instruction pool). Every rejects file is recorded with its sha256. With dedup, the
+    manifest also records `clusters_file` (the run's clusters parquet, relative to `folder`: the
+    path curate's dedup layout gives it) and `dedup_files` (the filter pass's files, which a
+    refilter copies from) with their sha256. `signals` (curation): the signals files of the tasks
+    and their `basis`, recorded with each file's sha256 and rows (`signals_summary`). `eval_sets`:
+    the evaluation sets the documents were decontaminated against (name, path, sha256, items)."""
     shards, malformed, removed, redacted, buckets = [], Counter(), Counter(), Counter(), Counter()
     documents_in = 0
     for rank in range(1 if units is None else len(units)):
@@ -70,11 +73,12 @@ def build_pool_manifest(folder, recipe, inputs: list[tuple[str, str]], clusters_
         "shards": shards,
         "totals": {"documents": kept, "tokens": sum(s["tokens"] for s in shards)},
         "funnel": funnel,
+        "rejects": checksummed(folder, [file.path for file in reject_files(folder)]),
     }
     if redacted:
         manifest["redactions"] = dict(sorted(redacted.items()))
     if recipe.dedup:
-        manifest["dedup"] = dedup_summary(folder, recipe.dedup, clusters_file)
+        manifest["dedup"] = dedup_summary(folder, recipe.dedup, clusters_file, dedup_files)
     if signals is not None:
         manifest["signals"] = signals_summary(folder, signals["files"], signals["basis"])
     if eval_sets is not None:
@@ -87,30 +91,36 @@ def signals_summary(folder, paths: list[str], basis: dict) -> dict:
     beyond the thresholds (`basis`, which `aurora refilter` compares with the new recipe's)."""
     import pyarrow.parquet as pq
 
-    files = []
-    for path in paths:
-        with folder.open(path, "rb") as f:
-            sha = file_sha256(f)
-        with folder.open(path, "rb") as f:
-            rows = pq.ParquetFile(f).metadata.num_rows
-        files.append({"path": path, "sha256": sha, "documents": rows})
+    files = checksummed(folder, paths)
+    for entry in files:
+        with folder.open(entry["path"], "rb") as f:
+            entry["documents"] = pq.ParquetFile(f).metadata.num_rows
     return {"basis": basis, "files": files}
 
 
-def dedup_summary(folder, settings: dict, clusters_file: str) -> dict:
-    """The dedup settings and the clusters file: its checksum, clusters and documents in them."""
+def checksummed(folder, paths: list[str]) -> list[dict]:
+    """Each file with its sha256: how the manifest records a file that a later step reads back."""
+    files = []
+    for path in paths:
+        with folder.open(path, "rb") as f:
+            files.append({"path": path, "sha256": file_sha256(f)})
+    return files
+
+
+def dedup_summary(folder, settings: dict, clusters_file: str, files: list[str]) -> dict:
+    """The dedup settings, the clusters file (its checksum, clusters and documents in them) and
+    the filter pass's files with their checksums."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     with folder.open(clusters_file, "rb") as f:
-        sha = file_sha256(f)
-    with folder.open(clusters_file, "rb") as f:
         kept = pq.read_table(f, columns=["kept"]).column("kept")
     return {
         "settings": dict(sorted(settings.items())),
-        "clusters_file": {"path": clusters_file, "sha256": sha},
+        "clusters_file": checksummed(folder, [clusters_file])[0],
         "clusters": pc.sum(kept).as_py() or 0,
         "documents_in_clusters": len(kept),
+        "files": checksummed(folder, files),
     }
 
 

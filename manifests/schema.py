@@ -7,6 +7,7 @@ written in a shape the others do not expect.
 """
 
 from core.config import NAME
+from core.rejects import rejects_file
 
 
 def _is_integer(value) -> bool:
@@ -89,6 +90,23 @@ def _path(value: dict, key: str, where: str, problems: list[str]) -> None:
         problems.append(f"{where}.{key} {reason}")
 
 
+def _files(files, where: str, fields: dict, problems: list[str]) -> list[tuple[int, dict]]:
+    """A list of files, each an object holding `fields`, its path relative inside the manifest's
+    folder. Returns the entries that are, with their places."""
+    if not isinstance(files, list):
+        problems.append(f"{where} must be a list")
+        return []
+    usable = []
+    for i, entry in enumerate(files):
+        if _fields(entry, f"{where}[{i}]", fields, problems):
+            reason = path_problem(entry["path"])
+            if reason:
+                problems.append(f"{where}[{i}].path {reason}")
+            else:
+                usable.append((i, entry))
+    return usable
+
+
 def _shards(shards: list, where: str, problems: list[str], lineage: bool) -> None:
     for i, shard in enumerate(shards):
         here = f"{where}[{i}]"
@@ -147,14 +165,18 @@ def manifest_problems(manifest) -> list[str]:
             problems.append(f"funnel.perplexity_buckets must be {COUNTS[1]}")
         if "redactions" in manifest and not _is_counts(manifest["redactions"]):
             problems.append(f"redactions must be {COUNTS[1]}")
-        if "dedup" in manifest and _fields(manifest["dedup"], "dedup", {"clusters_file": OBJECT, "clusters": COUNT}, problems) \
-                and _fields(manifest["dedup"]["clusters_file"], "dedup.clusters_file", _CHECKSUMMED_FILE, problems):
-            _path(manifest["dedup"]["clusters_file"], "path", "dedup.clusters_file", problems)
+        if "rejects" in manifest:  # their sha256 (manifests written before they were recorded hold none)
+            for i, entry in _files(manifest["rejects"], "rejects", _CHECKSUMMED_FILE, problems):
+                if rejects_file(entry["path"]) is None:
+                    problems.append(f"rejects[{i}].path {entry['path']!r} is not a rejects file of a run")
+        if "dedup" in manifest and _fields(manifest["dedup"], "dedup", {"clusters_file": OBJECT, "clusters": COUNT}, problems):
+            if _fields(manifest["dedup"]["clusters_file"], "dedup.clusters_file", _CHECKSUMMED_FILE, problems):
+                _path(manifest["dedup"]["clusters_file"], "path", "dedup.clusters_file", problems)
+            if "files" in manifest["dedup"]:  # the filter pass's, as `rejects`
+                _files(manifest["dedup"]["files"], "dedup.files", _CHECKSUMMED_FILE, problems)
         if "signals" in manifest and _fields(manifest["signals"], "signals", {"basis": OBJECT, "files": LIST}, problems):
             _basis(manifest["signals"]["basis"], problems)
-            for i, entry in enumerate(manifest["signals"]["files"]):
-                if _fields(entry, f"signals.files[{i}]", _SIGNALS_FILE, problems):
-                    _path(entry, "path", f"signals.files[{i}]", problems)
+            _files(manifest["signals"]["files"], "signals.files", _SIGNALS_FILE, problems)
         return problems
     if "validation" in manifest:
         if isinstance(manifest["validation"], list):

@@ -312,8 +312,9 @@ def run_curation(recipe: Recipe, files: list[tuple[str, str]], executor: str, wo
             run_pass(make_executor(executor, pipeline, tasks, min(workers, tasks), logging_dir, verbose), name, logging_dir, verbose)
         signals = {"basis": signals_basis(recipe, files), "files": [signals_path(task) for task in range(len(units))]}
         eval_sets = load_index(recipe.decontamination, recipe.language).sets if recipe.decontamination else None
+        dedup_files = [path for task in range(len(units)) for path in DEDUP_LAYOUT.filter_files(task)] if recipe.dedup else None
         manifest = build_pool_manifest(folder, recipe, files, DEDUP_LAYOUT.clusters if recipe.dedup else None,
-                                       [unit.describe() for unit in units], signals, eval_sets)
+                                       [unit.describe() for unit in units], signals, eval_sets, dedup_files)
         write_manifest(folder, manifest)
     return manifest
 

@@ -10,7 +10,7 @@ something (`pipeline.curate.run_curation`), on what RUN stored instead of what i
   document's fate is decided from RUN's signals by the recipe's filters' own rules (language
   label and score, heuristic metrics with `filters.heuristics.broken_rule`, perplexities
   unrounded, the cut-offs from the stored values of the sampling pass's sample), and its text is
-  RUN's (its filter rejects, dedup's kept documents, each checked against RUN's text digest); the
+  RUN's (its filter rejects, dedup's kept documents: files checked against RUN's manifest); the
   rejects, ledgers and filter signals are written as the filters write them (a step's rejects
   that are RUN's line for line are RUN's file, copied). MinHash signatures, digests and shingle
   sets are copied from RUN's dedup files by each document's key there.
@@ -23,20 +23,20 @@ something (`pipeline.curate.run_curation`), on what RUN stored instead of what i
 `fast=False` replays every step instead (the reader and filters on the inputs read again, with
 metrics from the signals, and the tokenizer): slower, the same bytes (`tests/test_refilter.py`).
 
-What is refused, in one line, before any work: a RUN without signals, or whose signals files
-differ from its manifest; a recipe whose signals `basis` differs from RUN's (another language,
-read settings, tokenizer, language-ID model, perplexity models, a heuristic group RUN did not run
-or whose settings shape its metrics differently, dedup's MinHash parameters, shingle sets RUN did
-not keep, perplexity or dedup that RUN did not run); inputs changed since RUN; shards that differ
-from RUN's manifest (a dedup text that differs from its digest fails its task); and a recipe that
-lets a document reach a step RUN never ran on it. RUN stops at a document's first removal, so a
-threshold loosened past a document RUN removed needs that document's later metrics, which RUN
-never computed: curate the recipe instead. Tightening, dropping a group, changing the
-perplexity mode or buckets kept, and dedup's threshold are exact.
+What is refused, in one line, before any work: a RUN without signals; a RUN whose signals,
+rejects, dedup filter-pass files or shards differ from its manifest (each file's sha256), or whose
+manifest predates those checksums, or whose `run.json` is not the record of the run the manifest
+describes; a recipe whose signals `basis` differs from RUN's (another language, read settings,
+tokenizer, language-ID model, perplexity models, a heuristic group RUN did not run or whose
+settings shape its metrics differently, dedup's MinHash parameters, shingle sets RUN did not keep,
+perplexity or dedup that RUN did not run); inputs changed since RUN; and a recipe that lets a
+document reach a step RUN never ran on it. RUN stops at a document's first removal, so a threshold
+loosened past a document RUN removed needs that document's later metrics, which RUN never
+computed: curate the recipe instead. Tightening, dropping a group, changing the perplexity mode or
+buckets kept, and dedup's threshold are exact.
 """
 
 import functools
-import gzip
 import os
 from collections import Counter
 from contextlib import ExitStack
@@ -51,11 +51,10 @@ from datatrove.pipeline.base import PipelineStep
 from core.atomic import AtomicFile
 from core.errors import AuroraError
 from core.ledger import write_task_record
-from core.rejects import MAX_REJECT_BYTES, REJECTS_DIR, RejectWriter, rejects_path
+from core.rejects import REJECTS_DIR, RejectWriter, read_rejects, rejects_path
 from core.storage import uri
 from filters.base import SIGNALS, DocumentSignals, MissingSignal
 from filters.dedup import DedupLayout
-from filters.dedup.minhash import exact_digest
 from filters.dedup.signatures import DOCS_SCHEMA
 from filters.flagged_words import FlaggedWordsFilter
 from filters.heuristics import GROUPS, SETTINGS, HeuristicFilter, metric_names
@@ -63,9 +62,9 @@ from filters.language_id import LanguageFilter, recipe_language
 from filters.perplexity import BUCKETS, PerplexityFilter, bucket_cutoffs
 from filters.signals import filter_signals_path, signals_path, write_row_groups
 from filters.url import URLFilter, document_url
-from manifests.audit import audit_signals
+from manifests.audit import audit_checksums, audit_rejects, audit_signals
 from manifests.manifest import load_manifest
-from pipeline.curate import RUN_FILE, Replay, absolute, input_identity, prepare, run_curation, signals_basis
+from pipeline.curate import RUN_FILE, Replay, absolute, input_identity, prepare, read_run_file, run_curation, signals_basis
 from pipeline.html_text import DEFAULT_EXTRACTOR
 from pipeline.readers import REMOVAL_PREFIX, iter_records, parse_record, raw_text, work_units
 from pipeline.recipe import Recipe, Source
@@ -89,18 +88,15 @@ def refilter(recipe: Recipe, run: str, output: str | None = None, executor: str 
     files = prepare(recipe, None, output, workers)
     if absolute(recipe.output).rstrip("/") == absolute(uri(run_folder)).rstrip("/"):
         raise AuroraError(f"--output is {run} itself; refilter writes a new run folder")
-    problems = audit_signals(run_folder, manifest["signals"]["files"], manifest["funnel"])
-    if problems:
-        raise AuroraError(f"{run}: signals cannot be trusted: {problems[0]}")
+    check_run_files(manifest, run_folder, run)
     check_basis(manifest["signals"]["basis"], signals_basis(recipe, files), run)
-    _check_inputs(run_folder, files, run)
+    _check_inputs(run_folder, manifest, files, run)
     units = work_units([(source, absolute(path)) for source, path in files], recipe.unit_bytes)
     table = _read_signals(run_folder, len(units), _columns(recipe))
     sample = _sampler(recipe, table, [unit.path for unit in units], run)
     check_replayable(recipe, table, sample, run)
     tokens = StoredTokens(run_folder, manifest["shards"], signals_path)
-    if fast:
-        tokens.check()
+    tokens.check()  # either way, the kept documents' tokens are RUN's
     filters = functools.partial(ReplayedFilters, run_folder=run_folder, language=recipe.language,
                                 max_document_bytes=recipe.max_document_bytes, extractor=recipe.extractor) if fast else None
     return run_curation(recipe, files, executor, workers, verbose, Replay(run_folder, sample, tokens, filters))
@@ -111,6 +107,22 @@ def _sources(inputs: list[dict]) -> list[Source]:
     for entry in inputs:
         sources.setdefault(entry["source"], []).append(entry["path"])
     return [Source(name, paths) for name, paths in sources.items()]
+
+
+def check_run_files(manifest: dict, run_folder, run: str) -> None:
+    """Refuse, before any work, a RUN whose files that a refilter reads back differ from its
+    manifest: its signals (checksums, rows, kept), its rejects (their texts become the new run's
+    rejects, and its shards where a document is kept now) and dedup's filter-pass files (texts,
+    signatures, digests and shingle sets, copied by key). Its shards: `StoredTokens.check`."""
+    if "rejects" not in manifest or ("dedup" in manifest and "files" not in manifest["dedup"]):
+        raise AuroraError(f"{run} records no sha256 of its rejects and dedup files (curated before they were recorded), "
+                          "so what refilter reads back cannot be checked; curate the recipe instead")
+    for what, audit_files, args in (("signals", audit_signals, (manifest["signals"]["files"], manifest["funnel"])),
+                                    ("rejects", audit_rejects, (manifest["rejects"],)),
+                                    ("dedup files", audit_checksums, (manifest.get("dedup", {}).get("files", []),))):
+        problems = audit_files(run_folder, *args)
+        if problems:
+            raise AuroraError(f"{run}: {what} cannot be trusted: {problems[0]}; curate the recipe instead")
 
 
 def check_basis(old: dict, new: dict, run: str) -> None:
@@ -140,9 +152,18 @@ def check_basis(old: dict, new: dict, run: str) -> None:
             refuse("dedup.verify: shingles needs the shingle sets the run did not keep")
 
 
-def _check_inputs(run_folder, files: list[tuple[str, str]], run: str) -> None:
-    with run_folder.open(RUN_FILE, "rb") as f:
-        before = {i["path"]: i for i in orjson.loads(f.read())["inputs"]}
+def _check_inputs(run_folder, manifest: dict, files: list[tuple[str, str]], run: str) -> None:
+    """RUN's inputs unchanged since it was curated: each one's identity now, against the one RUN's
+    `run.json` recorded, which must be the record of the run the manifest describes (its recipe
+    and inputs). The identities (sizes, modification times) are not in the manifest, which holds
+    nothing that differs between two runs of the same recipe on the same data."""
+    recorded = read_run_file(run_folder, "the run is damaged; curate the recipe instead")
+    if recorded is None:
+        raise AuroraError(f"{run} has no {RUN_FILE} to tell whether its inputs changed; curate the recipe instead")
+    if recorded["recipe_sha256"] != manifest["recipe_sha256"] or \
+            [(i["source"], i["path"]) for i in recorded["inputs"]] != [(i["source"], i["path"]) for i in manifest["inputs"]]:
+        raise AuroraError(f"{run}: {RUN_FILE} records another recipe or other inputs than the manifest; curate the recipe instead")
+    before = {i["path"]: i for i in recorded["inputs"]}
     for source, path in files:
         now = input_identity(source, path)
         if before.get(path) != now:
@@ -410,9 +431,9 @@ class ReplayedFilters(PipelineStep):
         return row, perplexity.step, "perplexity.max_perplexity"
 
     def _write_rejects(self, rank: int, step: str, records: list[dict], run_file) -> dict:
-        """A step's rejects; where their lines are RUN's, line for line (gzip's CRC checked them as
-        they were read), RUN's file is copied instead of compressed again: the same bytes. Returns
-        the counts by reason, for the ledger."""
+        """A step's rejects; where their lines are RUN's, line for line (RUN's file checked against
+        its manifest's sha256 before any work), RUN's file is copied instead of compressed again:
+        the same bytes. Returns the counts by reason, for the ledger."""
         counts = Counter(record["reason"] for record in records)
         if not records:
             return {}
@@ -434,26 +455,19 @@ class ReplayedFilters(PipelineStep):
         twice = {doc_id for doc_id, n in counts.items() if n > 1}
         texts, run_rejects = {}, {}
         folder = self.run_folder
-        for path in folder.glob(f"{REJECTS_DIR}/*/{rank:05d}.jsonl.gz"):
+        for path in folder.glob(f"{REJECTS_DIR}/*/{rank:05d}.jsonl.gz"):  # checked against RUN's manifest first
             step = path.split("/")[-2]
             if step in ("malformed", "read"):
                 continue
             lines = []
-            with folder.open(path, "rb") as raw, gzip.GzipFile(fileobj=raw) as f:
-                while line := f.readline(MAX_REJECT_BYTES + 1):
-                    lines.append(line)
-                    record = orjson.loads(line)
-                    if "text" in record:
-                        texts[record["id"]] = record["text"]
+            for line, record in read_rejects(folder, path):
+                lines.append(line)
+                if "text" in record:
+                    texts[record["id"]] = record["text"]
             run_rejects[step] = (path, lines)
         layout = DedupLayout()
-        if folder.exists(layout.docs(rank)):
+        if folder.exists(layout.docs(rank)):  # checked against RUN's manifest first, as the rejects
             with folder.open(layout.docs(rank), "rb") as f:
                 table = pq.read_table(f, columns=["id", "text"], schema=DOCS_SCHEMA)
-            with folder.open(layout.digests(rank), "rb") as f:
-                digests = f.read()
-            ids, kept = table.column("id").to_pylist(), table.column("text").to_pylist()
-            if b"".join(exact_digest(text) for text in kept) != digests:  # each text against the digest RUN hashed it to
-                raise ValueError(f"the replayed run's {layout.docs(rank)} differs from its text digests: it is damaged")
-            texts.update(zip(ids, kept))
+            texts.update(zip(table.column("id").to_pylist(), table.column("text").to_pylist()))
         return texts, twice, run_rejects

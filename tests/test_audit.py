@@ -2,6 +2,7 @@
 traceback, and no file outside the manifest's folder opened. Pools and stages are written by hand
 with ShardWriter (milliseconds), in the layout manifests/manifest.py and pipeline/mix/ write."""
 
+import gzip
 import hashlib
 import json
 import subprocess
@@ -230,6 +231,11 @@ def test_json_list_manifest(pool, tmp_path):
                              "tokenizer": {"sha256": "ab" * 32, "eod_token": "<|endoftext|>"}, "lid_model": "ab" * 32,
                              "heuristics": {"gopher_quality": []}, "dedup": {"num_perm": "128"}}, "files": []},
      "signals.basis.heuristics.gopher_quality must be an object"),
+    (["rejects"], [{"path": "shards/fi_00000_0000.bin", "sha256": "ab" * 32}],
+     "rejects[0].path 'shards/fi_00000_0000.bin' is not a rejects file of a run"),
+    (["rejects"], {"path": "rejects/language/00000.jsonl.gz"}, "rejects must be a list"),
+    (["dedup"], {"clusters_file": {"path": "clusters.parquet", "sha256": "ab" * 32}, "clusters": 0, "files": [{"path": "dedup/x"}]},
+     "dedup.files[0] has no 'sha256'"),
 ])
 def test_wrong_types_are_problems_not_tracebacks(pool, tmp_path, path, value, expected):
     run, manifest = pool
@@ -324,6 +330,45 @@ def test_cli_audit_of_missing_and_foreign_files(pool, damage, expected):
     result = _cli("manifest", "audit", str(run))
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert any(expected in line for line in result.stdout.splitlines()), result.stdout
+
+
+REJECT = b'{"id":"d9","reason":"wrong_language","text":"Hei maailma, tama on suomea."}\n'
+
+
+def _with_rejects(run: Path, manifest: dict) -> Path:
+    """The pool with one removed document in rejects/language/, as curation writes and records it:
+    counted in the funnel, the file's sha256 in the manifest's `rejects`."""
+    path = run / "rejects" / "language" / "00000.jsonl.gz"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(gzip.compress(REJECT, mtime=0))
+    manifest["funnel"]["documents_in"] += 1
+    manifest["funnel"]["removed"] = {"wrong_language": 1}
+    manifest["rejects"] = [{"path": "rejects/language/00000.jsonl.gz", "sha256": _sha(path)}]
+    _save(run, manifest)
+    return path
+
+
+@pytest.mark.parametrize("damage, expected", [
+    # the same reason and count, so the funnel still balances: only the checksum sees it
+    ("text_edited", "rejects/language/00000.jsonl.gz: sha256 differs from the manifest"),
+    ("unlisted_file", "rejects/language/00001.jsonl.gz: a rejects file the manifest does not list"),
+    ("file_missing", "rejects/language/00000.jsonl.gz: missing file"),
+    ("foreign_name", "rejects/language/evil.jsonl.gz: not a rejects file of a run"),
+])
+def test_rejects_are_checked_against_their_sha256(pool, damage, expected):
+    run, manifest = pool
+    path = _with_rejects(run, manifest)
+    assert audit(*load_manifest(str(run))) == []
+    if damage == "text_edited":
+        path.write_bytes(gzip.compress(REJECT.replace(b"suomea", b"ruotsia"), mtime=0))
+    elif damage == "unlisted_file":
+        path.with_name("00001.jsonl.gz").write_bytes(gzip.compress(b"", mtime=0))  # no reject: the counts hold
+    elif damage == "file_missing":
+        path.unlink()
+    else:
+        path.rename(path.with_name("evil.jsonl.gz"))
+    problems = audit(*load_manifest(str(run)))
+    assert any(expected in problem for problem in problems), problems
 
 
 def test_report_of_a_pool_with_a_missing_index_is_one_error(pool, tmp_path):

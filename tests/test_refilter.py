@@ -123,8 +123,8 @@ def test_refilter_equals_a_full_run_in_row_groups(in_workspace, runs, tmp_path, 
 
 @pytest.mark.parametrize("damaged", ["shards", "dedup"])
 def test_a_damaged_run_is_not_copied(in_workspace, runs, tmp_path, capsys, damaged):
-    """What a refilter copies from the run is checked first: its shards against the manifest's
-    sha256 (refused before any work), dedup's documents against their text digests."""
+    """What a refilter copies from the run is checked first, against the manifest's sha256, and
+    refused before any work: its shards, dedup's documents."""
     run = tmp_path / "en"
     shutil.copytree(runs / "en", run)
     if damaged == "shards":
@@ -140,9 +140,10 @@ def test_a_damaged_run_is_not_copied(in_workspace, runs, tmp_path, capsys, damag
     recipe = variant(in_workspace, "en", "en-damaged", tighten("en", runs))
     line = _refused(capsys, "refilter", recipe, "--from", str(run), "--output", str(tmp_path / "new"))
     if damaged == "shards":
-        assert "differs from its manifest's sha256" in line and not (tmp_path / "new").exists()
+        assert "differs from its manifest's sha256" in line
     else:
-        assert "did not complete" in line
+        assert "dedup files cannot be trusted: dedup/docs/00000.parquet: sha256 differs from the manifest" in line
+    assert not (tmp_path / "new").exists()
 
 
 def test_signals_hold_every_metric_up_to_the_removal(runs):
@@ -213,3 +214,71 @@ def test_malformed_records_are_not_documents(runs):
     ids = {r["id"] for r in signals(runs / "fi")}
     malformed = [orjson.loads(line)["id"] for p in (runs / "fi").glob("rejects/malformed/*.jsonl.gz") for line in gzip.open(p)]
     assert malformed and not ids & set(malformed)
+
+
+def _edit_manifest(run: Path, change) -> None:
+    manifest = orjson.loads((run / "manifest.json").read_bytes())
+    change(manifest)
+    (run / "manifest.json").write_bytes(orjson.dumps(manifest))
+
+
+def _edit_first_reject(run: Path) -> None:
+    """The text of a document fineweb removed, changed in a valid gzip file of the same rejects:
+    their counts, and so the funnel, are unchanged."""
+    path = run / "rejects/fineweb/00000.jsonl.gz"
+    lines = gzip.decompress(path.read_bytes()).splitlines(keepends=True)
+    record = orjson.loads(lines[0])
+    record["text"] = "Edited in the run. " + record["text"]
+    path.write_bytes(gzip.compress(b"".join([orjson.dumps(record) + b"\n", *lines[1:]]), mtime=0))
+
+
+def keep_what_fineweb_removed(data):
+    """A looser recipe: fineweb and the groups after it dropped, with perplexity and dedup (whose
+    metrics RUN never computed for fineweb's removals), so those documents reach the shards, with
+    the text RUN holds for them: their rejects'."""
+    for group in ("fineweb", "web_ratios", "script"):
+        del data["heuristics"][group]
+    del data["perplexity"], data["dedup"]
+
+
+def _add_reject_file(run: Path) -> None:
+    """A rejects file of task 0 that RUN never wrote (its documents' texts would be read as RUN's)."""
+    (run / "rejects/url").mkdir()
+    shutil.copy(run / "rejects/language/00000.jsonl.gz", run / "rejects/url/00000.jsonl.gz")
+
+
+def _flip_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage, expected, audited", [
+    (_edit_first_reject, "rejects cannot be trusted: rejects/fineweb/00000.jsonl.gz: sha256 differs from the manifest", True),
+    (_add_reject_file, "rejects cannot be trusted: rejects/url/00000.jsonl.gz: a rejects file the manifest does not list", True),
+    (lambda run: _flip_byte(run / "dedup/signatures/00001.bin"),
+     "dedup files cannot be trusted: dedup/signatures/00001.bin: sha256 differs from the manifest", True),
+    (lambda run: _edit_manifest(run, lambda m: m.pop("rejects")), "records no sha256 of its rejects and dedup files", False),
+    (lambda run: (run / "run.json").write_bytes(b"null"), "run.json is not a run's record (not a JSON object)", False),
+    (lambda run: (run / "run.json").write_bytes(b"[]"), "run.json is not a run's record (not a JSON object)", False),
+    (lambda run: (run / "run.json").write_bytes(orjson.dumps(
+        {**orjson.loads((run / "run.json").read_bytes()), "inputs": [{"source": "web", "path": "/elsewhere.jsonl.gz"}]})),
+     "run.json records another recipe or other inputs than the manifest", False),
+    (lambda run: _edit_manifest(run, lambda m: m["signals"].update(basis={})), "invalid manifest: signals.basis has no 'language'", False),
+    (lambda run: _edit_manifest(run, lambda m: m["inputs"].__setitem__(0, {"path": 1})), "invalid manifest: inputs[0] has no 'source'", False),
+], ids=["reject_text", "unlisted_reject", "signatures", "no_rejects_sha256", "run_file_null", "run_file_list",
+        "run_file_other_inputs", "empty_basis", "input_path_not_text"])
+def test_what_refilter_reads_back_is_checked_against_the_manifest(in_workspace, runs, tmp_path, capsys, damage, expected, audited):
+    """Everything a refilter reads back from RUN, checked against RUN's manifest before any work:
+    one line, nothing written. An edited reject's text went into the looser recipe's shards (36
+    documents where every fineweb reject was edited) while `manifest audit` passed both runs:
+    rejects were counted, never checksummed. The audit now fails such a RUN too."""
+    run = tmp_path / "en"
+    shutil.copytree(runs / "en", run)
+    damage(run)
+    recipe = variant(in_workspace, "en", "en-looser", keep_what_fineweb_removed)
+    line = _refused(capsys, "refilter", recipe, "--from", str(run), "--output", str(tmp_path / "new"))
+    assert expected in line and not (tmp_path / "new").exists()
+    if audited:
+        assert main(["manifest", "audit", str(run)]) == 1
+        assert expected.split("cannot be trusted: ")[1] in capsys.readouterr().out

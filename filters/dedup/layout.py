@@ -44,6 +44,12 @@ class DedupLayout:
         """Records: each document's id, UTF-8."""
         return f"{self.root}/names/{task:05d}"
 
+    def filter_files(self, task: int) -> list[str]:
+        """Every file the filter pass writes for task `task` (`DedupSignatures`): what the later
+        passes read, and what a refilter copies from (the manifest records their sha256)."""
+        return [self.docs(task), self.signatures(task), self.digests(task),
+                *(base + ext for base in (self.shingles(task), self.names(task)) for ext in (".bin", ".ends"))]
+
     def edges(self, step: str, task: int, partition: int) -> str:
         """What task `task` of pass `step` hands to partition `partition` of the next pass."""
         return f"{self.root}/edges/{step}/{task:05d}-{partition:05d}.bin"
