@@ -29,7 +29,7 @@ manifest predates those checksums, or whose `run.json` is not the record of the 
 describes; a recipe whose signals `basis` differs from RUN's (another language, read settings,
 tokenizer, language-ID model, perplexity models, a heuristic group RUN did not run or whose
 settings shape its metrics differently, dedup's MinHash parameters, shingle sets RUN did not keep,
-perplexity or dedup that RUN did not run); inputs changed since RUN; and a recipe that lets a
+perplexity or dedup that RUN did not run, URL or flagged-words lists other than RUN's); inputs changed since RUN; and a recipe that lets a
 document reach a step RUN never ran on it. RUN stops at a document's first removal, so a threshold
 loosened past a document RUN removed needs that document's later metrics, which RUN never
 computed: curate the recipe instead. Tightening, dropping a group, changing the perplexity mode or
@@ -140,6 +140,9 @@ def check_basis(old: dict, new: dict, run: str) -> None:
             refuse(f"heuristics.{group} was not run")
         if settings != old["heuristics"][group]:
             refuse(f"heuristics.{group} settings {settings} differ from the run's {old['heuristics'][group]}")
+    for key in ("url_filter", "flagged_words"):  # RUN's URL removals and ratios are replayed as they are: its lists only
+        if new.get(key) is not None and new[key] != old.get(key):
+            refuse(f"{key} was not run" if old.get(key) is None else f"the {key} lists differ from the run's")
     if new.get("perplexity") is not None and new["perplexity"] != old.get("perplexity"):
         refuse("perplexity was not run" if old.get("perplexity") is None else "the perplexity models (or strip_accents) differ")
     if new.get("dedup") is not None:

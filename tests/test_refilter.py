@@ -184,6 +184,16 @@ def test_a_refilter_needing_metrics_the_run_lacks_is_refused(in_workspace, runs,
         data["dedup"]["num_perm"] = 64
     recipe = variant(in_workspace, "en", "en-other-minhash", other_minhash)
     assert "dedup.num_perm" in _refused(capsys, "refilter", recipe, "--from", str(runs / "en"), "--output", str(tmp_path / "c"))
+
+    # Lists the run did not apply: its URL removals and flagged-word ratios would be replayed as the new lists' (they were not compared).
+    def url_lists(data):
+        data["url_filter"] = {"lists": [{"name": "example", "domains": "recipes/lists/url_blocklist.example.txt"}]}
+
+    def flagged_words(data):
+        data["flagged_words"] = {"list": "recipes/lists/flagged_words/en.txt", "max_ratio": 0.01}
+    for change, message in ((url_lists, "url_filter was not run"), (flagged_words, "flagged_words was not run")):
+        recipe = variant(in_workspace, "en", f"en-{change.__name__}", change)
+        assert message in _refused(capsys, "refilter", recipe, "--from", str(runs / "en"), "--output", str(tmp_path / "d"))
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
