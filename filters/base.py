@@ -13,12 +13,11 @@ SIGNALS = "signals"  # the metadata key of a document's `DocumentSignals` while 
 
 @dataclass
 class DocumentSignals:
-    """`doc.metadata["signals"]` while a document is in the filter pass: the row being recorded, the
-    replayed run's row (refilter), and the dedup key the document had in that run. Taken off
-    before the document's metadata is written anywhere (rejects, dedup's documents)."""
+    """`doc.metadata["signals"]` while a document is in the filter pass: the row being recorded and,
+    in a refilter, the dedup key the document had in the replayed run. Taken off before the
+    document's metadata is written anywhere (rejects, dedup's documents)."""
 
     row: dict
-    stored: dict | None = None
     stored_key: int | None = None
     done: bool = False
 
@@ -41,21 +40,6 @@ def removed(doc, reason: str) -> None:
     if signals is not None:
         signals.row["removed_by"] = reason
         signals.done = True
-
-
-def stored_values(batch: list, columns: list[str]) -> list[tuple] | None:
-    """In a refilter, each document's stored values of these columns; None when the documents
-    carry no stored row (a curate run: compute them)."""
-    if not batch or getattr(batch[0].metadata.get(SIGNALS), "stored", None) is None:
-        return None
-    out = []
-    for doc in batch:
-        values = tuple(doc.metadata[SIGNALS].stored.get(c) for c in columns)
-        if any(v is None for v in values):
-            missing = [c for c, v in zip(columns, values) if v is None]
-            raise MissingSignal(f"document {doc.id} has no stored {', '.join(missing)}: the replayed run never computed it")
-        out.append(values)
-    return out
 
 
 class _RemovalRecorder(RejectWriter):

@@ -17,7 +17,7 @@ from datatrove.data import Document
 from core.errors import AuroraError
 from core.storage import list_lines
 from core.text import words
-from filters.base import RecordedFilter, record, stored_values
+from filters.base import RecordedFilter, record
 
 # At each document word that starts entries, one comparison per distinct length, each of that
 # many words: lengths are kept small, and real flagged phrases are short (the longest in LDNOOBW's
@@ -96,13 +96,9 @@ class FlaggedWordsFilter(RecordedFilter):
         return {**self.__dict__, "_flagged": None}
 
     def filter(self, doc: Document):
-        stored = stored_values([doc], ["flagged_words.ratio"])
-        if stored is None:
-            if self._flagged is None:
-                self._flagged = load_flagged_words(self.path, self.language)
-            ratio = flagged_ratio(words(doc.text, self.language), self._flagged)
-        else:  # a refilter: the ratio the replayed run computed
-            ratio = stored[0][0]
+        if self._flagged is None:
+            self._flagged = load_flagged_words(self.path, self.language)
+        ratio = flagged_ratio(words(doc.text, self.language), self._flagged)
         record(doc, {"flagged_words.ratio": ratio})
         if ratio <= self.max_ratio:
             return True

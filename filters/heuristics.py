@@ -25,7 +25,7 @@ import regex
 from datatrove.data import Document
 
 from core.text import count_stop_words, words
-from filters.base import RecordedFilter, record, stored_values
+from filters.base import RecordedFilter, record
 
 GROUPS = ("gopher_quality", "gopher_repetition", "fineweb", "web_ratios", "script")
 # Settings that shape a metric rather than bound it.
@@ -298,12 +298,7 @@ class HeuristicFilter(RecordedFilter):
         self.settings = {k: v for k, v in self.thresholds.items() if k in SETTINGS}
 
     def filter(self, doc: Document):
-        names = metric_names(self.group, self.language)
-        stored = stored_values([doc], [f"{self.group}.{m}" for m in names])
-        if stored is None:
-            metrics = METRICS[self.group](analyze(doc.text, self.language), self.settings)
-        else:  # a refilter: the metrics the replayed run computed
-            metrics = dict(zip(names, stored[0]))
+        metrics = METRICS[self.group](analyze(doc.text, self.language), self.settings)
         record(doc, {f"{self.group}.{m}": float(v) for m, v in metrics.items()})
         rule = broken_rule(metrics, self.thresholds)
         if rule is None:

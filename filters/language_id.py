@@ -4,7 +4,7 @@ from datatrove.data import Document
 
 from core.errors import AuroraError
 from core.storage import local_asset
-from filters.base import RecordedFilter, record, stored_values
+from filters.base import RecordedFilter, record
 
 # The recipe languages and their labels in the two fastText label schemes: ISO 639-1
 # (`__label__en`: lid.176) and ISO 639-3 with the ISO 15924 script
@@ -67,10 +67,7 @@ class LanguageFilter(RecordedFilter):
         return {**self.__dict__, "_model": None}
 
     def predictions(self, batch: list[Document]) -> list[tuple[str, float]]:
-        """(label, score) of each document: the model's, or in a refilter the replayed run's."""
-        stored = stored_values(batch, ["language", "language_score"])
-        if stored is not None:
-            return stored
+        """(label, score) of each document."""
         if self._model is None:
             self._model = load_language_model(self.model_path, self.language)
         return predict_languages(self._model, [d.text for d in batch])

@@ -22,7 +22,7 @@ import numpy as np
 from datatrove.data import Document
 
 from core.storage import local_asset
-from filters.base import RecordedFilter, record, stored_values
+from filters.base import RecordedFilter, record
 
 # CCNet's text_normalizer.UNICODE_PUNCT, as published (including its "１" -> '"').
 UNICODE_PUNCT = {
@@ -130,8 +130,7 @@ class PerplexityFilter(RecordedFilter):
         if self.cutoffs_path and self._cutoffs is None:
             with self.output_folder.open(self.cutoffs_path, "r") as f:
                 self._cutoffs = json.load(f)["cutoffs"]
-        stored = stored_values(batch, ["perplexity"])  # a refilter: the replayed run's values
-        values = [v for (v,) in stored] if stored is not None else self.model.perplexities([d.text for d in batch])
+        values = self.model.perplexities([d.text for d in batch])
         results = []
         for doc, value in zip(batch, values):
             record(doc, {"perplexity": value})

@@ -15,9 +15,8 @@ How a pass records them: `SignalsStart` (after the reader) gives each document a
 filter's reject writer (`filters.base`), and `SignalsEnd` (after the last filter) writes the rows
 of the documents that are done, in read order, to `signals/filter/<task>.parquet`. `SignalsWriter`
 (after the shard writer, the task's last step) adds the dedup verdicts and token counts and
-writes the task's signals file. In a refilter, `SignalsStart` also hands each document the row
-the replayed run stored for it (`stored`), and the filters take their metrics from there instead
-of computing them; a value the stored row lacks is an error, never a fallback to computing.
+writes the task's signals file. A refilter replaces the reader and the filters by one step that
+decides from the stored rows (`pipeline.refilter.ReplayedFilters`).
 """
 
 from collections import deque
@@ -96,8 +95,8 @@ class TaskSignals:
     """The rows of one task's documents, from `SignalsStart` to `SignalsEnd`, which share it: the
     rows of documents still in the pass wait here, so memory holds only the documents in flight."""
 
-    def __init__(self, output_folder, schema: pa.Schema, stored_folder=None):
-        self.output_folder, self.schema, self.stored_folder = output_folder, schema, stored_folder
+    def __init__(self, output_folder, schema: pa.Schema):
+        self.output_folder, self.schema = output_folder, schema
         self.pending: deque = deque()
 
 
@@ -113,38 +112,14 @@ class _TaskSignalsStep(PipelineStep):
 
 
 class SignalsStart(_TaskSignalsStep):
-    """Gives each document its row; in a refilter, also the row the replayed run stored for it, in
-    the same read order (the ids must agree: the inputs are the run's)."""
+    """Gives each document its row."""
 
     def run(self, data, rank: int = 0, world_size: int = 1):
         self.task.pending.clear()  # the same deque SignalsEnd holds (it starts first: generators run from the last)
-        stored = self._stored_rows(rank)
-        dedup_position = 0
         for doc in data:
             doc.metadata[SIGNALS] = signals = DocumentSignals({"id": doc.id})
-            if stored is not None:
-                row = next(stored, None)
-                if row is None or row["id"] != doc.id:
-                    raise ValueError(f"document {doc.id} is not the replayed run's next document "
-                                     f"({None if row is None else row['id']}): its inputs changed")
-                signals.stored = row
-                if row.get("dedup") is not None:  # it reached dedup there: its MinHash files are at this key
-                    signals.stored_key = rank << 32 | dedup_position
-                    dedup_position += 1
             self.task.pending.append(signals)
             yield doc
-        if stored is not None and next(stored, None) is not None:
-            raise ValueError("the replayed run has more documents than the inputs: its inputs changed")
-
-    def _stored_rows(self, rank: int):
-        if self.task.stored_folder is None:
-            return None
-
-        def rows():
-            with self.task.stored_folder.open(signals_path(rank), "rb") as f:
-                for batch in pq.ParquetFile(f).iter_batches(batch_size=4096):
-                    yield from batch.to_pylist()
-        return rows()
 
 
 class SignalsEnd(_TaskSignalsStep):

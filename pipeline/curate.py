@@ -85,13 +85,14 @@ def absolute(path: str) -> str:
 
 class Replay(NamedTuple):
     """What a refilter replays instead of computing: the run folder whose signals and dedup files
-    it reads, and the perplexity cut-offs' sample taken from those signals (a function of the
-    sample's size that gives its perplexities)."""
+    it reads, the perplexity cut-offs' sample taken from those signals (a function of the
+    sample's size that gives its perplexities), the kept documents' token ids, and the step that
+    replaces reading and filtering."""
 
     folder: object
     perplexity_sample: object
-    tokens: object = None  # `pipeline.tokenize.StoredTokens`: the kept documents' token ids, from the run's shards
-    filters: object = None  # makes the step that replaces reading and filtering (`pipeline.refilter.ReplayedFilters`)
+    tokens: object  # `pipeline.tokenize.StoredTokens`: the kept documents' token ids, from the run's shards
+    filters: object  # makes the step that replaces reading and filtering (`pipeline.refilter.ReplayedFilters`)
 
 
 def filter_schema_of(recipe: Recipe):
@@ -120,9 +121,9 @@ def filter_steps(recipe: Recipe, inputs, units: list[WorkUnit], folder, replay: 
         if recipe.perplexity:
             filters.append(_perplexity_step(recipe, inputs, folder, filters, replay))
         filters += decontamination
-    if replay is not None and replay.filters is not None:  # a refilter: the same outputs, from the run's files
+    if replay is not None:  # a refilter: the same outputs, from the run's files
         return [replay.filters(units, folder, filters, filter_schema_of(recipe))]
-    signals = TaskSignals(folder, filter_schema_of(recipe), replay.folder if replay else None)
+    signals = TaskSignals(folder, filter_schema_of(recipe))
     return [RawDocumentReader(units, folder, recipe.language, recipe.max_document_bytes, extractor=recipe.extractor), SignalsStart(signals), *filters,
             SignalsEnd(signals)]
 

@@ -20,9 +20,6 @@ something (`pipeline.curate.run_curation`), on what RUN stored instead of what i
   (`pipeline.tokenize.StoredTokens`: every shard checked against RUN's manifest sha256 first) and
   tokenizes only documents RUN did not keep (a duplicate whose kept copy left).
 
-`fast=False` replays every step instead (the reader and filters on the inputs read again, with
-metrics from the signals, and the tokenizer): slower, the same bytes (`tests/test_refilter.py`).
-
 What is refused, in one line, before any work: a RUN without signals; a RUN whose signals,
 rejects, dedup filter-pass files or shards differ from its manifest (each file's sha256), or whose
 manifest predates those checksums, or whose `run.json` is not the record of the run the manifest
@@ -74,9 +71,9 @@ URL_REASON = URLFilter.step + "."  # the reasons of a URL list's removals: url.<
 
 
 def refilter(recipe: Recipe, run: str, output: str | None = None, executor: str = "local", workers: int = 1,
-             verbose: bool = False, fast: bool = True) -> dict:
-    """`fast` (the default) replaces the read and the filters by `ReplayedFilters`, and takes the
-    kept documents' tokens from RUN's shards; without it, every step runs on the inputs read again."""
+             verbose: bool = False) -> dict:
+    """The curate passes with the read and the filters replaced by `ReplayedFilters`, and the kept
+    documents' tokens taken from RUN's shards."""
     if recipe.language == "code":
         raise AuroraError("refilter replays text recipes: a code rule is measured only when the rules before it pass")
     if recipe.decontamination:  # a clean document's check leaves no signal, so a document it never checked cannot be told apart
@@ -96,9 +93,9 @@ def refilter(recipe: Recipe, run: str, output: str | None = None, executor: str 
     sample = _sampler(recipe, table, [unit.path for unit in units], run)
     check_replayable(recipe, table, sample, run)
     tokens = StoredTokens(run_folder, manifest["shards"], signals_path)
-    tokens.check()  # either way, the kept documents' tokens are RUN's
+    tokens.check()
     filters = functools.partial(ReplayedFilters, run_folder=run_folder, language=recipe.language,
-                                max_document_bytes=recipe.max_document_bytes, extractor=recipe.extractor) if fast else None
+                                max_document_bytes=recipe.max_document_bytes, extractor=recipe.extractor)
     return run_curation(recipe, files, executor, workers, verbose, Replay(run_folder, sample, tokens, filters))
 
 

@@ -114,12 +114,6 @@ def test_filter_removes_documents_above_the_threshold_into_rejects(tmp_path):
     assert ledger == {"removed": {"flagged_words.max_ratio": 1}}
 
 
-def test_refilter_takes_the_stored_ratio_without_reading_the_list(tmp_path):
-    doc = Document(text="porn", id="a", metadata={SIGNALS: DocumentSignals(row={}, stored={"flagged_words.ratio": 0.05})})
-    kept, _ = _run(tmp_path, "en", str(tmp_path / "absent.txt"), 0.01, [doc])
-    assert kept == []
-
-
 def test_same_inputs_give_identical_rejects(tmp_path):
     path = EXAMPLES / "vi.txt"
     assert load_flagged_words(str(path), "vi") == load_flagged_words(str(path), "vi")
