@@ -98,7 +98,7 @@ def _calibrate(args) -> int:
     for path in args.files:
         if not os.path.exists(path):
             raise AuroraError(f"{path}: no such file")
-    from pipeline.html_text import DEFAULT_EXTRACTOR, EXTRACTORS
+    from readers.html_text import DEFAULT_EXTRACTOR, EXTRACTORS
 
     extractor = args.extractor or DEFAULT_EXTRACTOR
     if extractor not in EXTRACTORS:

@@ -3,7 +3,7 @@ readability's test pages, WCXB's development split): quality and speed of each e
 side in one process, the pages taken in turn by every extractor (interleaved, so that the machine's
 load falls on all alike).
 
-Extractors: `pipeline.html_text`'s three (`resiliparse+trafilatura`, the default; `resiliparse`;
+Extractors: `readers.html_text`'s three (`resiliparse+trafilatura`, the default; `resiliparse`;
 `trafilatura`, its fast mode), the reader's extraction before them (`resiliparse-plain`:
 `extract_plain_text(tree, main_content=True)`), and trafilatura with its defaults
 (`trafilatura.extract(html)`, the anchor: its own extraction, then its fallbacks).
@@ -34,8 +34,8 @@ import trafilatura  # noqa: E402
 from resiliparse.extract.html2text import extract_plain_text  # noqa: E402
 from resiliparse.parse.html import HTMLTree  # noqa: E402
 
-from pipeline import html_text  # noqa: E402
-from pipeline.warc import decode_html  # noqa: E402
+from readers import html_text  # noqa: E402
+from readers.warc import decode_html  # noqa: E402
 from tooling.real_pages import cache_dir, load_pages, word_scores  # noqa: E402
 
 EXTRACTORS = {

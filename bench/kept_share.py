@@ -6,7 +6,7 @@ path extracts the text), once as JSONL of their reference texts. Printed per lan
 from the reference text, kept from the HTML, and of the pages kept from their reference text, the
 share also kept from their HTML (the target: >= 95%); then, for the pages lost from HTML, the rule
 that removed each. Then, for the heuristics alone (no run): the same shares with the reader's
-extraction before `pipeline.html_text` (resiliparse's plain main content) and the default one,
+extraction before `readers.html_text` (resiliparse's plain main content) and the default one,
 each under the published thresholds (`filters/thresholds.py`) and the recipe's.
 
     .venv/bin/python bench/kept_share.py [--languages en ja] [--kinds article] [--assets assets]
@@ -36,7 +36,7 @@ from aurora.cli import main as aurora  # noqa: E402
 from core.text import normalize  # noqa: E402
 from filters.heuristics import GROUPS, METRICS, analyze, broken_rule  # noqa: E402
 from filters.thresholds import PUBLISHED  # noqa: E402
-from pipeline.warc import decode_html, html_page_text  # noqa: E402
+from readers.warc import decode_html, html_page_text  # noqa: E402
 from tooling.real_pages import cache_dir, load_pages  # noqa: E402
 
 
@@ -88,7 +88,7 @@ def removed_by(text: str, language: str, thresholds: dict) -> str | None:
 
 
 def plain_text(html: bytes) -> str | None:
-    """The reader's extraction before `pipeline.html_text`: resiliparse's main content as it is."""
+    """The reader's extraction before `readers.html_text`: resiliparse's main content as it is."""
     decoded = decode_html(html, [])
     return extract_plain_text(HTMLTree.parse(decoded), main_content=True) if decoded is not None else None
 

@@ -8,10 +8,10 @@
 2. WARC libraries, on one generated `.warc.gz` and its `.warc` (responses with these pages, each
    after its request record, as crawlers write them): fastwarc (`ArchiveIterator`, HTTP parsed)
    and warcio (`ArchiveIterator`), each reading every response's payload; and this project's
-   reader, `pipeline.readers.iter_records` (`pipeline.warc`): on a copy whose responses say
+   reader, `readers.records.iter_records` (`readers.warc`): on a copy whose responses say
    text/plain (framing and HTTP only), and on the file itself (charsets and extraction too: the
    whole run path). Then what each makes of three damaged files.
-3. Peak memory of `pipeline.readers.iter_records` over a `.warc.gz` of `--pages` responses and one
+3. Peak memory of `readers.records.iter_records` over a `.warc.gz` of `--pages` responses and one
    of 10x as many, each in a child process (its peak RSS, `ru_maxrss`).
 
     .venv/bin/python bench/warc.py [--pages 1000] [--seed 0]
@@ -38,7 +38,7 @@ from warcio.archiveiterator import ArchiveIterator as WarcioArchiveIterator  # n
 from warcio.statusandheaders import StatusAndHeaders  # noqa: E402
 from warcio.warcwriter import WARCWriter  # noqa: E402
 
-from pipeline.readers import iter_records  # noqa: E402
+from readers.records import iter_records  # noqa: E402
 from tooling.sample import sample_sentences  # noqa: E402
 
 LANGUAGES = ("en", "fi", "hi", "ja", "vi")
@@ -240,7 +240,7 @@ def _our_responses(path: str) -> str:
 
 MEMORY_SCRIPT = """
 import resource, sys
-from pipeline.readers import iter_records
+from readers.records import iter_records
 documents = sum(1 for _, record, _, _ in iter_records(sys.argv[1]) if record is not None)
 print(documents, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """

@@ -17,7 +17,7 @@ Sources:
 
 Each was set on the text of one extractor: FineWeb's and FineWeb-2's on trafilatura's output of
 Common Crawl WARCs, Gopher's on MassiveText's own HTML-to-text. On text extracted differently
-(`pipeline.html_text`) repetition and line shapes differ, so the en recipes loosen some of them
+(`readers.html_text`) repetition and line shapes differ, so the en recipes loosen some of them
 after calibrating on real pages as this project extracts them (the recipes say which).
 """
 

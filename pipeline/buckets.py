@@ -13,7 +13,7 @@ import orjson
 from core.atomic import write_atomic
 from core.errors import AuroraError
 from filters.perplexity import CUTOFF_PERCENTILES, bucket_cutoffs
-from pipeline.readers import readable_documents
+from readers.records import readable_documents
 
 CUTOFFS_FILE = "perplexity_cutoffs.json"
 

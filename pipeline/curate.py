@@ -1,7 +1,7 @@
 """`aurora curate`: one language's raw sources -> filtered, tokenized Megatron shards + manifest.
 
 One datatrove task per work unit of the inputs (a whole file, or a part of a large one:
-`pipeline.readers.work_units`, split by the recipe's `read.unit_bytes` and the files' sizes only),
+`readers.records.work_units`, split by the recipe's `read.unit_bytes` and the files' sizes only),
 so what a task writes depends only on its unit: the shards and the manifest are the same whatever
 the executor or the number of workers, and the documents and the funnel the same whatever the
 split. With dedup, the passes between (one task per LSH band, then one per partition of the
@@ -41,10 +41,10 @@ from manifests.manifest import build_pool_manifest, write_manifest
 from pipeline.buckets import ensure_cutoffs, sample_documents
 from pipeline.executors import make_executor, run_pass, start_ray
 from pipeline.lock import output_lock
-from pipeline.readers import RawDocumentReader, WorkUnit, input_format, work_units
 from pipeline.recipe import Recipe, Source
 from pipeline.tokenize import MegatronShardWriter
-from pipeline.warc import WARC_FORMATS
+from readers.records import RawDocumentReader, WorkUnit, input_format, work_units
+from readers.warc import WARC_FORMATS
 
 RUN_FILE = "run.json"
 DEDUP_LAYOUT = DedupLayout()  # where the dedup passes' files are; the manifest names its clusters file

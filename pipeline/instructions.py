@@ -14,7 +14,7 @@ rendered with one plain-text template (no special tokens, so any tokenizer takes
     <content>
 
 turns separated by a blank line. Files are read by the ordinary reader with whole records
-(`pipeline.readers.RawDocumentReader`: jsonl, jsonl.gz, jsonl.zst, parquet), so broken JSON and
+(`readers.records.RawDocumentReader`: jsonl, jsonl.gz, jsonl.zst, parquet), so broken JSON and
 invalid UTF-8 are counted as malformed, as in curation; `RenderInstructions` then makes each
 record the document's text, or removes it with the reason it cannot be rendered.
 """

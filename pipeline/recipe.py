@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from core.config import NAME, integer, number, read_yaml
 from core.errors import AuroraError
 from core.tokenizer import EOD_TOKEN
-from pipeline.html_text import DEFAULT_EXTRACTOR, EXTRACTORS
+from readers.html_text import DEFAULT_EXTRACTOR, EXTRACTORS
 
 TEXT_LANGUAGES = ("en", "fi", "hi", "ja", "vi")
 LANGUAGES = TEXT_LANGUAGES + ("code",)
@@ -44,9 +44,9 @@ class Recipe:
     eod_token: str = EOD_TOKEN
     max_shard_tokens: int = 1 << 27
     batch_size: int = 1000
-    max_document_bytes: int = 8 << 20  # larger records are removed unread (pipeline.readers)
-    extractor: str = DEFAULT_EXTRACTOR  # how an HTML page of WARC input becomes text (pipeline.html_text)
-    # A task reads one work unit of about this many bytes (pipeline.readers.work_units). 256 MiB
+    max_document_bytes: int = 8 << 20  # larger records are removed unread (readers.records)
+    extractor: str = DEFAULT_EXTRACTOR  # how an HTML page of WARC input becomes text (readers.html_text)
+    # A task reads one work unit of about this many bytes (readers.records.work_units). 256 MiB
     # is minutes of one worker's filtering and tokenizing (some 50,000 to 100,000 web documents),
     # so a killed task loses little and one large file spreads over many workers, while units stay
     # few (4,000 per TB) and the per-task costs (its models, logs, shards, dedup files) small.

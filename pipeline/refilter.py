@@ -62,10 +62,10 @@ from filters.url import URLFilter, document_url
 from manifests.audit import audit_checksums, audit_rejects, audit_signals
 from manifests.manifest import load_manifest
 from pipeline.curate import RUN_FILE, Replay, absolute, input_identity, prepare, read_run_file, run_curation, signals_basis
-from pipeline.html_text import DEFAULT_EXTRACTOR
-from pipeline.readers import REMOVAL_PREFIX, iter_records, parse_record, raw_text, work_units
 from pipeline.recipe import Recipe, Source
 from pipeline.tokenize import StoredTokens
+from readers.html_text import DEFAULT_EXTRACTOR
+from readers.records import REMOVAL_PREFIX, iter_records, parse_record, raw_text, work_units
 
 URL_REASON = URLFilter.step + "."  # the reasons of a URL list's removals: url.<list name>
 

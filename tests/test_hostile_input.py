@@ -37,7 +37,7 @@ from core.rejects import count_rejects
 from core.text import pieces
 from manifests.manifest import load_manifest
 from pipeline.lock import output_lock
-from pipeline.readers import RawDocumentReader
+from readers.records import RawDocumentReader
 
 SENTENCES = [line for line in (ROOT / "tooling/sample_text/en.txt").read_text(encoding="utf-8").splitlines() if line.strip()]
 

@@ -1,4 +1,4 @@
-"""Main text of HTML pages (`pipeline.html_text`) and their charsets (`pipeline.warc`), on real text:
+"""Main text of HTML pages (`readers.html_text`) and their charsets (`readers.warc`), on real text:
 ../shared/corpus's sentences, and real pages with reference texts from the cache of
 `tooling/real_pages.py` (those tests skip when the cache is absent; CI's machine has it)."""
 
@@ -13,8 +13,8 @@ from resiliparse.parse.html import HTMLTree
 from test_warc import Warc, _read
 
 from aurora.cli import main
-from pipeline.html_text import EXTRACTORS, main_text, without_repeated_lines
-from pipeline.warc import html_page_text
+from readers.html_text import EXTRACTORS, main_text, without_repeated_lines
+from readers.warc import html_page_text
 from tooling.real_pages import cache_dir, load_pages, word_scores
 
 WORD = re.compile(r"\w+")
@@ -191,7 +191,7 @@ def test_trafilatura_never_runs_on_a_page_over_its_bounds(monkeypatch):
     """trafilatura's time grows with size times nesting (about 35 s for 1 MiB of links 250 deep);
     a page over either bound keeps resiliparse's text, whatever the extractor; a small, shallow
     page of the same kind goes to trafilatura."""
-    from pipeline import html_text
+    from readers import html_text
 
     calls = []
     monkeypatch.setattr(html_text, "trafilatura_text", lambda html: (calls.append(len(html)), ("", 0))[1])

@@ -9,7 +9,7 @@ from datatrove.io import get_datafolder
 
 from core.ledger import read_task_records
 from core.rejects import count_rejects
-from pipeline.readers import RawDocumentReader
+from readers.records import RawDocumentReader
 
 GOOD = [{"id": "a", "text": "first document", "url": "u1"}, {"text": "second, without id"}]
 BAD_LINES = [
@@ -80,7 +80,7 @@ def test_truncated_gzip_is_counted_not_fatal(tmp_path):
 def test_a_parquet_value_python_cannot_hold_is_a_counted_unreadable_row_group(tmp_path):
     """A timestamp beyond year 9999 raises OverflowError in Arrow's conversion: the row group is
     one `unreadable_file` record, and the task goes on."""
-    from pipeline.readers import iter_records
+    from readers.records import iter_records
 
     path = tmp_path / "ts.parquet"
     pq.write_table(pa.table({"text": ["one", "two"], "ts": pa.array([10**15, 1], pa.timestamp("s"))}), path)

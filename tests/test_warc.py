@@ -1,4 +1,4 @@
-"""WARC and WET input (`pipeline.warc` through `pipeline.readers`): files written with warcio's
+"""WARC and WET input (`readers.warc` through `readers.records`): files written with warcio's
 WARCWriter, read by the run's reader, every record a document or a reject with its reason."""
 
 import gzip
@@ -20,7 +20,7 @@ from core.ledger import read_task_records
 from core.rejects import count_rejects
 from core.text import normalize
 from manifests.manifest import load_manifest
-from pipeline.readers import RawDocumentReader, iter_records
+from readers.records import RawDocumentReader, iter_records
 
 SENTENCES = {lang: [s for s in (ROOT / f"tooling/sample_text/{lang}.txt").read_text(encoding="utf-8").splitlines() if s.strip()]
              for lang in ("en", "hi", "ja", "vi")}

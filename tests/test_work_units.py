@@ -16,8 +16,8 @@ from tokenizers import Tokenizer
 from core.errors import AuroraError
 from core.ledger import read_task_records
 from manifests.manifest import build_pool_manifest
-from pipeline.readers import RawDocumentReader, WorkUnit, work_units
 from pipeline.recipe import load_recipe
+from readers.records import RawDocumentReader, WorkUnit, work_units
 
 UNIT = 4 << 10  # the smallest `read.unit_bytes`
 WORDS = ["word", "café", "€uro", "𝔘𝔫𝔦", "日本語", "naïve", "x"]

@@ -28,9 +28,9 @@ from core.errors import AuroraError
 from core.text import normalize
 from filters.heuristics import GROUPS, METRICS, analyze, metric_names
 from filters.thresholds import PUBLISHED
-from pipeline.html_text import DEFAULT_EXTRACTOR
-from pipeline.readers import FORMATS, MAX_DOCUMENT_BYTES, lines, readable_documents
-from pipeline.warc import html_page_text
+from readers.html_text import DEFAULT_EXTRACTOR
+from readers.records import FORMATS, MAX_DOCUMENT_BYTES, lines, readable_documents
+from readers.warc import html_page_text
 
 NOT_CALIBRATED = {"doc_words", "stop_words"}
 HTML_FILES = (".html", ".htm")

@@ -45,7 +45,7 @@ from collections import Counter
 from resiliparse.extract.html2text import extract_plain_text
 from resiliparse.parse.html import HTMLTree
 
-from pipeline.html_text import WORD
+from readers.html_text import WORD
 
 CACHE_ENV = "AURORA_REAL_PAGES"
 DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "aurora", "real_pages")

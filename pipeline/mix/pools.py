@@ -22,7 +22,7 @@ from manifests.manifest import MANIFEST, ManifestMissing, build_pool_manifest, l
 from pipeline.instructions import RenderInstructions
 from pipeline.mix.recipe import Component, StageRecipe
 from pipeline.mix.selection import document_keys, for_training
-from pipeline.readers import RawDocumentReader
+from readers.records import RawDocumentReader
 
 SOURCES_DIR = "sources"  # instruction components' own pools, inside the stage's folder
 

@@ -3,7 +3,7 @@
 Unlike datatrove's readers, which log and skip a line they cannot parse, this reader sends
 every bad record to rejects with its reason, so `read = kept + removed + malformed` holds.
 A record is one non-blank line of a JSONL file, one row of a parquet file, or one document record of
-a WARC or WET file (`pipeline.warc`: an HTML response, its main text; a WET conversion).
+a WARC or WET file (`readers.warc`: an HTML response, its main text; a WET conversion).
 
 A reject's reason says where it goes: `read.` reasons are the reader's content decisions (a record
 too large, a WARC response that is not HTML...), removed documents in `rejects/read`; the others
@@ -61,8 +61,8 @@ from datatrove.pipeline.base import PipelineStep
 from core.ledger import write_task_record
 from core.rejects import RejectWriter
 from core.text import normalize
-from pipeline.html_text import DEFAULT_EXTRACTOR
-from pipeline.warc import TOO_LARGE, WARC_FORMATS, warc_records
+from readers.html_text import DEFAULT_EXTRACTOR
+from readers.warc import TOO_LARGE, WARC_FORMATS, warc_records
 
 FORMATS = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".parquet", *WARC_FORMATS)
 MAX_DOCUMENT_BYTES = 8 << 20  # the recipe's `read.max_document_bytes` default
@@ -394,7 +394,7 @@ def iter_records(path: str, max_document_bytes: int = MAX_DOCUMENT_BYTES, start:
     """Yield (fallback_id, record, reason, raw) for every record of one file, or of its work unit
     [start, end) (`WorkUnit`). A file that breaks part way ends with one `unreadable_file` record
     whose raw is the error: what was read before stays counted, and the caller goes on with its
-    next file. `extractor`: how an HTML page becomes text (`pipeline.html_text`)."""
+    next file. `extractor`: how an HTML page becomes text (`readers.html_text`)."""
     fmt = input_format(path)
     try:
         with fsspec.open(path, "rb") as raw:

@@ -1,8 +1,8 @@
-"""WARC and WET files (`.warc`, `.warc.gz`, `.wet`, `.wet.gz`) read as records for `pipeline.readers`.
+"""WARC and WET files (`.warc`, `.warc.gz`, `.wet`, `.wet.gz`) read as records for `readers.records`.
 
 Which records are documents:
 - a `response` record holding an HTTP response (WARC Content-Type `application/http`): the main
-  text of its HTML, by the recipe's `read.extractor` (`pipeline.html_text`; `bench/extraction.py`
+  text of its HTML, by the recipe's `read.extractor` (`readers.html_text`; `bench/extraction.py`
   measures each on real pages with reference texts);
 - a `conversion` record (a WET file's text): its text as it is (UTF-8).
 Other records are not documents and are skipped, not counted, like blank lines of JSONL: warcinfo,
@@ -38,7 +38,7 @@ After a broken record, reading goes on at the first line after its version line 
 the next record, swallows the records after it, and they are read again from there (`_Stream`).
 One damaged record costs one reject, and every record after it is still read. A compressed file
 that breaks part way (truncated, corrupt) ends with one `unreadable_file` record
-(`pipeline.readers.iter_records`).
+(`readers.records.iter_records`).
 
 Records are framed here rather than with fastwarc or warcio (`bench/warc.py`): both end quietly at a
 cut .warc.gz, losing the cut record without a count, both stop at the first damaged header, and a
@@ -57,7 +57,7 @@ import zlib
 from resiliparse.parse.encoding import detect_encoding, map_encoding_to_html5
 from resiliparse.parse.html import HTMLTree
 
-from pipeline.html_text import DEFAULT_EXTRACTOR, main_text
+from readers.html_text import DEFAULT_EXTRACTOR, main_text
 
 WARC_FORMATS = (".warc", ".warc.gz", ".wet", ".wet.gz")
 TOO_LARGE = "read.max_document_bytes"
