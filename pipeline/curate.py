@@ -11,21 +11,18 @@ overwriting its own outputs.
 
 `run.json` pins a run folder to its recipe and to its inputs (path, size, modification time or
 ETag), so a rerun resumes only the same work: an input changed in place is refused, not reused.
-One run at a time writes to a folder (`pipeline.lock`); a failed task stops the run with one line
-naming it and its log, and a rerun resumes (`pipeline.executors`).
+One run at a time writes to a folder (`run.lock`); a failed task stops the run with one line
+naming it and its log, and a rerun resumes (`run.executors`).
 """
 
 import functools
 import os
 from typing import NamedTuple
 
-import fsspec
-import orjson
 from datatrove.io import get_datafolder
 
-from core.atomic import write_atomic
 from core.errors import AuroraError
-from core.storage import is_remote, local_asset, uri
+from core.storage import is_remote, local_asset
 from core.tokenizer import eod_id, file_sha256, load_tokenizer
 from filters.code import CodeLanguageFilter, CodeQualityFilter
 from filters.decontamination import DecontaminationFilter, load_index
@@ -39,48 +36,16 @@ from filters.signals import SignalsEnd, SignalsStart, SignalsWriter, TaskSignals
 from filters.url import URLFilter, load_blocklists
 from manifests.manifest import build_pool_manifest, write_manifest
 from pipeline.buckets import ensure_cutoffs, sample_documents
-from pipeline.executors import make_executor, run_pass, start_ray
-from pipeline.lock import output_lock
 from pipeline.recipe import Recipe, Source
 from pipeline.tokenize import MegatronShardWriter
 from readers.records import RawDocumentReader, WorkUnit, input_format, work_units
 from readers.warc import WARC_FORMATS
+from run.executors import make_executor, run_pass, start_ray
+from run.inputs import absolute, input_identity, resolve_inputs
+from run.lock import output_lock
+from run.output import claim_output
 
-RUN_FILE = "run.json"
 DEDUP_LAYOUT = DedupLayout()  # where the dedup passes' files are; the manifest names its clusters file
-
-
-def resolve_inputs(sources: list[Source]) -> list[tuple[str, str]]:
-    """Every (source name, file) the sources' globs match, sorted within each source. A file matched
-    twice (two sources, overlapping globs) is refused: it would be read, and kept, twice."""
-    inputs, seen = [], {}
-    for source in sources:
-        for pattern in source.paths:
-            try:
-                fs, _, paths = fsspec.core.get_fs_token_paths(pattern)
-            except Exception as e:  # noqa: BLE001 - any backend error is reported on one line
-                raise AuroraError(f"source '{source.name}': cannot list {pattern}: {e}") from None
-            if not paths:
-                raise AuroraError(f"source '{source.name}': no input files match {pattern}")
-            for path in sorted(paths):
-                full = fs.unstrip_protocol(path) if "://" in pattern else path
-                try:
-                    input_format(full)
-                except ValueError as e:
-                    raise AuroraError(f"source '{source.name}': {e}") from None
-                if "://" not in full and not os.path.isfile(full):  # a device or a pipe never ends
-                    raise AuroraError(f"source '{source.name}': {full} is not a regular file")
-                if full in seen:
-                    raise AuroraError(f"{full} is matched twice (sources '{seen[full]}' and '{source.name}'); "
-                                      "it would be read twice")
-                seen[full] = source.name
-                inputs.append((source.name, full))
-    return inputs
-
-
-def absolute(path: str) -> str:
-    """Local paths made absolute, so workers started elsewhere (Ray) find the same files."""
-    return path if "://" in path else os.path.abspath(path)
 
 
 class Replay(NamedTuple):
@@ -192,65 +157,6 @@ def _check_assets(recipe: Recipe) -> None:
         load_flagged_words(recipe.flagged_words["list"], recipe.language)
     if recipe.decontamination:
         load_index(recipe.decontamination, recipe.language)
-
-
-def input_identity(source: str, path: str) -> dict:
-    """What tells a changed input apart: its size and modification time (its ETag on object storage)."""
-    fs, plain = fsspec.core.url_to_fs(path)
-    info = fs.info(plain)
-    changed = info.get("ETag") or info.get("mtime") or info.get("LastModified") or info.get("created")
-    return {"source": source, "path": path, "size": info.get("size"), "modified": str(changed)}
-
-
-MAX_RUN_FILE_BYTES = 1 << 28  # bounded like a manifest: the folder may hold a huge file, or a link to a device
-
-
-def read_run_file(folder, remedy: str) -> dict | None:
-    """The folder's `run.json` as `claim_output` writes it (None where there is none): an object
-    holding the recipe's sha256 and `inputs`, each input's identity with its source and path (a
-    mix's also names its pools). Anything else was damaged or written by something else: one line,
-    ending in `remedy` (what the caller's user can do about it)."""
-    if not folder.exists(RUN_FILE):
-        return None
-    with folder.open(RUN_FILE, "rb") as f:
-        raw = f.read(MAX_RUN_FILE_BYTES + 1)
-    try:
-        run = orjson.loads(raw) if len(raw) <= MAX_RUN_FILE_BYTES else None
-    except orjson.JSONDecodeError:
-        run = None
-    if not isinstance(run, dict):
-        problem = "not a JSON object"
-    elif not isinstance(run.get("recipe_sha256"), str):
-        problem = "no recipe_sha256 string"
-    elif not isinstance(run.get("inputs"), list) or \
-            not all(isinstance(i, dict) and isinstance(i.get("path"), str) and isinstance(i.get("source"), str) for i in run["inputs"]):
-        problem = "inputs is not a list of objects with a source and a path"
-    else:
-        return run
-    raise AuroraError(f"{uri(folder)}/{RUN_FILE} is not a run's record ({problem}); {remedy}")
-
-
-def claim_output(folder, run: dict) -> None:
-    """Refuse to mix two different runs in one folder; a rerun of the same run resumes."""
-    previous = read_run_file(folder, "use a new --output or delete it")
-    if previous is not None:
-        if previous == run:
-            return
-        where = f"{uri(folder)} holds a run of"
-        if previous["recipe_sha256"] != run["recipe_sha256"]:
-            raise AuroraError(f"{where} another recipe; use a new --output or delete it")
-        before = {i["path"]: i for i in previous["inputs"]}
-        for now in run.get("inputs", []):
-            was = before.get(now["path"])
-            if was is not None and was != now:
-                raise AuroraError(f"input {now['path']} changed since {uri(folder)} was started (size {was.get('size')} "
-                                  f"-> {now['size']}, modified {was.get('modified')} -> {now['modified']}); "
-                                  "use a new --output or delete it")
-        raise AuroraError(f"{where} other inputs or pools; use a new --output or delete it")
-    try:
-        write_atomic(folder, RUN_FILE, orjson.dumps(run, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2))
-    except NotImplementedError:  # fsspec's answer for a read-only protocol (http://): the first write says so
-        raise AuroraError(f"cannot write to {uri(folder)}: its storage is read-only") from None
 
 
 def signals_basis(recipe: Recipe, files: list[tuple[str, str]]) -> dict:

@@ -61,11 +61,13 @@ from filters.signals import filter_signals_path, signals_path, write_row_groups
 from filters.url import URLFilter, document_url
 from manifests.audit import audit_checksums, audit_rejects, audit_signals
 from manifests.manifest import load_manifest
-from pipeline.curate import RUN_FILE, Replay, absolute, input_identity, prepare, read_run_file, run_curation, signals_basis
+from pipeline.curate import Replay, prepare, run_curation, signals_basis
 from pipeline.recipe import Recipe, Source
 from pipeline.tokenize import StoredTokens
 from readers.html_text import DEFAULT_EXTRACTOR
 from readers.records import REMOVAL_PREFIX, iter_records, parse_record, raw_text, work_units
+from run.inputs import absolute, input_identity
+from run.output import RUN_FILE, read_run_file
 
 URL_REASON = URLFilter.step + "."  # the reasons of a URL list's removals: url.<list name>
 

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PROBE = """
 import os, ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-from pipeline.executors import runtime_env
+from run.executors import runtime_env
 def where():
     import filters.dedup, pipeline.curate
     return pipeline.curate.__file__, filters.dedup.__file__, os.environ.get("AWS_ACCESS_KEY_ID")
@@ -177,7 +177,7 @@ def test_failed_tasks_stop_the_run_naming_them_and_their_logs_then_a_rerun_resum
     import ray
 
     from core.errors import AuroraError
-    from pipeline.executors import make_executor, run_pass
+    from run.executors import make_executor, run_pass
 
     ran = tmp_path / "ran"
     ran.mkdir()
@@ -204,6 +204,20 @@ def test_failed_tasks_stop_the_run_naming_them_and_their_logs_then_a_rerun_resum
         assert {int(p.name.split("-")[0]) for p in ran.iterdir() if p.name.endswith("--1")} == incomplete
     finally:
         ray.shutdown()
+
+
+def test_the_code_sent_to_ray_workers_is_every_package_the_run_path_imports():
+    """runtime_env ships the packages in PACKAGES to nodes that have no copy of the project: one
+    the run path imports but PACKAGES lacks would fail on such a node only."""
+    import tomllib
+
+    from run.executors import PACKAGES, PRELOADED
+
+    ours = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    modules = subprocess.run([sys.executable, "-c", f"import sys, {', '.join(PRELOADED)}, pipeline.refilter; print(' '.join(sys.modules))"],
+                             cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    imported = {name.split(".")[0] for name in modules} & ours
+    assert imported <= set(PACKAGES), sorted(imported - set(PACKAGES))
 
 
 def test_an_unreachable_cluster_is_one_line_at_once(in_workspace, monkeypatch, tmp_path, capsys):

@@ -402,7 +402,7 @@ _DEDUP_RUN = """
 import sys
 from datatrove.io import get_datafolder
 from filters.dedup import DedupLayout, dedup_passes
-from pipeline.executors import make_executor, run_pass
+from run.executors import make_executor, run_pass
 folder, settings, executor, workers = sys.argv[1], eval(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 for name, pipeline, tasks in dedup_passes(get_datafolder(folder), DedupLayout(), 3, settings):
     run_pass(make_executor(executor, pipeline, tasks, min(workers, tasks), f"{folder}/logs/{name}"), name, f"{folder}/logs/{name}")

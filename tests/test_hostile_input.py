@@ -36,8 +36,8 @@ from core.ledger import read_task_records
 from core.rejects import count_rejects
 from core.text import pieces
 from manifests.manifest import load_manifest
-from pipeline.lock import output_lock
 from readers.records import RawDocumentReader
+from run.lock import output_lock
 
 SENTENCES = [line for line in (ROOT / "tooling/sample_text/en.txt").read_text(encoding="utf-8").splitlines() if line.strip()]
 

@@ -60,9 +60,10 @@ class Pool:
 def build_instruction_pool(component: Component, recipe: StageRecipe, path: str, verbose: bool = False) -> None:
     """Read, render and tokenize an instruction component into a pool at `path` (shards, rejects,
     task ledger, manifest). One task on the local executor: a rerun resumes like curation's."""
-    from pipeline.curate import absolute, resolve_inputs, shard_writer
-    from pipeline.executors import make_executor, run_pass
+    from pipeline.curate import shard_writer
     from pipeline.recipe import Recipe, Source
+    from run.executors import make_executor, run_pass
+    from run.inputs import absolute, resolve_inputs
 
     pool = Recipe(path=recipe.path, sha256=recipe.sha256, name=component.name, language=component.language,
                   sources=[Source(component.name, component.instructions)], output=path, tokenizer=recipe.tokenizer,

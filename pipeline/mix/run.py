@@ -32,10 +32,11 @@ def _component_record(pool: Pool, plan: Plan) -> dict:
 def mix(recipe: StageRecipe, dry_run: bool = False, output: str | None = None, executor: str = "local",
         workers: int = 1, verbose: bool = False) -> tuple[str, dict | None]:
     """Plan the stage; unless a dry run, write it. Returns (the plan as text, the stage manifest)."""
-    from pipeline.curate import absolute, claim_output, input_identity, resolve_inputs
-    from pipeline.executors import make_executor, run_pass
-    from pipeline.lock import output_lock
     from pipeline.recipe import Source
+    from run.executors import make_executor, run_pass
+    from run.inputs import absolute, input_identity, resolve_inputs
+    from run.lock import output_lock
+    from run.output import claim_output
 
     if output:
         recipe.output = output
