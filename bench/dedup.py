@@ -34,7 +34,7 @@ from datatrove.data import Document  # noqa: E402
 from datatrove.io import get_datafolder  # noqa: E402
 
 from core.text import words  # noqa: E402
-from filters.dedup import DedupLayout, DedupSignatures, dedup_passes, lsh_params  # noqa: E402
+from dedup import DedupLayout, DedupSignatures, dedup_passes, lsh_params  # noqa: E402
 from tooling.sample import sample_sentences  # noqa: E402
 
 NUM_PERM, THRESHOLD, RECALL, TASKS = 128, 0.8, 0.95, 4

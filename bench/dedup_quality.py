@@ -54,8 +54,8 @@ from datatrove.data import Document  # noqa: E402
 from datatrove.io import get_datafolder  # noqa: E402
 from datatrove.utils.logging import logger  # noqa: E402
 
-from filters.dedup import DedupLayout, DedupSignatures, dedup_passes, lsh_params  # noqa: E402
-from filters.dedup.passes import run_in_process  # noqa: E402
+from dedup import DedupLayout, DedupSignatures, dedup_passes, lsh_params  # noqa: E402
+from dedup.passes import run_in_process  # noqa: E402
 
 THRESHOLD, NUM_PERM, SEED, NGRAM, RECALL, TASKS = 0.8, 128, 1, 5, 0.95, 3
 BANDS, ROWS = lsh_params(THRESHOLD, NUM_PERM, RECALL)

@@ -1,5 +1,5 @@
 """The shared shape of our filters: datatrove's BaseFilter whose removals go to rejects and the task
-ledger, and what each filter records of a document for its signals (`filters.signals`)."""
+ledger, and what each filter records of a document for its signals (`pipeline.signals`)."""
 
 from dataclasses import dataclass
 

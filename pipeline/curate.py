@@ -24,19 +24,19 @@ from datatrove.io import get_datafolder
 from core.errors import AuroraError
 from core.storage import is_remote, local_asset
 from core.tokenizer import eod_id, file_sha256, load_tokenizer
+from dedup import DedupDocuments, DedupFilter, DedupLayout, DedupSignatures, dedup_passes, read_decisions
 from filters.code import CodeLanguageFilter, CodeQualityFilter
 from filters.decontamination import DecontaminationFilter, load_index
-from filters.dedup import DedupDocuments, DedupFilter, DedupLayout, DedupSignatures, dedup_passes, read_decisions
 from filters.flagged_words import FlaggedWordsFilter, load_flagged_words
 from filters.heuristics import FILTERS, GROUPS, SETTINGS
 from filters.language_id import LanguageFilter, load_language_model
 from filters.perplexity import PerplexityFilter, PerplexityModel
 from filters.pii import PIIRedactor
-from filters.signals import SignalsEnd, SignalsStart, SignalsWriter, TaskSignals, filter_schema, signals_path, signals_schema
 from filters.url import URLFilter, load_blocklists
 from manifests.manifest import build_pool_manifest, write_manifest
 from pipeline.buckets import ensure_cutoffs, sample_documents
 from pipeline.recipe import Recipe, Source
+from pipeline.signals import SignalsEnd, SignalsStart, SignalsWriter, TaskSignals, filter_schema, signals_path, signals_schema
 from pipeline.tokenize import MegatronShardWriter
 from readers.records import RawDocumentReader, WorkUnit, input_format, work_units
 from readers.warc import WARC_FORMATS
@@ -67,7 +67,7 @@ def filter_schema_of(recipe: Recipe):
 
 def filter_steps(recipe: Recipe, inputs, units: list[WorkUnit], folder, replay: Replay | None = None) -> list:
     """Read (a work unit per task), then every filter of the recipe, in order, between the steps
-    that record each document's signals (`filters.signals`). The URL blocklists go first (a look-up
+    that record each document's signals (`pipeline.signals`). The URL blocklists go first (a look-up
     per document, and a blocked site's pages need no language ID); decontamination last, on the
     documents that passed everything else, before PII redaction rewrites a code file."""
     filters = [URLFilter(folder, [b._replace(path=absolute(b.path)) for b in recipe.url_filter])] if recipe.url_filter else []

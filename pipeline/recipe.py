@@ -291,7 +291,7 @@ def _dedup(data: dict, path: str) -> dict | None:
     unless both are given; None when the recipe has no `dedup` section."""
     if data.get("dedup") is None:
         return None
-    from filters.dedup import VERIFY_METHODS, lsh_params
+    from dedup import VERIFY_METHODS, lsh_params
 
     section = _section(data, "dedup", set(DEDUP_DEFAULTS) | {"bands", "rows"}, path)
     settings = {**DEDUP_DEFAULTS, **section}

@@ -50,19 +50,19 @@ from core.errors import AuroraError
 from core.ledger import write_task_record
 from core.rejects import REJECTS_DIR, RejectWriter, read_rejects, rejects_path
 from core.storage import uri
+from dedup import DedupLayout
+from dedup.signatures import DOCS_SCHEMA
 from filters.base import SIGNALS, DocumentSignals, MissingSignal
-from filters.dedup import DedupLayout
-from filters.dedup.signatures import DOCS_SCHEMA
 from filters.flagged_words import FlaggedWordsFilter
 from filters.heuristics import GROUPS, SETTINGS, HeuristicFilter, metric_names
 from filters.language_id import LanguageFilter, recipe_language
 from filters.perplexity import BUCKETS, PerplexityFilter, bucket_cutoffs
-from filters.signals import filter_signals_path, signals_path, write_row_groups
 from filters.url import URLFilter, document_url
 from manifests.audit import audit_checksums, audit_rejects, audit_signals
 from manifests.manifest import load_manifest
 from pipeline.curate import Replay, prepare, run_curation, signals_basis
 from pipeline.recipe import Recipe, Source
+from pipeline.signals import filter_signals_path, signals_path, write_row_groups
 from pipeline.tokenize import StoredTokens
 from readers.html_text import DEFAULT_EXTRACTOR
 from readers.records import REMOVAL_PREFIX, iter_records, parse_record, raw_text, work_units

@@ -27,8 +27,8 @@ import os, ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from run.executors import runtime_env
 def where():
-    import filters.dedup, pipeline.curate
-    return pipeline.curate.__file__, filters.dedup.__file__, os.environ.get("AWS_ACCESS_KEY_ID")
+    import dedup, pipeline.curate
+    return pipeline.curate.__file__, dedup.__file__, os.environ.get("AWS_ACCESS_KEY_ID")
 ray.init(runtime_env=runtime_env(), logging_level="ERROR")
 nodes = [n["NodeID"] for n in ray.nodes() if n["Alive"]]
 pinned = [ray.remote(where).options(scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False)) for n in nodes]

@@ -23,14 +23,14 @@ from scipy.sparse.csgraph import connected_components
 
 from core.errors import AuroraError
 from core.text import words
-from filters.dedup import DedupDocuments, DedupFilter, DedupLayout, DedupSignatures, dedup_passes, lsh_params
-from filters.dedup.bands import bucket_pairs
-from filters.dedup.clusters import STATUSES, members, read_decisions, statuses
-from filters.dedup.components import partitions_for
-from filters.dedup.files import EdgeFiles, read_edges
-from filters.dedup.layout import global_ids, partition_of
-from filters.dedup.minhash import MinHasher, candidate_probability
-from filters.dedup.passes import component_passes, run_in_process
+from dedup import DedupDocuments, DedupFilter, DedupLayout, DedupSignatures, dedup_passes, lsh_params
+from dedup.bands import bucket_pairs
+from dedup.clusters import STATUSES, members, read_decisions, statuses
+from dedup.components import partitions_for
+from dedup.files import EdgeFiles, read_edges
+from dedup.layout import global_ids, partition_of
+from dedup.minhash import MinHasher, candidate_probability
+from dedup.passes import component_passes, run_in_process
 from pipeline.recipe import load_recipe
 from tooling.sample import sample_sentences
 
@@ -326,8 +326,8 @@ _MANY_PARTITIONS = """
 import resource, sys
 import numpy as np
 from datatrove.io import get_datafolder
-from filters.dedup import DedupLayout
-from filters.dedup.files import EdgeFiles
+from dedup import DedupLayout
+from dedup.files import EdgeFiles
 resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[2]), int(sys.argv[3])))
 with EdgeFiles(get_datafolder(sys.argv[1]), DedupLayout(), "verify", 0, 1500, by_both_ends=True) as out:
     out.write(np.array([[5, 1], [9, 2]], dtype=np.uint64))
@@ -401,7 +401,7 @@ def test_dedup_filter_joins_decisions_by_key_whatever_the_order(tmp_path):
 _DEDUP_RUN = """
 import sys
 from datatrove.io import get_datafolder
-from filters.dedup import DedupLayout, dedup_passes
+from dedup import DedupLayout, dedup_passes
 from run.executors import make_executor, run_pass
 folder, settings, executor, workers = sys.argv[1], eval(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 for name, pipeline, tasks in dedup_passes(get_datafolder(folder), DedupLayout(), 3, settings):

@@ -107,9 +107,9 @@ def test_refilter_without_dedup_equals_a_full_run(in_workspace, runs, tmp_path):
 def test_refilter_equals_a_full_run_in_row_groups(in_workspace, runs, tmp_path, monkeypatch):
     """Tasks with more documents than a row group: the filter signals are split the same way
     whether the filters ran (documents finishing in any order) or were replayed."""
-    import filters.signals
+    import pipeline.signals
 
-    monkeypatch.setattr(filters.signals, "ROWS_PER_GROUP", 37)  # workers=1: the tasks run in this process
+    monkeypatch.setattr(pipeline.signals, "ROWS_PER_GROUP", 37)  # workers=1: the tasks run in this process
     recipe = variant(in_workspace, "en", "en-groups", tighten("en", runs))
     refiltered = refilter(load_recipe(recipe), str(runs / "en"), output=str(tmp_path / "refilter"), workers=1)
     full = curate(load_recipe(recipe), output=str(tmp_path / "full"), workers=1)

@@ -19,8 +19,8 @@ import pyarrow.parquet as pq
 from datatrove.pipeline.base import PipelineStep
 
 from core.atomic import AtomicFile
-from filters.dedup.files import read_edges, read_records, read_rows
-from filters.dedup.layout import DedupLayout, partition_of, position_of, task_of
+from dedup.files import read_edges, read_records, read_rows
+from dedup.layout import DedupLayout, partition_of, position_of, task_of
 
 STATUS_KEPT, STATUS_EXACT, STATUS_NEAR = "kept", "exact_duplicate", "near_duplicate"
 STATUSES = pa.array([STATUS_KEPT, STATUS_EXACT, STATUS_NEAR])

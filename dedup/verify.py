@@ -19,8 +19,8 @@ go to the first connected-components pass, to the partitions of both their docum
 import numpy as np
 from datatrove.pipeline.base import PipelineStep
 
-from filters.dedup.files import EdgeFiles, read_edges, read_ranges, read_rows, record_bounds, unique_edges
-from filters.dedup.layout import DedupLayout, position_of, task_of
+from dedup.files import EdgeFiles, read_edges, read_ranges, read_rows, record_bounds, unique_edges
+from dedup.layout import DedupLayout, position_of, task_of
 
 VERIFY_METHODS = ("shingles", "signatures", "none")
 _SHARE = 0.25  # of the memory bound, for the shingle sets of one chunk

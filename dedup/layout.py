@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from filters.dedup.minhash import mix64
+from dedup.minhash import mix64
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,12 @@
 under the memory bound (`partitions_for`).
 """
 
-from filters.dedup.clusters import read_decisions
-from filters.dedup.filter import DedupDocuments, DedupFilter
-from filters.dedup.layout import DedupLayout
-from filters.dedup.minhash import lsh_params
-from filters.dedup.passes import dedup_passes
-from filters.dedup.signatures import DedupSignatures
-from filters.dedup.verify import VERIFY_METHODS
+from dedup.clusters import read_decisions
+from dedup.filter import DedupDocuments, DedupFilter
+from dedup.layout import DedupLayout
+from dedup.minhash import lsh_params
+from dedup.passes import dedup_passes
+from dedup.signatures import DedupSignatures
+from dedup.verify import VERIFY_METHODS
 
 __all__ = ["VERIFY_METHODS", "DedupDocuments", "DedupFilter", "DedupLayout", "DedupSignatures", "dedup_passes", "lsh_params", "read_decisions"]

@@ -2,11 +2,11 @@
 
 import itertools
 
-from filters.dedup.bands import DedupBands
-from filters.dedup.clusters import DedupClusters, write_clusters_file
-from filters.dedup.components import LARGE_STAR, SMALL_STAR, DedupComponents, changed_nodes, partitions_for
-from filters.dedup.layout import DedupLayout
-from filters.dedup.verify import DedupVerify
+from dedup.bands import DedupBands
+from dedup.clusters import DedupClusters, write_clusters_file
+from dedup.components import LARGE_STAR, SMALL_STAR, DedupComponents, changed_nodes, partitions_for
+from dedup.layout import DedupLayout
+from dedup.verify import DedupVerify
 
 
 def dedup_passes(folder, layout: DedupLayout, tasks: int, settings: dict):

@@ -26,8 +26,8 @@ import numpy as np
 from datatrove.pipeline.base import PipelineStep
 
 from core.atomic import write_atomic
-from filters.dedup.files import EdgeFiles, read_edges, unique_edges
-from filters.dedup.layout import DedupLayout, partition_of
+from dedup.files import EdgeFiles, read_edges, unique_edges
+from dedup.layout import DedupLayout, partition_of
 
 LARGE_STAR, SMALL_STAR = "large-star", "small-star"
 # Memory per document of its partition that a task of the verify, components and clusters passes

@@ -8,10 +8,10 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.utils.batching import batched
 
 from core.atomic import AtomicFile
+from dedup.files import RecordsWriter, read_records, read_rows
+from dedup.layout import DedupLayout, position_of, task_of
+from dedup.minhash import MinHasher, exact_digest
 from filters.base import SIGNALS, MissingSignal
-from filters.dedup.files import RecordsWriter, read_records, read_rows
-from filters.dedup.layout import DedupLayout, position_of, task_of
-from filters.dedup.minhash import MinHasher, exact_digest
 
 DOCS_SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("metadata", pa.string())])
 

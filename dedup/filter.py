@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
 
+from dedup.clusters import STATUS_KEPT, read_decisions
+from dedup.layout import DedupLayout, document_key
 from filters.base import RecordedFilter
-from filters.dedup.clusters import STATUS_KEPT, read_decisions
-from filters.dedup.layout import DedupLayout, document_key
 
 KEY = "dedup_key"
 

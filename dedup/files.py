@@ -6,7 +6,7 @@ import resource
 import numpy as np
 
 from core.atomic import AtomicFile
-from filters.dedup.layout import DedupLayout, partition_of
+from dedup.layout import DedupLayout, partition_of
 
 _BLOCK_ROWS = 1 << 16
 _GAP_BYTES = 1 << 16  # ranges closer than this are read in one request

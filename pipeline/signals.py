@@ -28,8 +28,8 @@ from datatrove.pipeline.base import PipelineStep
 from core.atomic import AtomicFile
 from core.ledger import read_task_records
 from core.shards import decode_index
+from dedup.clusters import STATUS_KEPT
 from filters.base import SIGNALS, DocumentSignals
-from filters.dedup.clusters import STATUS_KEPT
 from filters.heuristics import GROUPS, metric_names
 
 SIGNALS_DIR = "signals"

@@ -21,8 +21,8 @@ import tempfile
 import numpy as np
 from datatrove.pipeline.base import PipelineStep
 
-from filters.dedup.files import EdgeFiles, allow_open_files, read_row_blocks, row_count
-from filters.dedup.layout import DedupLayout, global_ids
+from dedup.files import EdgeFiles, allow_open_files, read_row_blocks, row_count
+from dedup.layout import DedupLayout, global_ids
 
 PARTNERS = 8
 DIGEST_COLUMNS = 4  # the 16-byte digest as uint32 columns
