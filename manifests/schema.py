@@ -45,7 +45,7 @@ _COMPONENT = {"name": NAME_TEXT, "language": TEXT, "pool": OBJECT, "budget_token
               "epochs": NUMBER, "share": NUMBER, "planned_share": NUMBER}
 _EVAL_SET = {"name": NAME_TEXT, "path": TEXT, "sha256": SHA256, "items": COUNT}
 _COMPONENT_POOL = {"path": TEXT, "in_stage": FLAG, "manifest_sha256": SHA256, "shards": LIST}
-# The signals basis (`pipeline.curate.signals_basis`), which `aurora refilter` compares key by key with a recipe's.
+# The signals basis (`pipeline.passes.signals_basis`), which `aurora refilter` compares key by key with a recipe's.
 _BASIS = {"language": TEXT, "read": OBJECT, "tokenizer": OBJECT}
 _BASIS_READ = {"max_document_bytes": COUNT, "unit_bytes": COUNT}
 _BASIS_TOKENIZER = {"sha256": SHA256, "eod_token": TEXT}

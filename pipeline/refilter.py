@@ -3,7 +3,7 @@ the signals of RUN (a curate run): new shards, rejects, signals and manifest, by
 `aurora curate` of the recipe on RUN's inputs writes, without computing a metric again.
 
 How it stays exact and fast: the curate passes run with their own code where they decide
-something (`pipeline.curate.run_curation`), on what RUN stored instead of what it computed.
+something (`pipeline.passes.run_curation`), on what RUN stored instead of what it computed.
 
 - The filter pass's read and filters are one step, `ReplayedFilters`: each record of the task's
   work unit is parsed for its id and fields only (the text is not normalized again), each
@@ -60,7 +60,7 @@ from filters.perplexity import BUCKETS, PerplexityFilter, bucket_cutoffs
 from filters.url import URLFilter, document_url
 from manifests.audit import audit_checksums, audit_rejects, audit_signals
 from manifests.manifest import load_manifest
-from pipeline.curate import Replay, prepare, run_curation, signals_basis
+from pipeline.passes import Replay, prepare, run_curation, signals_basis
 from pipeline.recipe import Recipe, Source
 from pipeline.signals import filter_signals_path, signals_path, write_row_groups
 from pipeline.tokenize import StoredTokens
@@ -286,7 +286,7 @@ def _rules(thresholds: dict) -> list[tuple]:
 
 
 class ReplayedFilters(PipelineStep):
-    """What the filter steps of a curate task write (`pipeline.curate.filter_steps`: the reader, the
+    """What the filter steps of a curate task write (`pipeline.passes.filter_steps`: the reader, the
     signals steps, language ID, the heuristic groups, perplexity), decided from RUN's signals with
     the recipe's filters (`filters`, as `filter_steps` makes them: their thresholds, steps and
     rules), without running the filters' per-document machinery: the `read` ledger and malformed

@@ -60,7 +60,7 @@ class Pool:
 def build_instruction_pool(component: Component, recipe: StageRecipe, path: str, verbose: bool = False) -> None:
     """Read, render and tokenize an instruction component into a pool at `path` (shards, rejects,
     task ledger, manifest). One task on the local executor: a rerun resumes like curation's."""
-    from pipeline.curate import shard_writer
+    from pipeline.passes import shard_writer
     from pipeline.recipe import Recipe, Source
     from run.executors import make_executor, run_pass
     from run.inputs import absolute, resolve_inputs
