@@ -162,7 +162,7 @@ class _Stream:
             else:
                 self.end = self.position + size - wanted
                 break
-        data = b"".join(parts) if len(parts) != 1 else parts[0]
+        data = b"".join(parts)
         self.position += len(data)
         if self._watching:
             self._keep(data)

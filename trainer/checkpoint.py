@@ -58,6 +58,7 @@ from torch.futures import Future
 
 from core.atomic import LOCAL, write_atomic
 from core.errors import AuroraError
+from core.tokenizer import file_sha256
 
 STATE = "state"  # the DCP folder in a checkpoint
 OPTIMIZER = "optimizer."  # prefix of the optimizer's tensors in it
@@ -242,11 +243,8 @@ def step_folder(output: str, name: str) -> str | None:
 
 
 def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return file_sha256(f)
 
 
 def file_problem(checkpoint: str, files: dict[str, str], rank: int = 0, world: int = 1) -> str | None:
