@@ -119,6 +119,8 @@ def datatrove_stages(language: str, inputs: str, output: str, files: int) -> lis
     from datatrove.utils.perplexity import KenlmModel, SentencePiece
     from datatrove.utils.word_tokenizers import SpaCyTokenizer, WhitespaceTokenizer
 
+    from filters.heuristics import HeuristicsConfig
+    from filters.language_id import LanguageIDConfig
     from pipeline.recipe import load_recipe
 
     class LocalLID(FT176LID):
@@ -181,14 +183,14 @@ def datatrove_stages(language: str, inputs: str, output: str, files: int) -> lis
             return True
 
     recipe = load_recipe(os.path.join(ROOT, "recipes", "demo", f"{language}.yaml"))
-    quality, repetition, fineweb = (recipe.heuristics[g] for g in ("gopher_quality", "gopher_repetition", "fineweb"))
+    quality, repetition, fineweb = (recipe.filter(HeuristicsConfig).groups[g] for g in ("gopher_quality", "gopher_repetition", "fineweb"))
     words = {"hi": SpaCyTokenizer("hi"), "vi": WhitespaceTokenizer()}.get(language, language)
     stop_words = importlib.import_module(f"spacy.lang.{language}.stop_words").STOP_WORDS  # ours' lists too
     minhash = MinhashConfig()
     filtered, signatures, buckets, removed = (os.path.join(output, d) for d in ("filtered", "signatures", "buckets", "remove_ids"))
     filter_stage = [
         JsonlReader(inputs, glob_pattern="*.jsonl.gz"),
-        LocalLanguageFilter(language, recipe.min_language_score),
+        LocalLanguageFilter(language, recipe.filter(LanguageIDConfig).min_score),
         GopherRepetitionFilter(
             dup_line_frac=repetition["max_dup_line_frac"],
             dup_para_frac=repetition["max_dup_para_frac"],

@@ -34,7 +34,7 @@ from datatrove.pipeline.filters import GopherQualityFilter as DtGopherQuality  #
 from datatrove.pipeline.filters import GopherRepetitionFilter as DtGopherRepetition  # noqa: E402
 
 from core.text import normalize, words  # noqa: E402
-from filters.heuristics import FILTERS, GROUPS, analyze  # noqa: E402
+from filters.heuristics import GROUPS, GroupRules, HeuristicFilter, analyze  # noqa: E402
 from pipeline.recipe import TEXT_LANGUAGES  # noqa: E402
 from tooling.demo_data import language_parts  # noqa: E402
 
@@ -70,7 +70,7 @@ def datatrove_steps(out):
 def our_steps(language, groups, out):
     thresholds = yaml.safe_load(open(os.path.join(ROOT, "recipes", f"{language}.yaml")))["heuristics"]
     folder = get_datafolder(out)
-    return [FILTERS[g](folder, language, thresholds[g]) for g in groups]
+    return [HeuristicFilter(folder, language, GroupRules(g, thresholds[g])) for g in groups]
 
 
 def timed(make_steps, docs) -> tuple[float, int]:

@@ -34,7 +34,7 @@ from warcio.warcwriter import WARCWriter  # noqa: E402
 
 from aurora.cli import main as aurora  # noqa: E402
 from core.text import normalize  # noqa: E402
-from filters.heuristics import GROUPS, METRICS, analyze, broken_rule  # noqa: E402
+from filters.heuristics import GROUPS, GroupRules, analyze, decide, measure  # noqa: E402
 from filters.thresholds import PUBLISHED  # noqa: E402
 from readers.warc import decode_html, html_page_text  # noqa: E402
 from tooling.real_pages import cache_dir, load_pages  # noqa: E402
@@ -80,10 +80,10 @@ def removed_by(text: str, language: str, thresholds: dict) -> str | None:
     """The first heuristic rule `text` breaks, as `<group>.<rule>`."""
     analysis = analyze(normalize(text), language)
     for group in GROUPS:
-        settings = {k: v for k, v in thresholds[group].items() if k == "short_line_length"}
-        rule = broken_rule(METRICS[group](analysis, settings), thresholds[group])
-        if rule:
-            return f"{group}.{rule}"
+        rules = GroupRules(group, thresholds[group])
+        removal = decide(measure(analysis, rules), rules)
+        if removal:
+            return removal.reason
     return None
 
 

@@ -82,3 +82,18 @@ def number(value, key: str, where: str) -> float:
     if not math.isfinite(value):
         raise AuroraError(f"{where}: '{key}' must be a finite number, got {value!r}")
     return value
+
+
+def section(data: dict, key: str, allowed: set, where: str, required: bool = True) -> dict:
+    """The mapping under `key` ({} when it is absent and not `required`), holding only `allowed` keys."""
+    value = data.get(key)
+    if value is None:
+        if required:
+            raise AuroraError(f"{where}: missing key '{key}'")
+        return {}
+    if not isinstance(value, dict):
+        raise AuroraError(f"{where}: '{key}' must be a mapping")
+    unknown = sorted(set(value) - allowed)
+    if unknown:
+        raise AuroraError(f"{where}: unknown key '{key}.{unknown[0]}' (allowed: {', '.join(sorted(allowed))})")
+    return value

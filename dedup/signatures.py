@@ -11,7 +11,7 @@ from core.atomic import AtomicFile
 from dedup.files import RecordsWriter, read_records, read_rows
 from dedup.layout import DedupLayout, position_of, task_of
 from dedup.minhash import MinHasher, exact_digest
-from filters.base import SIGNALS, MissingSignal
+from filters.base import SIGNALS
 
 DOCS_SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("metadata", pa.string())])
 
@@ -68,7 +68,7 @@ class DedupSignatures(PipelineStep):
         """The replayed run's rows of these documents, which all come from one of its tasks (this one)."""
         if any(key is None for key in keys):
             doc = batch[keys.index(None)]
-            raise MissingSignal(f"document {doc.id} never reached dedup in the replayed run: it has no MinHash signature")
+            raise ValueError(f"document {doc.id} never reached dedup in the replayed run: it has no MinHash signature")
         keys = np.array(keys, dtype=np.uint64)
         task, positions = int(task_of(keys[:1])[0]), position_of(keys)
         folder, layout = self.stored_folder, self.layout

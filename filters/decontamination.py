@@ -38,6 +38,7 @@ import gzip
 import hashlib
 import unicodedata
 import zlib
+from dataclasses import dataclass
 from itertools import repeat
 from typing import NamedTuple
 
@@ -48,10 +49,11 @@ import pyarrow.parquet as pq
 import regex
 from datatrove.data import Document
 
+from core.config import NAME, integer
 from core.errors import AuroraError
 from core.storage import read_list_file
 from core.text import words
-from filters.base import RecordedFilter, record
+from filters.base import FilterConfig, RecipeContext, RecipeFilter, Removal, StepContext
 
 KINDS = ("text", "code")
 DEFAULT_NGRAM = {"text": 13, "code": 32}
@@ -317,7 +319,77 @@ def load_index(sets: list[EvalSet], language: str) -> DecontaminationIndex:
     return DecontaminationIndex(described, items, {kind: g.freeze() for kind, g in grams.items()}, language)
 
 
-class DecontaminationFilter(RecordedFilter):
+EVAL_SET_KEYS = {"name", "path", "fields", "id", "kind", "ngram"}
+
+
+def read_eval_sets(given, path: str) -> tuple[EvalSet, ...]:
+    """Evaluation sets to decontaminate against (curation and stage recipes): a `sets` list of
+    {name, path, fields, id, kind: text | code, ngram}; () without a section."""
+    if given is None:
+        return ()
+    if not isinstance(given, dict) or set(given) != {"sets"} or not isinstance(given["sets"], list) or not given["sets"]:
+        raise AuroraError(f"{path}: 'decontamination' must be a mapping with a non-empty list 'sets'")
+    sets = []
+    for i, item in enumerate(given["sets"]):
+        where = f"{path}: decontamination.sets[{i}]"
+        if not isinstance(item, dict) or set(item) - EVAL_SET_KEYS or not {"name", "path", "fields"} <= set(item):
+            raise AuroraError(f"{where} must be a mapping with name, path and fields (allowed: {', '.join(sorted(EVAL_SET_KEYS))})")
+        name, fields = item["name"], item["fields"]
+        if not isinstance(name, str) or not NAME.fullmatch(name) or any(s.name == name for s in sets):
+            raise AuroraError(f"{where}: 'name' must be a unique name of letters, digits, '.', '_' and '-' (it names the reason)")
+        if not isinstance(item["path"], str) or not item["path"]:
+            raise AuroraError(f"{where}: 'path' must be a JSONL or parquet file")
+        if isinstance(fields, str):
+            fields = [fields]
+        if not isinstance(fields, list) or not fields or not all(isinstance(f, str) and f for f in fields):
+            raise AuroraError(f"{where}: 'fields' must list the fields whose text makes an item")
+        id_field = item.get("id")
+        if id_field is not None and (not isinstance(id_field, str) or not id_field):
+            raise AuroraError(f"{where}: 'id' must name the field that identifies an item")
+        kind = item.get("kind", "text")
+        if kind not in KINDS:
+            raise AuroraError(f"{where}: 'kind' must be one of {', '.join(KINDS)}")
+        ngram = integer(item["ngram"], f"decontamination.sets[{i}].ngram", path, 1, 1000) if "ngram" in item else None
+        sets.append(EvalSet(name, item["path"], fields, id_field, kind, ngram))
+    return tuple(sets)
+
+
+@dataclass(frozen=True)
+class DecontaminationConfig(FilterConfig):
+    """`decontamination: {sets: [...]}`: a document that shares an n-gram with an item of a set is
+    removed. A refilter does not replay it: a clean document's check leaves no signal."""
+
+    section = "decontamination"
+    sets: tuple[EvalSet, ...]
+
+    @classmethod
+    def read(cls, data: dict, recipe: RecipeContext) -> "DecontaminationConfig | None":
+        sets = read_eval_sets(data.get(cls.section), recipe.path)
+        return cls(sets) if sets else None
+
+    def steps(self, context: StepContext) -> list:
+        return [DecontaminationFilter(context.folder, [s._replace(path=context.local(s.path)) for s in self.sets], context.language)]
+
+    def columns(self, language: str) -> list[tuple[str, str]]:
+        return [(ITEM, "string")]
+
+    def basis(self, sha256) -> dict:
+        return {"decontamination": [{**{k: v for k, v in s._asdict().items() if k != "path"}, "sha256": sha256(s.path)}
+                                    for s in self.sets]}
+
+    def check(self, language: str) -> None:
+        load_index(self.sets, language)
+
+    def refilter_problem(self, basis: dict, run_basis: dict) -> str | None:
+        return "decontamination is not replayed (a document it found clean left no signal)"
+
+
+def decide(values: dict) -> Removal | None:
+    """Removed when it shares an n-gram with an item (`values["set"]`: the item's set)."""
+    return None if values["set"] is None else Removal(f"decontamination.{values['set']}")
+
+
+class DecontaminationFilter(RecipeFilter):
     """Removes a document that shares a gram with an item of the sets, as `decontamination.<set>`,
     with the item's id in its signals and its reject (`decontamination.item`)."""
 
@@ -325,17 +397,22 @@ class DecontaminationFilter(RecordedFilter):
     step = "decontamination"
 
     def __init__(self, output_folder, sets: list[EvalSet], language: str):
-        super().__init__(output_folder)
+        super().__init__(output_folder, (ITEM,))
         self.sets, self.language = list(sets), language
         self._index = None
 
-    def filter(self, doc: Document):
+    def measure(self, batch: list[Document]) -> list[dict]:
         if self._index is None:  # once per task, in the worker: the step is pickled without it
             self._index = load_index(self.sets, self.language)
-        found = self._index.match(doc.text)
-        if found is None:
-            return True
-        set_name, item_id = found
-        record(doc, {ITEM: item_id})
-        doc.metadata[ITEM] = item_id
-        return False, f"decontamination.{set_name}"
+        values = []
+        for doc in batch:
+            found = self._index.match(doc.text)
+            values.append({"set": None} if found is None else {"set": found[0], ITEM: found[1]})
+        return values
+
+    def annotate(self, metadata: dict, values: dict) -> None:
+        if ITEM in values:
+            metadata[ITEM] = values[ITEM]
+
+    def decide(self, values: dict) -> Removal | None:
+        return decide(values)

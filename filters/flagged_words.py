@@ -10,14 +10,15 @@ nothing else is stripped, so Vietnamese tone marks and Devanagari signs must mat
 """
 
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from datatrove.data import Document
 
+from core.config import number, section
 from core.errors import AuroraError
 from core.storage import list_lines
 from core.text import words
-from filters.base import RecordedFilter, record
+from filters.base import FilterConfig, RecipeContext, RecipeFilter, Removal, StepContext
 
 # At each document word that starts entries, one comparison per distinct length, each of that
 # many words: lengths are kept small, and real flagged phrases are short (the longest in LDNOOBW's
@@ -44,15 +45,15 @@ def load_flagged_words(path: str, language: str) -> FlaggedWords:
     """The list at `path` for `language`; a file that is missing, empty or has a line that is not
     a usable entry is an AuroraError naming the file and line, before any document is read."""
     entries = set()
-    for number, text in list_lines(path, "flagged-words list"):
+    for line, text in list_lines(path, "flagged-words list"):
         text = unicodedata.normalize("NFC", text)
         if len(text) > MAX_ENTRY_CHARS:
-            raise AuroraError(f"{path}:{number}: entry of {len(text):,} characters, more than the {MAX_ENTRY_CHARS} a flagged phrase may have")
+            raise AuroraError(f"{path}:{line}: entry of {len(text):,} characters, more than the {MAX_ENTRY_CHARS} a flagged phrase may have")
         entry = tuple(_fold(w) for w in words(text, language))
         if not entry:
-            raise AuroraError(f"{path}:{number}: entry {text!r} has no word characters")
+            raise AuroraError(f"{path}:{line}: entry {text!r} has no word characters")
         if len(entry) > MAX_ENTRY_WORDS:
-            raise AuroraError(f"{path}:{number}: entry of {len(entry)} words, more than the {MAX_ENTRY_WORDS} a flagged phrase may have")
+            raise AuroraError(f"{path}:{line}: entry of {len(entry)} words, more than the {MAX_ENTRY_WORDS} a flagged phrase may have")
         entries.add(entry)
     if not entries:
         raise AuroraError(f"flagged-words list {path} has no entries")
@@ -81,26 +82,68 @@ def flagged_ratio(doc_words: list[str], flagged: FlaggedWords) -> float:
     return covered / len(folded)
 
 
-class FlaggedWordsFilter(RecordedFilter):
+@dataclass(frozen=True)
+class FlaggedWordsConfig(FilterConfig):
+    """`flagged_words: {list, max_ratio}` of a text recipe."""
+
+    section = "flagged_words"
+    languages = ("text",)
+    basis_meaning = "list"
+    list: str
+    max_ratio: float
+
+    @classmethod
+    def read(cls, data: dict, recipe: RecipeContext) -> "FlaggedWordsConfig | None":
+        if data.get(cls.section) is None:
+            return None
+        path = recipe.path
+        given = section(data, cls.section, {"list", "max_ratio"}, path)
+        if not isinstance(given.get("list"), str) or not given["list"]:
+            raise AuroraError(f"{path}: 'flagged_words.list' must be the path of a word list")
+        ratio = number(given.get("max_ratio"), "flagged_words.max_ratio", path)
+        if not 0 <= ratio <= 1:
+            raise AuroraError(f"{path}: 'flagged_words.max_ratio' must be in [0, 1], got {ratio!r}")
+        return cls(given["list"], ratio)
+
+    def steps(self, context: StepContext) -> list:
+        return [FlaggedWordsFilter(context.folder, context.language, replace(self, list=context.local(self.list)))]
+
+    def columns(self, language: str) -> list[tuple[str, str]]:
+        return [(RATIO, "float64")]
+
+    def basis(self, sha256) -> dict:
+        return {"flagged_words": sha256(self.list)}
+
+    def check(self, language: str) -> None:
+        load_flagged_words(self.list, language)
+
+
+RATIO = "flagged_words.ratio"
+
+
+def decide(values: dict, config: FlaggedWordsConfig) -> Removal | None:
+    ratio = values[RATIO]
+    return Removal("flagged_words.max_ratio", ratio, config.max_ratio) if ratio > config.max_ratio else None
+
+
+class FlaggedWordsFilter(RecipeFilter):
     """Removes a document whose flagged-words ratio is above `max_ratio`."""
 
     name = "🚩 Flagged words"
     step = "flagged_words"
 
-    def __init__(self, output_folder, language: str, path: str, max_ratio: float):
-        super().__init__(output_folder)
-        self.language, self.path, self.max_ratio = language, path, max_ratio
+    def __init__(self, output_folder, language: str, config: FlaggedWordsConfig):
+        super().__init__(output_folder, (RATIO,))
+        self.language, self.config = language, config
         self._flagged = None
 
     def __getstate__(self):  # each task loads the list in its own process
         return {**self.__dict__, "_flagged": None}
 
-    def filter(self, doc: Document):
+    def measure(self, batch: list[Document]) -> list[dict]:
         if self._flagged is None:
-            self._flagged = load_flagged_words(self.path, self.language)
-        ratio = flagged_ratio(words(doc.text, self.language), self._flagged)
-        record(doc, {"flagged_words.ratio": ratio})
-        if ratio <= self.max_ratio:
-            return True
-        record(doc, {"removed_value": ratio, "removed_threshold": float(self.max_ratio)})
-        return False, "flagged_words.max_ratio"
+            self._flagged = load_flagged_words(self.config.list, self.language)
+        return [{RATIO: flagged_ratio(words(doc.text, self.language), self._flagged)} for doc in batch]
+
+    def decide(self, values: dict) -> Removal | None:
+        return decide(values, self.config)

@@ -22,10 +22,11 @@ from math import inf
 
 import numpy as np
 import regex
-from datatrove.data import Document
 
+from core.config import number
+from core.errors import AuroraError
 from core.text import count_stop_words, words
-from filters.base import RecordedFilter, record
+from filters.base import FilterConfig, RecipeContext, RecipeFilter, Removal, StepContext
 
 GROUPS = ("gopher_quality", "gopher_repetition", "fineweb", "web_ratios", "script")
 # Settings that shape a metric rather than bound it.
@@ -239,17 +240,6 @@ METRICS = {
 }
 
 
-def broken_rule(metrics: dict, thresholds: dict) -> str | None:
-    """The first rule (in threshold order) the metrics break, or None."""
-    for rule, limit in thresholds.items():
-        if limit is None or rule in SETTINGS:
-            continue
-        value = metrics[rule[4:]]
-        if (rule.startswith("min_") and value < limit) or (rule.startswith("max_") and value > limit):
-            return rule
-    return None
-
-
 # Each rule with its range of valid thresholds, (low, high, type), from its metric's definition
 # above; recipe loading refuses anything outside. SHARE: a part of its whole, in [0, 1]. RATIO: can
 # pass 1: symbols and newlines per word, top n-grams (occurrences overlap, so their characters can
@@ -287,49 +277,120 @@ def metric_names(group: str, language: str) -> list[str]:
     return list(dict.fromkeys(rule[4:] for rule in rule_names(group, language) if rule not in SETTINGS))
 
 
-class HeuristicFilter(RecordedFilter):
+@dataclass(frozen=True)
+class GroupRules:
+    """The config of one group's step: its thresholds (and settings), in the recipe's order."""
+
+    group: str
+    thresholds: dict
+
+    @property
+    def settings(self) -> dict:
+        return {k: v for k, v in self.thresholds.items() if k in SETTINGS}
+
+
+def measure(a: Analysis, rules: GroupRules) -> dict:
+    """The group's metrics of a document, named by their signal columns (`<group>.<metric>`), as
+    `decide` reads them."""
+    return {f"{rules.group}.{metric}": float(value) for metric, value in METRICS[rules.group](a, rules.settings).items()}
+
+
+def decide(values: dict, rules: GroupRules) -> Removal | None:
+    """The first rule of the group, in threshold order, that the values break: a metric below a
+    `min_` threshold or above a `max_` one; None when none is broken."""
+    for rule, limit in rules.thresholds.items():
+        if limit is None or rule in SETTINGS:
+            continue
+        value = values[f"{rules.group}.{rule[4:]}"]
+        if (value < limit) if rule.startswith("min_") else (value > limit):
+            return Removal(f"{rules.group}.{rule}", value, limit)
+    return None
+
+
+class HeuristicFilter(RecipeFilter):
     """One group of rules with the recipe's thresholds for one language."""
 
-    group = ""
+    def __init__(self, output_folder, language: str, rules: GroupRules):
+        self.step = rules.group
+        super().__init__(output_folder, tuple(f"{rules.group}.{m}" for m in metric_names(rules.group, language)))
+        self.name = NAMES[rules.group]
+        self.language, self.rules = language, rules
 
-    def __init__(self, output_folder, language: str, thresholds: dict):
-        super().__init__(output_folder)
-        self.language, self.thresholds = language, dict(thresholds)
-        self.settings = {k: v for k, v in self.thresholds.items() if k in SETTINGS}
+    def measure(self, batch):
+        return [measure(analyze(doc.text, self.language), self.rules) for doc in batch]
 
-    def filter(self, doc: Document):
-        metrics = METRICS[self.group](analyze(doc.text, self.language), self.settings)
-        record(doc, {f"{self.group}.{m}": float(v) for m, v in metrics.items()})
-        rule = broken_rule(metrics, self.thresholds)
-        if rule is None:
-            return True
-        record(doc, {"removed_value": float(metrics[rule[4:]]), "removed_threshold": float(self.thresholds[rule])})
-        return False, f"{self.group}.{rule}"
+    def decide(self, values):
+        return decide(values, self.rules)
 
 
-class GopherQualityFilter(HeuristicFilter):
-    name = "🥇 Gopher quality"
-    step = group = "gopher_quality"
+NAMES = {
+    "gopher_quality": "🥇 Gopher quality",
+    "gopher_repetition": "👯 Gopher repetition",
+    "fineweb": "🍷 FineWeb quality",
+    "web_ratios": "🔣 Stop-word, symbol and diversity ratios",
+    "script": "🔤 Script",
+}
 
 
-class GopherRepetitionFilter(HeuristicFilter):
-    name = "👯 Gopher repetition"
-    step = group = "gopher_repetition"
+@dataclass(frozen=True)
+class HeuristicsConfig(FilterConfig):
+    """`heuristics:` of a text recipe: {group: {rule: threshold}}, each threshold in its rule's
+    range (`RULES`); a rule set to null is off. The groups run in `GROUPS` order."""
+
+    section = "heuristics"
+    languages = ("text",)
+    groups: dict  # group -> its thresholds and settings, as the recipe gives them
+
+    @classmethod
+    def read(cls, data: dict, recipe: RecipeContext) -> "HeuristicsConfig":
+        groups = data.get(cls.section)
+        if groups is None:
+            return cls({})
+        path = recipe.path
+        if not isinstance(groups, dict):  # `[]`, `0` or `false` would mean no heuristics
+            raise AuroraError(f"{path}: 'heuristics' must be a mapping of groups (or left out for none)")
+        unknown = sorted(set(groups) - set(GROUPS))
+        if unknown:
+            raise AuroraError(f"{path}: unknown heuristic group 'heuristics.{unknown[0]}' (allowed: {', '.join(GROUPS)})")
+        for group, rules in groups.items():
+            if not isinstance(rules, dict):
+                raise AuroraError(f"{path}: 'heuristics.{group}' must be a mapping of rule to threshold")
+            check_thresholds(rules, {rule: RULES[group][rule] for rule in rule_names(group, recipe.language)},
+                             f"heuristics.{group}.", recipe)
+        return cls(groups)
+
+    def steps(self, context: StepContext) -> list:
+        return [HeuristicFilter(context.folder, context.language, GroupRules(group, self.groups[group]))
+                for group in GROUPS if group in self.groups]
+
+    def columns(self, language: str) -> list[tuple[str, str]]:
+        return [(f"{group}.{metric}", "float64") for group in GROUPS if group in self.groups for metric in metric_names(group, language)]
+
+    def basis(self, sha256) -> dict:
+        return {"heuristics": {group: GroupRules(group, rules).settings for group, rules in self.groups.items()}}
+
+    def refilter_problem(self, basis: dict, run_basis: dict) -> str | None:
+        """A group the run did not run, or whose settings shape its metrics otherwise; dropping
+        a group or changing a threshold replays."""
+        for group, settings in basis["heuristics"].items():
+            if group not in run_basis["heuristics"]:
+                return f"heuristics.{group} was not run"
+            if settings != run_basis["heuristics"][group]:
+                return f"heuristics.{group} settings {settings} differ from the run's {run_basis['heuristics'][group]}"
+        return None
 
 
-class FineWebQualityFilter(HeuristicFilter):
-    name = "🍷 FineWeb quality"
-    step = group = "fineweb"
-
-
-class WebRatiosFilter(HeuristicFilter):
-    name = "🔣 Stop-word, symbol and diversity ratios"
-    step = group = "web_ratios"
-
-
-class ScriptFilter(HeuristicFilter):
-    name = "🔤 Script"
-    step = group = "script"
-
-
-FILTERS = {cls.group: cls for cls in (GopherQualityFilter, GopherRepetitionFilter, FineWebQualityFilter, WebRatiosFilter, ScriptFilter)}
+def check_thresholds(rules: dict, ranges: dict, prefix: str, recipe: RecipeContext) -> None:
+    """Each threshold a known rule's, within the rule's range (low, high, type); null is allowed (off)."""
+    path = recipe.path
+    for key, value in rules.items():
+        if key not in ranges:
+            raise AuroraError(f"{path}: unknown rule '{prefix}{key}' for {recipe.language} (allowed: {', '.join(ranges)})")
+        if value is None:
+            continue
+        number(value, prefix + key, path)
+        low, high, kind = ranges[key]
+        if (kind is int and not isinstance(value, int)) or not low <= value <= high:
+            what = "an integer" if kind is int else "a number"
+            span = f">= {low:g}" if high == inf else f"in [{low:g}, {high:g}]"
+            raise AuroraError(f"{path}: '{prefix}{key}' must be {what} {span}, got {value!r}")

@@ -1,10 +1,13 @@
 """Language identification with a fastText model (ours from `aurora assets build`, or lid.176 / GlotLID)."""
 
+from dataclasses import dataclass, replace
+
 from datatrove.data import Document
 
+from core.config import number, section
 from core.errors import AuroraError
 from core.storage import local_asset
-from filters.base import RecordedFilter, record
+from filters.base import FilterConfig, RecipeContext, RecipeFilter, Removal, StepContext
 
 # The recipe languages and their labels in the two fastText label schemes: ISO 639-1
 # (`__label__en`: lid.176) and ISO 639-3 with the ISO 15924 script
@@ -52,15 +55,62 @@ def predict_languages(model, texts: list[str]) -> list[tuple[str, float]]:
     return [(label[0].removeprefix("__label__"), float(min(score[0], 1.0))) for label, score in zip(labels, scores)]
 
 
-class LanguageFilter(RecordedFilter):
+@dataclass(frozen=True)
+class LanguageIDConfig(FilterConfig):
+    """`langid: {min_score}` and `assets.lid_model` of a text recipe: a document is kept when the
+    model's top label is the recipe's language with at least `min_score` probability."""
+
+    section = "langid"
+    languages = ("text",)
+    assets = ("lid_model",)
+    basis_meaning = "language-ID model"
+    language: str
+    model: str
+    min_score: float
+
+    @classmethod
+    def read(cls, data: dict, recipe: RecipeContext) -> "LanguageIDConfig":
+        path = recipe.path
+        if not isinstance(recipe.assets.get("lid_model"), str):
+            raise AuroraError(f"{path}: missing key 'assets.lid_model'")
+        score = number(section(data, cls.section, {"min_score"}, path).get("min_score"), "langid.min_score", path)
+        if not 0 <= score <= 1:
+            raise AuroraError(f"{path}: 'langid.min_score' must be between 0 and 1")
+        return cls(recipe.language, recipe.assets["lid_model"], score)
+
+    def models(self) -> list[tuple[str, str]]:
+        return [("language-ID model", self.model)]
+
+    def steps(self, context: StepContext) -> list:
+        return [LanguageFilter(context.folder, replace(self, model=context.local(self.model)))]
+
+    def columns(self, language: str) -> list[tuple[str, str]]:
+        return [("language", "string"), ("language_score", "float64")]
+
+    def basis(self, sha256) -> dict:
+        return {"lid_model": sha256(self.model)}
+
+    def check(self, language: str) -> None:  # a model without the recipe's label would remove every document
+        load_language_model(self.model, language)
+
+
+def decide(values: dict, config: LanguageIDConfig) -> Removal | None:
+    if recipe_language(values["language"]) != config.language:
+        return Removal("wrong_language")
+    if values["language_score"] < config.min_score:
+        return Removal("low_language_score", values["language_score"], config.min_score)
+    return None
+
+
+class LanguageFilter(RecipeFilter):
     """Keeps documents whose top language is the recipe's, with at least `min_score` probability."""
 
     name = "🌍 Language ID"
     step = "language"
 
-    def __init__(self, output_folder, model_path: str, language: str, min_score: float, batch_size: int = 256):
-        super().__init__(output_folder, batch_size=batch_size)
-        self.model_path, self.language, self.min_score = model_path, language, min_score
+    def __init__(self, output_folder, config: LanguageIDConfig, batch_size: int = 256):
+        super().__init__(output_folder, ("language", "language_score"), batch_size=batch_size)
+        self.config = config
         self._model = None
 
     def __getstate__(self):  # the loaded model stays in its process
@@ -69,23 +119,16 @@ class LanguageFilter(RecordedFilter):
     def predictions(self, batch: list[Document]) -> list[tuple[str, float]]:
         """(label, score) of each document."""
         if self._model is None:
-            self._model = load_language_model(self.model_path, self.language)
+            self._model = load_language_model(self.config.model, self.config.language)
         return predict_languages(self._model, [d.text for d in batch])
 
-    def filter_batch(self, batch: list[Document]):
-        results = []
-        for doc, (label, score) in zip(batch, self.predictions(batch)):
-            record(doc, {"language": label, "language_score": score})
-            doc.metadata["language_score"] = round(score, 4)
-            if recipe_language(label) != self.language:
-                doc.metadata["predicted_language"] = label  # as the model said it, e.g. hin_Latn
-                results.append((False, "wrong_language"))
-            elif score < self.min_score:
-                record(doc, {"removed_value": score, "removed_threshold": float(self.min_score)})
-                results.append((False, "low_language_score"))
-            else:
-                results.append(True)
-        return results
+    def measure(self, batch: list[Document]) -> list[dict]:
+        return [{"language": label, "language_score": score} for label, score in self.predictions(batch)]
 
-    def filter(self, doc: Document):
-        return self.filter_batch([doc])[0]
+    def annotate(self, metadata: dict, values: dict) -> None:
+        metadata["language_score"] = round(values["language_score"], 4)
+        if recipe_language(values["language"]) != self.config.language:
+            metadata["predicted_language"] = values["language"]  # as the model said it, e.g. hin_Latn
+
+    def decide(self, values: dict) -> Removal | None:
+        return decide(values, self.config)

@@ -13,16 +13,20 @@ Scoring is batched: the lines of a batch of documents are normalized and cut int
 SentencePiece call, then scored line by line in KenLM's C++ code.
 """
 
+import bisect
 import json
 import re
 import unicodedata
 from collections import Counter
+from dataclasses import dataclass, replace
 
 import numpy as np
 from datatrove.data import Document
 
+from core.config import number, section
+from core.errors import AuroraError
 from core.storage import local_asset
-from filters.base import RecordedFilter, record
+from filters.base import FilterConfig, RecipeContext, RecipeFilter, Removal, StepContext
 
 # CCNet's text_normalizer.UNICODE_PUNCT, as published (including its "１" -> '"').
 UNICODE_PUNCT = {
@@ -36,6 +40,7 @@ _NON_PRINTING = re.compile(f"[{''.join(map(chr, list(range(0, 32)) + list(range(
 _DIGIT = re.compile(r"\d")
 BUCKETS = ("head", "middle", "tail")
 CUTOFF_PERCENTILES = (30, 60)  # CCNet's head / middle / tail split
+CUTOFFS_FILE = "perplexity_cutoffs.json"  # in the run folder, from the sampling pass (`pipeline.buckets`)
 
 
 def ccnet_normalize(line: str, strip_accents: bool = False) -> str:
@@ -102,50 +107,126 @@ def bucket_cutoffs(perplexities: list[float]) -> list[float]:
 
 
 def bucket(value: float, cutoffs: list[float]) -> str:
-    return BUCKETS[int(np.searchsorted(cutoffs, value, side="right"))]
+    return BUCKETS[bisect.bisect_right(cutoffs, value)]
 
 
-class PerplexityFilter(RecordedFilter):
-    """Keeps documents under `max_perplexity`, or in the `keep` buckets given the cut-offs file."""
+@dataclass(frozen=True)
+class PerplexityConfig(FilterConfig):
+    """`perplexity:` of a text recipe, with `assets.sp_model` and `assets.kenlm_model`: `mode: max`
+    keeps documents at most `max_perplexity`; `mode: buckets` keeps those in the `keep` buckets,
+    cut at percentiles of a sample of `sample_documents` documents taken before the run."""
+
+    section = "perplexity"
+    languages = ("text",)
+    assets = ("sp_model", "kenlm_model")
+    basis_meaning = "perplexity models or strip_accents"
+    mode: str
+    sp_model: str
+    kenlm_model: str
+    strip_accents: bool = False
+    max_perplexity: float | None = None
+    keep: tuple[str, ...] = ()
+    sample_documents: int = 2000
+
+    @classmethod
+    def read(cls, data: dict, recipe: RecipeContext) -> "PerplexityConfig | None":
+        if data.get(cls.section) is None:
+            return None
+        path = recipe.path
+        given = section(data, cls.section, {"mode", "max_perplexity", "keep", "strip_accents", "sample_documents"}, path)
+        for key in ("sp_model", "kenlm_model"):
+            if not isinstance(recipe.assets.get(key), str):
+                raise AuroraError(f"{path}: the perplexity step needs 'assets.{key}'")
+        strip_accents, mode = given.get("strip_accents", False), given.get("mode")
+        if not isinstance(strip_accents, bool):
+            raise AuroraError(f"{path}: 'perplexity.strip_accents' must be true or false")
+        config = cls(mode, recipe.assets["sp_model"], recipe.assets["kenlm_model"], strip_accents)
+        if mode == "max":
+            max_perplexity = number(given.get("max_perplexity"), "perplexity.max_perplexity", path)
+            if max_perplexity <= 0:
+                raise AuroraError(f"{path}: 'perplexity.max_perplexity' must be above 0")
+            return replace(config, max_perplexity=max_perplexity)
+        if mode == "buckets":
+            keep = given.get("keep")
+            if not isinstance(keep, list) or not keep or not all(isinstance(b, str) and b in BUCKETS for b in keep):
+                raise AuroraError(f"{path}: 'perplexity.keep' must list buckets among {', '.join(BUCKETS)}")
+            sample = given.get("sample_documents", 2000)
+            if isinstance(sample, bool) or not isinstance(sample, int) or sample < 10:
+                raise AuroraError(f"{path}: 'perplexity.sample_documents' must be an integer of at least 10")
+            return replace(config, keep=tuple(keep), sample_documents=sample)
+        raise AuroraError(f"{path}: 'perplexity.mode' must be 'max' or 'buckets'")
+
+    def model(self, local=str) -> PerplexityModel:
+        return PerplexityModel(local(self.sp_model), local(self.kenlm_model), self.strip_accents)
+
+    def steps(self, context: StepContext) -> list:
+        return [PerplexityFilter(context.folder, self.model(context.local), self)]
+
+    def columns(self, language: str) -> list[tuple[str, str]]:
+        return [("perplexity", "float64"), ("perplexity_bucket", "string")]
+
+    def basis(self, sha256) -> dict:
+        return {"perplexity": {"sp_model": sha256(self.sp_model), "kenlm_model": sha256(self.kenlm_model),
+                               "strip_accents": self.strip_accents}}
+
+    def models(self) -> list[tuple[str, str]]:
+        return [("SentencePiece model", self.sp_model), ("KenLM model", self.kenlm_model)]
+
+
+def with_bucket(values: dict, cutoffs: list[float] | None) -> dict:
+    """The values with the perplexity's bucket under the cut-offs (none without cut-offs: mode max)."""
+    return values if cutoffs is None else {**values, "perplexity_bucket": bucket(values["perplexity"], cutoffs)}
+
+
+def decide(values: dict, config: PerplexityConfig) -> Removal | None:
+    if config.mode == "buckets":
+        which = values["perplexity_bucket"]
+        return None if which in config.keep else Removal(f"perplexity.bucket_{which}")
+    value = values["perplexity"]
+    return Removal("perplexity.max_perplexity", value, config.max_perplexity) if value > config.max_perplexity else None
+
+
+class PerplexityFilter(RecipeFilter):
+    """Keeps documents under `max_perplexity`, or in the `keep` buckets under the cut-offs of the
+    run's sampling pass (`CUTOFFS_FILE` in the run folder, written before the filter pass)."""
 
     name = "📉 KenLM perplexity"
     step = "perplexity"
 
-    def __init__(self, output_folder, model: PerplexityModel, max_perplexity: float | None = None,
-                 cutoffs_path: str | None = None, keep: list[str] | None = None, batch_size: int = 256):
-        super().__init__(output_folder, batch_size=batch_size)
-        self.model, self.max_perplexity = model, max_perplexity
-        self.cutoffs_path, self.keep = cutoffs_path, set(keep or [])
+    def __init__(self, output_folder, model: PerplexityModel, config: PerplexityConfig, batch_size: int = 256):
+        super().__init__(output_folder, ("perplexity", "perplexity_bucket"), batch_size=batch_size)
+        self.model, self.config = model, config
         self._cutoffs = None
         self._buckets = Counter()
 
-    def run(self, data, rank: int = 0, world_size: int = 1):
+    def reset(self) -> None:
         self._buckets = Counter()
-        yield from super().run(data, rank, world_size)
 
     def task_summary(self) -> dict:
-        return {"perplexity_buckets": dict(self._buckets)} if self.cutoffs_path else {}
+        return {"perplexity_buckets": dict(self._buckets)} if self.config.mode == "buckets" else {}
 
-    def filter_batch(self, batch: list[Document]):
-        if self.cutoffs_path and self._cutoffs is None:
-            with self.output_folder.open(self.cutoffs_path, "r") as f:
+    def cutoffs(self) -> list[float] | None:
+        if self.config.mode == "buckets" and self._cutoffs is None:
+            with self.output_folder.open(CUTOFFS_FILE, "r") as f:
                 self._cutoffs = json.load(f)["cutoffs"]
-        values = self.model.perplexities([d.text for d in batch])
-        results = []
-        for doc, value in zip(batch, values):
-            record(doc, {"perplexity": value})
-            doc.metadata["perplexity"] = round(value, 1)
-            if self._cutoffs is not None:
-                doc.metadata["perplexity_bucket"] = which = bucket(value, self._cutoffs)
-                record(doc, {"perplexity_bucket": which})
-                self._buckets[which] += 1
-                results.append(True if which in self.keep else (False, f"perplexity.bucket_{which}"))
-            elif value <= self.max_perplexity:
-                results.append(True)
-            else:
-                record(doc, {"removed_value": value, "removed_threshold": float(self.max_perplexity)})
-                results.append((False, "perplexity.max_perplexity"))
-        return results
+        return self._cutoffs
 
-    def filter(self, doc: Document):
-        return self.filter_batch([doc])[0]
+    def measure(self, batch: list[Document]) -> list[dict]:
+        return [{"perplexity": value} for value in self.model.perplexities([d.text for d in batch])]
+
+    def stored(self, row: dict) -> dict:
+        return {"perplexity": row.get("perplexity")}  # its bucket is taken again, under this run's cut-offs
+
+    def judge(self, metadata: dict, values: dict):
+        values = with_bucket(values, self.cutoffs())
+        if "perplexity_bucket" in values:
+            self._buckets[values["perplexity_bucket"]] += 1
+        return super().judge(metadata, values)
+
+    def annotate(self, metadata: dict, values: dict) -> None:
+        metadata["perplexity"] = round(values["perplexity"], 1)
+        if "perplexity_bucket" in values:
+            metadata["perplexity_bucket"] = values["perplexity_bucket"]
+
+    def decide(self, values: dict) -> Removal | None:
+        return decide(values, self.config)

@@ -10,11 +10,14 @@ of secrets that are not literal values (`token = get_token()`, `password = ""`).
 
 import ipaddress
 from collections import Counter
+from dataclasses import dataclass
 
 import regex
 from datatrove.pipeline.base import PipelineStep
 
+from core.errors import AuroraError
 from core.ledger import write_task_record
+from filters.base import FilterConfig, RecipeContext, StepContext
 
 EMAIL = regex.compile(
     r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@(?!self\.|cls\.)(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,24}\b"
@@ -94,3 +97,26 @@ class PIIRedactor(PipelineStep):
                     self.stat_update(f"redacted_{kind}", value=n)
             yield doc
         write_task_record(self.output_folder, rank, "pii", {"redacted": dict(sorted(totals.items()))})
+
+
+@dataclass(frozen=True)
+class PIIConfig(FilterConfig):
+    """`code.redact_pii` of the code recipe (false by default): redaction runs last, on the files
+    that passed every filter, so what is checked and decontaminated is what was written."""
+
+    section = "code"
+    languages = ("code",)
+    redact: bool
+
+    @classmethod
+    def read(cls, data: dict, recipe: RecipeContext) -> "PIIConfig":
+        redact = (data.get(cls.section) or {}).get("redact_pii", False)  # the section's keys: `filters.code.CodeConfig`
+        if not isinstance(redact, bool):
+            raise AuroraError(f"{recipe.path}: 'code.redact_pii' must be true or false")
+        return cls(redact)
+
+    def steps(self, context: StepContext) -> list:
+        return [PIIRedactor(context.folder)] if self.redact else []
+
+    def basis(self, sha256) -> dict:
+        return {"code": {"redact_pii": self.redact}}

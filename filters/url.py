@@ -22,6 +22,7 @@ the first that blocks a URL names the reason.
 import ipaddress
 import itertools
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import NamedTuple
 from urllib.parse import unquote
@@ -30,9 +31,10 @@ import idna
 import re2
 from datatrove.data import Document
 
+from core.config import NAME, section
 from core.errors import AuroraError
 from core.storage import list_lines
-from filters.base import RecordedFilter
+from filters.base import FilterConfig, RecipeContext, RecipeFilter, Removal, StepContext
 
 KINDS = ("domains", "substrings", "patterns")
 # Substrings and patterns see a URL's first 8,192 characters only. That bounds the work a pattern
@@ -266,9 +268,56 @@ def document_url(doc: Document) -> str | None:
     return url if isinstance(url, str) and url.strip() else None
 
 
-class URLFilter(RecordedFilter):
+@dataclass(frozen=True)
+class URLFilterConfig(FilterConfig):
+    """`url_filter: {lists: [{name, domains | substrings | patterns: file}]}`: the blocklists, in
+    order; the first that blocks a URL names the reason."""
+
+    section = "url_filter"
+    basis_meaning = "lists"
+    lists: tuple[Blocklist, ...]
+
+    @classmethod
+    def read(cls, data: dict, recipe: RecipeContext) -> "URLFilterConfig | None":
+        if data.get(cls.section) is None:
+            return None
+        path = recipe.path
+        lists = section(data, cls.section, {"lists"}, path).get("lists")
+        if not isinstance(lists, list) or not lists:
+            raise AuroraError(f"{path}: 'url_filter.lists' must be a non-empty list")
+        blocklists = []
+        for i, item in enumerate(lists):
+            where = f"{path}: url_filter.lists[{i}]"
+            kind = [k for k in KINDS if isinstance(item, dict) and k in item]
+            if not isinstance(item, dict) or len(kind) != 1 or set(item) != {"name", kind[0]}:
+                raise AuroraError(f"{where} must be a mapping of 'name' and one of {', '.join(KINDS)} (a file)")
+            name, file = item["name"], item[kind[0]]
+            if not isinstance(name, str) or not NAME.fullmatch(name) or any(b.name == name for b in blocklists):
+                raise AuroraError(f"{where}: 'name' must be a unique name of letters, digits, '.', '_' and '-' (it names the reason)")
+            if not isinstance(file, str) or not file:
+                raise AuroraError(f"{where}: '{kind[0]}' must be the path of a list file")
+            blocklists.append(Blocklist(name, kind[0], file))
+        return cls(tuple(blocklists))
+
+    def steps(self, context: StepContext) -> list:
+        return [URLFilter(context.folder, [b._replace(path=context.local(b.path)) for b in self.lists])]
+
+    def basis(self, sha256) -> dict:
+        return {"url_filter": [{"name": b.name, "kind": b.kind, "sha256": sha256(b.path)} for b in self.lists]}
+
+    def check(self, language: str) -> None:
+        load_blocklists(self.lists)
+
+
+def decide(values: dict) -> Removal | None:
+    """Removed when a list blocks the document's URL (`values["blocked_by"]`: the first list that does)."""
+    return None if values["blocked_by"] is None else Removal(f"{URLFilter.step}.{values['blocked_by']}")
+
+
+class URLFilter(RecipeFilter):
     """Removes a document whose URL a blocklist blocks, with the reason `url.<list name>`; a
-    document without a URL is kept and counted (`no_url` in the task ledger)."""
+    document without a URL is kept and counted (`no_url` in the task ledger). It records no
+    signal: the reason names the list."""
 
     name = "🔗 URL blocklists"
     step = "url"
@@ -282,20 +331,36 @@ class URLFilter(RecordedFilter):
     def __getstate__(self):  # steps travel to workers as their list paths; each process loads the lists once
         return {**self.__dict__, "_matcher": None}
 
-    def run(self, data, rank: int = 0, world_size: int = 1):
+    def reset(self) -> None:
         self._no_url = 0
-        yield from super().run(data, rank, world_size)
 
     def task_summary(self) -> dict:
         return {"no_url": self._no_url}
 
-    def filter(self, doc: Document):
-        url = document_url(doc)
-        if url is None:
-            self._no_url += 1
-            self.stat_update("no_url")
-            return True
-        if self._matcher is None:  # loaded on the first URL (the perplexity sample calls `filter` without `run`)
-            self._matcher = load_blocklists(self.lists)
-        name = self._matcher.match(url)
-        return True if name is None else (False, f"url.{name}")
+    def measure(self, batch: list[Document]) -> list[dict]:
+        values = []
+        for doc in batch:
+            url = document_url(doc)
+            if url is None:
+                self._no_url += 1
+                self.stat_update("no_url")
+                values.append({"blocked_by": None})
+                continue
+            if self._matcher is None:  # loaded on the first URL
+                self._matcher = load_blocklists(self.lists)
+            values.append({"blocked_by": self._matcher.match(url)})
+        return values
+
+    def stored(self, row: dict) -> dict:
+        """A run's verdict, from the reason it removed the document for (its lists are this recipe's:
+        the signals basis holds their sha256)."""
+        reason = row.get("removed_by") or ""
+        return {"blocked_by": reason.removeprefix(f"{self.step}.") if reason.startswith(f"{self.step}.") else None}
+
+    def replay(self, row: dict, doc: Document) -> dict:
+        """In a refilter, the URL is matched again: it is the record's, not a metric (and the task
+        counts the documents without one)."""
+        return self.measure([doc])[0]
+
+    def decide(self, values: dict) -> Removal | None:
+        return decide(values)

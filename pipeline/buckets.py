@@ -12,10 +12,8 @@ import orjson
 
 from core.atomic import write_atomic
 from core.errors import AuroraError
-from filters.perplexity import CUTOFF_PERCENTILES, bucket_cutoffs
+from filters.perplexity import CUTOFF_PERCENTILES, CUTOFFS_FILE, bucket_cutoffs
 from readers.records import readable_documents
-
-CUTOFFS_FILE = "perplexity_cutoffs.json"
 
 
 def _passes(doc, filters) -> bool:
@@ -33,12 +31,12 @@ def sample_documents(inputs: list[tuple[str, str]], filters, count: int, max_doc
     return sample
 
 
-def ensure_cutoffs(folder, sample_perplexities) -> str:
-    """Write the cut-offs file unless the run folder already has it; returns its name.
+def ensure_cutoffs(folder, sample_perplexities) -> None:
+    """Write the cut-offs file unless the run folder already has it.
     `sample_perplexities()` gives the sample's perplexities (`sample_documents` scored, or in a
     refilter the stored values of the same sample)."""
     if folder.exists(CUTOFFS_FILE):
-        return CUTOFFS_FILE
+        return
     perplexities = sample_perplexities()
     if len(perplexities) < 10:
         raise AuroraError(f"only {len(perplexities)} documents pass the filters before perplexity: too few for buckets")
@@ -48,4 +46,3 @@ def ensure_cutoffs(folder, sample_perplexities) -> str:
         "sample_documents": len(perplexities),
     }
     write_atomic(folder, CUTOFFS_FILE, orjson.dumps(record, option=orjson.OPT_INDENT_2))
-    return CUTOFFS_FILE

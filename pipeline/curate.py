@@ -10,5 +10,5 @@ def curate(recipe: Recipe, inputs: list[str] | None = None, output: str | None =
            executor: str = "local", workers: int = 1, verbose: bool = False) -> dict:
     if executor == "ray" and workers >= 1:  # the cluster starts, and its workers import, while the run is prepared
         start_ray(workers, verbose)
-    files = prepare(recipe, inputs, output, workers)
+    recipe, files = prepare(recipe, inputs, output, workers)
     return run_curation(recipe, files, executor, workers, verbose)

@@ -18,6 +18,7 @@ naming it and its log, and a rerun resumes (`run.executors`).
 
 import functools
 import os
+from dataclasses import replace
 from typing import NamedTuple
 
 from datatrove.io import get_datafolder
@@ -26,14 +27,9 @@ from core.errors import AuroraError
 from core.storage import is_remote, local_asset
 from core.tokenizer import eod_id, file_sha256, load_tokenizer
 from dedup import DedupDocuments, DedupFilter, DedupLayout, DedupSignatures, dedup_passes, read_decisions
-from filters.code import CodeLanguageFilter, CodeQualityFilter
-from filters.decontamination import DecontaminationFilter, load_index
-from filters.flagged_words import FlaggedWordsFilter, load_flagged_words
-from filters.heuristics import FILTERS, GROUPS, SETTINGS
-from filters.language_id import LanguageFilter, load_language_model
-from filters.perplexity import PerplexityFilter, PerplexityModel
-from filters.pii import PIIRedactor
-from filters.url import URLFilter, load_blocklists
+from filters.base import StepContext
+from filters.decontamination import DecontaminationConfig, load_index
+from filters.perplexity import PerplexityConfig, PerplexityFilter
 from manifests.manifest import build_pool_manifest, write_manifest
 from pipeline.buckets import ensure_cutoffs, sample_documents
 from pipeline.recipe import Recipe, Source
@@ -62,36 +58,38 @@ class Replay(NamedTuple):
 
 
 def filter_schema_of(recipe: Recipe):
-    return filter_schema(recipe.language, list(recipe.heuristics) if recipe.language != "code" else [], bool(recipe.perplexity),
-                         bool(recipe.flagged_words), bool(recipe.decontamination))
+    """The filter signals' columns: each filter's, in run order."""
+    return filter_schema([column for config in recipe.filters for column in config.columns(recipe.language)])
 
 
-def filter_steps(recipe: Recipe, inputs, units: list[WorkUnit], folder, replay: Replay | None = None) -> list:
-    """Read (a work unit per task), then every filter of the recipe, in order, between the steps
-    that record each document's signals (`pipeline.signals`). The URL blocklists go first (a look-up
-    per document, and a blocked site's pages need no language ID); decontamination last, on the
-    documents that passed everything else, before PII redaction rewrites a code file."""
-    filters = [URLFilter(folder, [b._replace(path=absolute(b.path)) for b in recipe.url_filter])] if recipe.url_filter else []
-    decontamination = [DecontaminationFilter(folder, [s._replace(path=absolute(s.path)) for s in recipe.decontamination],
-                                             recipe.language)] if recipe.decontamination else []
-    if recipe.language == "code":
-        filters += [CodeLanguageFilter(folder, recipe.code_languages), CodeQualityFilter(folder, recipe.heuristics), *decontamination]
-        if recipe.redact_pii:
-            filters.append(PIIRedactor(folder))
-    else:
-        filters.append(LanguageFilter(folder, absolute(recipe.lid_model), recipe.language, recipe.min_language_score))
-        filters += [FILTERS[group](folder, recipe.language, recipe.heuristics[group]) for group in GROUPS if group in recipe.heuristics]
-        if recipe.flagged_words:
-            words = recipe.flagged_words
-            filters.append(FlaggedWordsFilter(folder, recipe.language, absolute(words["list"]), words["max_ratio"]))
-        if recipe.perplexity:
-            filters.append(_perplexity_step(recipe, inputs, folder, filters, replay))
-        filters += decontamination
+def filter_steps(recipe: Recipe, folder) -> list:
+    """Every filter step of the recipe, in run order (`filters.registry`)."""
+    context = StepContext(folder, recipe.language, absolute)
+    return [step for config in recipe.filters for step in config.steps(context)]
+
+
+def filter_pass(recipe: Recipe, inputs, units: list[WorkUnit], folder, replay: Replay | None = None) -> list:
+    """Read (a work unit per task), then the filters, between the steps that record each document's
+    signals (`pipeline.signals`). With perplexity buckets, their cut-offs are sampled first
+    (`pipeline.buckets`), from the documents that pass the filters before perplexity."""
+    filters = filter_steps(recipe, folder)
+    perplexity = recipe.filter(PerplexityConfig)
+    if perplexity is not None and perplexity.mode == "buckets":
+        before = filters[:next(i for i, step in enumerate(filters) if isinstance(step, PerplexityFilter))]
+        if replay is not None:
+            def sample():
+                return replay.perplexity_sample(perplexity.sample_documents)
+        else:
+            def sample():
+                files = [(s, absolute(p)) for s, p in inputs]
+                documents = sample_documents(files, before, perplexity.sample_documents, recipe.max_document_bytes, recipe.extractor)
+                return perplexity.model(absolute).perplexities(documents)
+        ensure_cutoffs(folder, sample)
     if replay is not None:  # a refilter: the same outputs, from the run's files
         return [replay.filters(units, folder, filters, filter_schema_of(recipe))]
     signals = TaskSignals(folder, filter_schema_of(recipe))
-    return [RawDocumentReader(units, folder, recipe.language, recipe.max_document_bytes, extractor=recipe.extractor), SignalsStart(signals), *filters,
-            SignalsEnd(signals)]
+    return [RawDocumentReader(units, folder, recipe.language, recipe.max_document_bytes, extractor=recipe.extractor), SignalsStart(signals),
+            *filters, SignalsEnd(signals)]
 
 
 def shard_writer(recipe: Recipe, folder, replay: Replay | None = None) -> MegatronShardWriter:
@@ -110,64 +108,43 @@ def passes(recipe: Recipe, inputs, units: list[WorkUnit], folder, replay: Replay
     and CAT.) A refilter (`replay`) runs the same passes on the replayed run's signals."""
     tasks, schema = len(units), signals_schema(filter_schema_of(recipe), bool(recipe.dedup))
     if not recipe.dedup:
-        steps = filter_steps(recipe, inputs, units, folder, replay) + [shard_writer(recipe, folder, replay), SignalsWriter(folder, schema)]
+        steps = filter_pass(recipe, inputs, units, folder, replay) + [shard_writer(recipe, folder, replay), SignalsWriter(folder, schema)]
         yield "curate", steps, tasks
         return
     d, layout = recipe.dedup, DEDUP_LAYOUT
     signatures = DedupSignatures(folder, layout, recipe.language, d["num_perm"], d["seed"], d["ngram"], recipe.batch_size,
                                  shingle_sets=d["verify"] == "shingles", stored_folder=replay.folder if replay else None)
-    yield "filter", filter_steps(recipe, inputs, units, folder, replay) + [signatures], tasks
+    yield "filter", filter_pass(recipe, inputs, units, folder, replay) + [signatures], tasks
     partitions = yield from dedup_passes(folder, layout, tasks, d)
     decisions = functools.partial(read_decisions, folder, layout, partitions)
     yield "tokenize", [DedupDocuments(folder, layout), DedupFilter(folder, layout, partitions), shard_writer(recipe, folder, replay),
                        SignalsWriter(folder, schema, decisions)], tasks
 
 
-def _perplexity_step(recipe: Recipe, inputs, folder, filters, replay: Replay | None) -> PerplexityFilter:
-    settings = recipe.perplexity
-    model = PerplexityModel(absolute(settings["sp_model"]), absolute(settings["kenlm_model"]), settings["strip_accents"])
-    if settings["mode"] == "max":
-        return PerplexityFilter(folder, model, max_perplexity=settings["max_perplexity"])
-    if replay is not None:
-        def sample():
-            return replay.perplexity_sample(settings["sample_documents"])
-    else:
-        def sample():
-            files = [(s, absolute(p)) for s, p in inputs]
-            return model.perplexities(sample_documents(files, filters, settings["sample_documents"], recipe.max_document_bytes, recipe.extractor))
-    return PerplexityFilter(folder, model, cutoffs_path=ensure_cutoffs(folder, sample), keep=settings["keep"])
-
-
 def _check_assets(recipe: Recipe) -> None:
-    models = [("tokenizer", recipe.tokenizer), ("language-ID model", recipe.lid_model)]
-    if recipe.perplexity:
-        models += [("SentencePiece model", recipe.perplexity["sp_model"]), ("KenLM model", recipe.perplexity["kenlm_model"])]
-    for what, path in models:
-        if path is not None and not is_remote(path) and not os.path.exists(path):
+    """The tokenizer and every filter's models exist (a remote one is fetched and checked here),
+    and every filter's lists and evaluation sets are read whole, so a bad one stops the run before
+    any work (the tasks read them again)."""
+    for what, path in [("tokenizer", recipe.tokenizer)] + [model for config in recipe.filters for model in config.models()]:
+        if not is_remote(path) and not os.path.exists(path):
             raise AuroraError(f"{what} {path} not found (run `make assets` or fix assets in {recipe.path})")
-        if path is not None:
-            local_asset(path)  # a remote one is fetched and checked here first, so a bad one stops the run before work starts
+        local_asset(path)
     eod_id(load_tokenizer(recipe.tokenizer), recipe.tokenizer, recipe.eod_token)
-    if recipe.lid_model is not None:  # a model without the recipe's label would remove every document
-        load_language_model(recipe.lid_model, recipe.language)
-    # Lists and evaluation sets are read whole here, so a junk line or a malformed item stops the run
-    # before any work (the tasks read them again).
-    if recipe.url_filter:
-        load_blocklists(recipe.url_filter)
-    if recipe.flagged_words:
-        load_flagged_words(recipe.flagged_words["list"], recipe.language)
-    if recipe.decontamination:
-        load_index(recipe.decontamination, recipe.language)
+    for config in recipe.filters:
+        config.check(recipe.language)
 
 
-def signals_basis(recipe: Recipe, files: list[tuple[str, str]]) -> dict:
+def asset_sha256(path: str) -> str:
+    with open(local_asset(path), "rb") as f:
+        return file_sha256(f)
+
+
+def signals_basis(recipe: Recipe, files: list[tuple[str, str]], sha=asset_sha256) -> dict:
     """What a run's signals depend on beyond the thresholds: a refilter of the run is exact only
     under a recipe with the same basis (`pipeline.refilter` says which part differs). Models by
     their sha256, so a path moved is the same model and a file rebuilt in place is not. The HTML
-    extractor only where `files` (the run's inputs) hold WARC files: other inputs carry their text."""
-    def sha(path):
-        with open(local_asset(path), "rb") as f:
-            return file_sha256(f)
+    extractor only where `files` (the run's inputs) hold WARC files: other inputs carry their text.
+    Then each filter's part (`filters.base.FilterConfig.basis`), in run order, and dedup's."""
     basis = {
         "language": recipe.language,
         "read": {"max_document_bytes": recipe.max_document_bytes, "unit_bytes": recipe.unit_bytes},
@@ -175,37 +152,25 @@ def signals_basis(recipe: Recipe, files: list[tuple[str, str]]) -> dict:
     }
     if any(input_format(path) in WARC_FORMATS for _, path in files):
         basis["read"]["extractor"] = recipe.extractor
-    if recipe.language == "code":
-        basis["code"] = {"heuristics": recipe.heuristics, "languages": recipe.code_languages, "redact_pii": recipe.redact_pii}
-    else:
-        basis["lid_model"] = sha(recipe.lid_model)
-        basis["heuristics"] = {group: {k: v for k, v in rules.items() if k in SETTINGS} for group, rules in recipe.heuristics.items()}
-    if recipe.perplexity:
-        p = recipe.perplexity
-        basis["perplexity"] = {"sp_model": sha(p["sp_model"]), "kenlm_model": sha(p["kenlm_model"]), "strip_accents": p["strip_accents"]}
-    if recipe.url_filter:
-        basis["url_filter"] = [{"name": b.name, "kind": b.kind, "sha256": sha(b.path)} for b in recipe.url_filter]
-    if recipe.flagged_words:
-        basis["flagged_words"] = sha(recipe.flagged_words["list"])
-    if recipe.decontamination:
-        basis["decontamination"] = [{**{k: v for k, v in s._asdict().items() if k != "path"}, "sha256": sha(s.path)}
-                                    for s in recipe.decontamination]
+    for config in recipe.filters:
+        for key, value in config.basis(sha).items():  # the code recipe's `code` part is two filters' (code, PII)
+            basis[key] = {**basis[key], **value} if key in basis else value
     if recipe.dedup:
         d = recipe.dedup
         basis["dedup"] = {"num_perm": d["num_perm"], "seed": d["seed"], "ngram": d["ngram"], "shingle_sets": d["verify"] == "shingles"}
     return basis
 
 
-def prepare(recipe: Recipe, inputs: list[str] | None, output: str | None, workers: int) -> list[tuple[str, str]]:
-    """The recipe pointed at `inputs` and `output`, its assets checked; returns its input files."""
+def prepare(recipe: Recipe, inputs: list[str] | None, output: str | None, workers: int) -> tuple[Recipe, list[tuple[str, str]]]:
+    """The recipe pointed at `inputs` and `output`, its assets checked, and its input files."""
     if inputs:
-        recipe.sources = [Source("input", list(inputs))]
+        recipe = replace(recipe, sources=(Source("input", tuple(inputs)),))
     if output:
-        recipe.output = output
+        recipe = replace(recipe, output=output)
     if workers < 1:
         raise AuroraError("--workers must be at least 1")
     _check_assets(recipe)
-    return resolve_inputs(recipe.sources)
+    return recipe, resolve_inputs(recipe.sources)
 
 
 def run_curation(recipe: Recipe, files: list[tuple[str, str]], executor: str, workers: int, verbose: bool,
@@ -219,7 +184,8 @@ def run_curation(recipe: Recipe, files: list[tuple[str, str]], executor: str, wo
             logging_dir = os.path.join(absolute(recipe.output), "logs", name)
             run_pass(make_executor(executor, pipeline, tasks, min(workers, tasks), logging_dir, verbose), name, logging_dir, verbose)
         signals = {"basis": signals_basis(recipe, files), "files": [signals_path(task) for task in range(len(units))]}
-        eval_sets = load_index(recipe.decontamination, recipe.language).sets if recipe.decontamination else None
+        decontamination = recipe.filter(DecontaminationConfig)
+        eval_sets = load_index(decontamination.sets, recipe.language).sets if decontamination else None
         dedup_files = [path for task in range(len(units)) for path in DEDUP_LAYOUT.filter_files(task)] if recipe.dedup else None
         manifest = build_pool_manifest(folder, recipe, files, DEDUP_LAYOUT.clusters if recipe.dedup else None,
                                        [unit.describe() for unit in units], signals, eval_sets, dedup_files)

@@ -7,9 +7,10 @@ something (`pipeline.passes.run_curation`), on what RUN stored instead of what i
 
 - The filter pass's read and filters are one step, `ReplayedFilters`: each record of the task's
   work unit is parsed for its id and fields only (the text is not normalized again), each
-  document's fate is decided from RUN's signals by the recipe's filters' own rules (language
-  label and score, heuristic metrics with `filters.heuristics.broken_rule`, perplexities
-  unrounded, the cut-offs from the stored values of the sampling pass's sample), and its text is
+  document's fate is decided by the recipe's own filter steps (`judge`, each filter's one rule)
+  on the values RUN stored (language label and score, heuristic metrics, the flagged-words
+  ratio, perplexities unrounded, bucketed under cut-offs from the stored values of the sampling
+  pass's sample; URLs are matched again, against RUN's lists), and its text is
   RUN's (its filter rejects, dedup's kept documents: files checked against RUN's manifest); the
   rejects, ledgers and filter signals are written as the filters write them (a step's rejects
   that are RUN's line for line are RUN's file, copied). MinHash signatures, digests and shingle
@@ -37,12 +38,14 @@ import functools
 import os
 from collections import Counter
 from contextlib import ExitStack
+from dataclasses import replace
 
 import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 from datatrove.data import Document
+from datatrove.io import get_datafolder
 from datatrove.pipeline.base import PipelineStep
 
 from core.atomic import AtomicFile
@@ -52,15 +55,11 @@ from core.rejects import REJECTS_DIR, RejectWriter, read_rejects, rejects_path
 from core.storage import uri
 from dedup import DedupLayout
 from dedup.signatures import DOCS_SCHEMA
-from filters.base import SIGNALS, DocumentSignals, MissingSignal
-from filters.flagged_words import FlaggedWordsFilter
-from filters.heuristics import GROUPS, SETTINGS, HeuristicFilter, metric_names
-from filters.language_id import LanguageFilter, recipe_language
-from filters.perplexity import BUCKETS, PerplexityFilter, bucket_cutoffs
-from filters.url import URLFilter, document_url
+from filters.base import SIGNALS, DocumentSignals
+from filters.perplexity import PerplexityConfig, PerplexityFilter, bucket_cutoffs, with_bucket
 from manifests.audit import audit_checksums, audit_rejects, audit_signals
 from manifests.manifest import load_manifest
-from pipeline.passes import Replay, prepare, run_curation, signals_basis
+from pipeline.passes import Replay, asset_sha256, filter_steps, prepare, run_curation, signals_basis
 from pipeline.recipe import Recipe, Source
 from pipeline.signals import filter_signals_path, signals_path, write_row_groups
 from pipeline.tokenize import StoredTokens
@@ -69,8 +68,6 @@ from readers.records import REMOVAL_PREFIX, iter_records, parse_record, raw_text
 from run.inputs import absolute, input_identity
 from run.output import RUN_FILE, read_run_file
 
-URL_REASON = URLFilter.step + "."  # the reasons of a URL list's removals: url.<list name>
-
 
 def refilter(recipe: Recipe, run: str, output: str | None = None, executor: str = "local", workers: int = 1,
              verbose: bool = False) -> dict:
@@ -78,34 +75,30 @@ def refilter(recipe: Recipe, run: str, output: str | None = None, executor: str 
     documents' tokens taken from RUN's shards."""
     if recipe.language == "code":
         raise AuroraError("refilter replays text recipes: a code rule is measured only when the rules before it pass")
-    if recipe.decontamination:  # a clean document's check leaves no signal, so a document it never checked cannot be told apart
-        raise AuroraError("refilter does not replay 'decontamination'; curate the recipe instead")
     manifest, run_folder = load_manifest(run)
     if "signals" not in manifest:
         raise AuroraError(f"{run} has no signals (curated before they were recorded); curate the recipe instead")
-    recipe.sources = _sources(manifest["inputs"])  # RUN's inputs, as RUN named them
-    files = prepare(recipe, None, output, workers)
+    recipe, files = prepare(replace(recipe, sources=_sources(manifest["inputs"])), None, output, workers)  # RUN's inputs, as RUN named them
     if absolute(recipe.output).rstrip("/") == absolute(uri(run_folder)).rstrip("/"):
         raise AuroraError(f"--output is {run} itself; refilter writes a new run folder")
     check_run_files(manifest, run_folder, run)
-    check_basis(manifest["signals"]["basis"], signals_basis(recipe, files), run)
+    check_basis(recipe, manifest["signals"]["basis"], files, run)
     _check_inputs(run_folder, manifest, files, run)
     units = work_units([(source, absolute(path)) for source, path in files], recipe.unit_bytes)
     table = _read_signals(run_folder, len(units), _columns(recipe))
-    sample = _sampler(recipe, table, [unit.path for unit in units], run)
-    check_replayable(recipe, table, sample, run)
+    fates = Fates(recipe, table, [unit.path for unit in units], run)
     tokens = StoredTokens(run_folder, manifest["shards"], signals_path)
     tokens.check()
     filters = functools.partial(ReplayedFilters, run_folder=run_folder, language=recipe.language,
                                 max_document_bytes=recipe.max_document_bytes, extractor=recipe.extractor)
-    return run_curation(recipe, files, executor, workers, verbose, Replay(run_folder, sample, tokens, filters))
+    return run_curation(recipe, files, executor, workers, verbose, Replay(run_folder, fates.perplexity_sample, tokens, filters))
 
 
-def _sources(inputs: list[dict]) -> list[Source]:
+def _sources(inputs: list[dict]) -> tuple[Source, ...]:
     sources: dict[str, list[str]] = {}
     for entry in inputs:
         sources.setdefault(entry["source"], []).append(entry["path"])
-    return [Source(name, paths) for name, paths in sources.items()]
+    return tuple(Source(name, tuple(paths)) for name, paths in sources.items())
 
 
 def check_run_files(manifest: dict, run_folder, run: str) -> None:
@@ -124,26 +117,24 @@ def check_run_files(manifest: dict, run_folder, run: str) -> None:
             raise AuroraError(f"{run}: {what} cannot be trusted: {problems[0]}; curate the recipe instead")
 
 
-def check_basis(old: dict, new: dict, run: str) -> None:
-    """Refuse a recipe whose signals would not be RUN's: the first difference, in one line."""
+def check_basis(recipe: Recipe, old: dict, files: list[tuple[str, str]], run: str) -> None:
+    """Refuse a recipe whose signals would not be RUN's (`old`, its signals basis): the first
+    difference, in one line. Each filter says what of its part must be RUN's
+    (`filters.base.FilterConfig.refilter_problem`)."""
     def refuse(what: str) -> None:
         raise AuroraError(f"refilter needs signals {run} does not have: {what}; curate the recipe instead")
 
+    sha = functools.cache(asset_sha256)  # each file hashed once
+    new = signals_basis(recipe, files, sha)
     if new["language"] != old["language"]:
         refuse(f"it is a {old['language']} run, the recipe is {new['language']}")
-    for key, what in (("read", "read settings"), ("tokenizer", "tokenizer (or its EOD token)"), ("lid_model", "language-ID model")):
+    for key, what in (("read", "read settings"), ("tokenizer", "tokenizer (or its EOD token)")):
         if new.get(key) != old.get(key):
             refuse(f"the {what} differs from the run's")
-    for group, settings in new["heuristics"].items():
-        if group not in old["heuristics"]:
-            refuse(f"heuristics.{group} was not run")
-        if settings != old["heuristics"][group]:
-            refuse(f"heuristics.{group} settings {settings} differ from the run's {old['heuristics'][group]}")
-    for key in ("url_filter", "flagged_words"):  # RUN's URL removals and ratios are replayed as they are: its lists only
-        if new.get(key) is not None and new[key] != old.get(key):
-            refuse(f"{key} was not run" if old.get(key) is None else f"the {key} lists differ from the run's")
-    if new.get("perplexity") is not None and new["perplexity"] != old.get("perplexity"):
-        refuse("perplexity was not run" if old.get("perplexity") is None else "the perplexity models (or strip_accents) differ")
+    for config in recipe.filters:
+        problem = config.refilter_problem(config.basis(sha), old)
+        if problem is not None:
+            refuse(problem)
     if new.get("dedup") is not None:
         if old.get("dedup") is None:
             refuse("dedup was not run (no MinHash signatures)")
@@ -173,10 +164,8 @@ def _check_inputs(run_folder, manifest: dict, files: list[tuple[str, str]], run:
 
 
 def _columns(recipe: Recipe) -> list[str]:
-    columns = ["id", "removed_by", "language", "language_score"]
-    columns += [f"{g}.{m}" for g in GROUPS if g in recipe.heuristics for m in metric_names(g, recipe.language)]
-    columns += ["flagged_words.ratio"] if recipe.flagged_words else []
-    return columns + (["perplexity"] if recipe.perplexity else []) + (["dedup"] if recipe.dedup else [])
+    columns = ["id", "removed_by"] + [name for config in recipe.filters for name, _ in config.columns(recipe.language)]
+    return columns + (["dedup"] if recipe.dedup else [])
 
 
 def _read_signals(folder, tasks: int, columns: list[str]) -> pa.Table:
@@ -189,109 +178,91 @@ def _read_signals(folder, tasks: int, columns: list[str]) -> pa.Table:
     return pa.concat_tables(tables)
 
 
-def _values(table: pa.Table, column: str) -> np.ndarray:
-    return table.column(column).to_numpy(zero_copy_only=False)
+class Fates:
+    """What the recipe's filters decide of RUN's documents before any work, from RUN's signals, by
+    the filter steps' own rules (`stored` values, `decide`): the perplexity cut-offs' sample, and
+    the refusal of a recipe under which a document reaches a filter (or dedup) that RUN never ran
+    on it."""
 
+    def __init__(self, recipe: Recipe, table: pa.Table, unit_paths: list[str], run: str):
+        self.table, self.run = table, run
+        self.missing: dict[str, list] = {}  # step -> [documents that reach it without its values, the first one's row]
+        steps = filter_steps(recipe, get_datafolder(absolute(recipe.output)))  # made, never run: their rules only
+        at = next((i for i, step in enumerate(steps) if isinstance(step, PerplexityFilter)), len(steps))
+        self.passing = self._fates(steps[:at])  # every filter before perplexity passed
+        self.order = self._round_robin(unit_paths)
+        alive = self.passing
+        perplexity = recipe.filter(PerplexityConfig)
+        if perplexity is not None:
+            cutoffs = None
+            if perplexity.mode == "buckets":
+                sample = self.perplexity_sample(perplexity.sample_documents)
+                if len(sample) < 10:
+                    raise AuroraError(f"only {len(sample)} documents pass the filters before perplexity: too few for buckets")
+                cutoffs = bucket_cutoffs(sample)
+            alive = alive & self._fates(steps[at : at + 1], cutoffs, alive)
+        if recipe.dedup:
+            unseen = alive & table.column("dedup").is_null().to_numpy(zero_copy_only=False)
+            if unseen.any():
+                self.missing["dedup"] = [int(unseen.sum()), table.slice(int(np.flatnonzero(unseen)[0]), 1).to_pylist()[0]]
+                self._refuse_missing()
 
-def _missing(table: pa.Table, column: str) -> np.ndarray:
-    return table.column(column).is_null().to_numpy(zero_copy_only=False)
+    def _fates(self, steps: list, cutoffs: list[float] | None = None, reaching: np.ndarray | None = None) -> np.ndarray:
+        """Which documents pass `steps` (those that reach them: all, or `reaching`), refused when one
+        reaches a step whose values RUN never computed for it."""
+        passed, i = np.zeros(self.table.num_rows, dtype=bool), 0
+        for batch in self.table.to_batches(max_chunksize=1 << 16):  # rows as dicts, a batch at a time
+            for row in batch.to_pylist():
+                passed[i] = (reaching is None or reaching[i]) and self._passes(steps, row, cutoffs)
+                i += 1
+        self._refuse_missing()
+        return passed
 
+    def _passes(self, steps: list, row: dict, cutoffs: list[float] | None) -> bool:
+        for step in steps:
+            values = step.stored(row)
+            if step.columns and any(value is None for value in values.values()):
+                missing = self.missing.setdefault(step.step, [0, row])
+                missing[0] += 1
+                return False
+            if step.decide(with_bucket(values, cutoffs)) is not None:
+                return False
+        return True
 
-def _before_perplexity(recipe: Recipe, table: pa.Table, run: str) -> np.ndarray:
-    """Which documents pass language ID and the heuristics under the recipe, from the stored
-    metrics (the rules as `filters.heuristics.broken_rule` applies them); refused when a document
-    reaches a group whose metrics the run never computed for it."""
-    labels = table.column("language").to_pylist()
-    blocked = [reason is not None and reason.startswith(URL_REASON) for reason in table.column("removed_by").to_pylist()]
-    ours = np.array([label is not None and recipe_language(label) == recipe.language for label in labels], dtype=bool)
-    alive = ours & ~np.array(blocked, dtype=bool) & ~(_values(table, "language_score") < recipe.min_language_score)
-    for group in GROUPS:
-        if group not in recipe.heuristics:
-            continue
-        names = [f"{group}.{m}" for m in metric_names(group, recipe.language)]
-        _refuse_missing(table, alive, names[0], group, run)
-        metrics = {name.split(".", 1)[1]: _values(table, name) for name in names}
-        broken = np.zeros(len(alive), dtype=bool)
-        for rule, limit in recipe.heuristics[group].items():
-            if limit is not None and rule not in SETTINGS:
-                values = metrics[rule[4:]]
-                broken |= (values < limit) if rule.startswith("min_") else (values > limit)
-        alive &= ~broken
-    if recipe.flagged_words:
-        _refuse_missing(table, alive, "flagged_words.ratio", "flagged_words", run)
-        alive &= ~(_values(table, "flagged_words.ratio") > recipe.flagged_words["max_ratio"])
-    return alive
+    def _refuse_missing(self) -> None:
+        for step, (count, first) in self.missing.items():
+            raise AuroraError(
+                f"{count} documents would reach {step} under the recipe but {self.run} removed them before it "
+                f"(first {first['id']}, removed by {first['removed_by']}), "
+                f"so their {step} signals were never computed; curate the recipe instead")
 
+    def _round_robin(self, unit_paths: list[str]) -> np.ndarray:
+        """The documents in the order the sampling pass reads them (`pipeline.buckets`): one from each
+        input file in turn."""
+        tasks = self.table.column("task").to_numpy()
+        paths = list(dict.fromkeys(unit_paths))
+        file_of = np.array([paths.index(unit_paths[t]) for t in tasks], dtype=np.int64)
+        position = np.zeros(len(tasks), dtype=np.int64)  # a document's place in its file, over the file's units
+        for f in range(len(paths)):
+            mine = np.flatnonzero(file_of == f)
+            position[mine] = np.arange(len(mine))
+        return np.lexsort((file_of, position))  # round-robin: every file's first document, then every second one
 
-def _refuse_missing(table: pa.Table, reaching: np.ndarray, column: str, step: str, run: str) -> None:
-    missing = reaching & _missing(table, column)
-    if missing.any():
-        first = int(np.flatnonzero(missing)[0])
-        raise AuroraError(
-            f"{int(missing.sum())} documents would reach {step} under the recipe but {run} removed them before it "
-            f"(first {table.column('id')[first].as_py()}, removed by {table.column('removed_by')[first].as_py()}), "
-            f"so their {step} signals were never computed; curate the recipe instead")
-
-
-def _sampler(recipe: Recipe, table: pa.Table, unit_paths: list[str], run: str):
-    """The perplexity cut-offs' sample as the sampling pass takes it (`pipeline.buckets`): the
-    documents that pass language ID and the heuristics, one from each input file in turn, the
-    first `count`; their stored perplexities. None without perplexity buckets."""
-    if not recipe.perplexity or recipe.perplexity["mode"] != "buckets":
-        return None
-    tasks = _values(table, "task")
-    paths = list(dict.fromkeys(unit_paths))
-    file_of = np.array([paths.index(unit_paths[t]) for t in tasks], dtype=np.int64)
-    position = np.zeros(len(tasks), dtype=np.int64)  # a document's place in its file, over the file's units
-    for f in range(len(paths)):
-        mine = np.flatnonzero(file_of == f)
-        position[mine] = np.arange(len(mine))
-    order = np.lexsort((file_of, position))  # round-robin: every file's first document, then every second one
-    perplexities = table.column("perplexity")
-
-    def sample(count: int) -> list[float]:
-        passing = order[_before_perplexity(recipe, table, run)[order]][:count]
-        return [perplexities[int(i)].as_py() for i in passing]
-    return sample
-
-
-def check_replayable(recipe: Recipe, table: pa.Table, sample, run: str) -> None:
-    """Refuse, before any work, a recipe under which a document reaches a step (a heuristic group,
-    perplexity, dedup) that the run never ran on it."""
-    alive = _before_perplexity(recipe, table, run)
-    if recipe.perplexity:
-        _refuse_missing(table, alive, "perplexity", "perplexity", run)
-        values = _values(table, "perplexity")
-        if recipe.perplexity["mode"] == "max":
-            alive &= ~(values > recipe.perplexity["max_perplexity"])
-        else:
-            perplexities = sample(recipe.perplexity["sample_documents"])
-            if len(perplexities) < 10:
-                raise AuroraError(f"only {len(perplexities)} documents pass the filters before perplexity: too few for buckets")
-            buckets = np.array(BUCKETS)[np.searchsorted(bucket_cutoffs(perplexities), np.where(alive, values, 0), side="right")]
-            alive &= np.isin(buckets, recipe.perplexity["keep"])
-    if recipe.dedup:
-        _refuse_missing(table, alive, "dedup", "dedup", run)
-
-
-
-def _rules(thresholds: dict) -> list[tuple]:
-    """`filters.heuristics.broken_rule` made once for a group's thresholds: (rule, metric, limit,
-    is a minimum) of each rule it checks, in its order."""
-    rules = []
-    for rule, limit in thresholds.items():
-        if limit is not None and rule not in SETTINGS and rule.startswith(("min_", "max_")):
-            rules.append((rule, rule[4:], limit, rule.startswith("min_")))
-    return rules
+    def perplexity_sample(self, count: int) -> list[float]:
+        """The perplexity cut-offs' sample as the sampling pass takes it: the first `count` documents,
+        round-robin over the files, that pass the filters before perplexity; their stored perplexities."""
+        chosen = self.order[self.passing[self.order]][:count]
+        return self.table.column("perplexity").take(pa.array(chosen, pa.int64())).to_pylist()
 
 
 class ReplayedFilters(PipelineStep):
-    """What the filter steps of a curate task write (`pipeline.passes.filter_steps`: the reader, the
-    signals steps, language ID, the heuristic groups, perplexity), decided from RUN's signals with
-    the recipe's filters (`filters`, as `filter_steps` makes them: their thresholds, steps and
-    rules), without running the filters' per-document machinery: the `read` ledger and malformed
-    rejects, each filter's rejects and ledger, the filter signals file, and the documents that pass
-    (metadata as the filters leave it), for dedup's signatures or the shards.
+    """What the filter steps of a curate task write (`pipeline.passes.filter_pass`: the reader, the
+    signals steps, the filters), decided by the recipe's filter steps (`filters`, as
+    `filter_steps` makes them) on RUN's stored values (`RecordedFilter.replay`, then `judge`: the
+    same rules, records and metadata as in a curate run), without measuring anything again: the
+    `read` ledger and malformed rejects, each filter's rejects and ledger, the filter signals file,
+    and the documents that pass (metadata as the filters leave it), for dedup's signatures or the
+    shards.
 
     Each record of the task's work unit is parsed for its id and fields only (cheap); the texts
     are RUN's (normalized, as the reader made them): its filter rejects and dedup's kept documents,
@@ -313,19 +284,9 @@ class ReplayedFilters(PipelineStep):
         with self.run_folder.open(signals_path(rank), "rb") as f:
             stored_rows = pq.read_table(f).to_pylist()
         texts, twice, run_rejects = self._texts(rank, stored_rows)
-        language = next(f for f in self.filters if isinstance(f, LanguageFilter))
-        groups = [(f, [(m, f"{f.group}.{m}") for m in metric_names(f.group, self.language)], _rules(f.thresholds))
-                  for f in self.filters if isinstance(f, HeuristicFilter)]
-        perplexity = next((f for f in self.filters if isinstance(f, PerplexityFilter)), None)
-        url = next((f for f in self.filters if isinstance(f, URLFilter)), None)
-        flagged = next((f for f in self.filters if isinstance(f, FlaggedWordsFilter)), None)
-        cutoffs = None  # each document's perplexity bucket, as `filters.perplexity.bucket` gives it, at once
-        if perplexity is not None and perplexity.cutoffs_path:
-            with folder.open(perplexity.cutoffs_path, "rb") as f:
-                cutoffs = orjson.loads(f.read())["cutoffs"]
-            values = np.array([np.nan if r.get("perplexity") is None else r["perplexity"] for r in stored_rows], dtype=np.float64)
-            cutoffs = np.array(BUCKETS)[np.searchsorted(cutoffs, values, side="right")].tolist()
-        buckets, rows, position, read, no_url = Counter(), [], 0, 0, 0
+        for f in self.filters:
+            f.reset()
+        rows, position, read = [], 0, 0
         with ExitStack() as stack:
             malformed = stack.enter_context(RejectWriter(folder, "malformed"))
             large = stack.enter_context(RejectWriter(folder, "read"))
@@ -342,7 +303,6 @@ class ReplayedFilters(PipelineStep):
                     writer = large if reason.startswith(REMOVAL_PREFIX) else malformed
                     writer.write_record({"id": fallback_id, "reason": reason, "raw": raw_text(raw if raw is not None else record)}, rank)
                     continue
-                no_url += url is not None and document_url(doc) is None
                 stored = next(documents, None)
                 if stored is None or stored["id"] != doc.id:
                     raise ValueError(f"document {doc.id} is not the replayed run's next document "
@@ -350,18 +310,20 @@ class ReplayedFilters(PipelineStep):
                 key = None
                 if stored.get("dedup") is not None:  # it reached dedup there: its MinHash files are at this key
                     key, position = rank << 32 | position, position + 1
-                metadata = {**doc.metadata, "source": unit.source, "language": self.language, "file": os.path.basename(unit.path)}
-                which = None if cutoffs is None else cutoffs[len(rows)]
-                row, step, why = self._decide(stored, metadata, language, groups, perplexity, which, buckets, url, flagged)
-                rows.append(row)
+                signals = DocumentSignals({"id": doc.id}, stored_key=key, done=True)
+                metadata = {**doc.metadata, "source": unit.source, "language": self.language, "file": os.path.basename(unit.path),
+                            SIGNALS: signals}
+                step, why = self._judge(stored, doc, metadata)
+                rows.append(signals.row)
                 if doc.id in texts and doc.id not in twice:
                     text = texts[doc.id]
                 else:
                     text = parse_record(record, fallback_id)[0].text
                 if why is not None:
+                    signals.row["removed_by"] = why
+                    del metadata[SIGNALS]
                     rejects[step].append({"id": doc.id, "reason": why, "text": text, "metadata": metadata})
                     continue
-                metadata[SIGNALS] = DocumentSignals(row, stored_key=key, done=True)
                 yield Document(text=text, id=doc.id, metadata=metadata)
             if next(documents, None) is not None:
                 raise ValueError("the replayed run has more documents than the inputs: its inputs changed")
@@ -369,68 +331,21 @@ class ReplayedFilters(PipelineStep):
         removed = {step: self._write_rejects(rank, step, records, run_rejects.get(step)) for step, records in rejects.items()}
         write_task_record(folder, rank, "read", {"read": read, "malformed": malformed_counts, "removed": large_counts})
         for f in self.filters:
-            summary = {"perplexity_buckets": dict(buckets)} if f is perplexity and cutoffs is not None else \
-                {"no_url": no_url} if f is url else {}
-            write_task_record(folder, rank, f.step, {"removed": removed[f.step], **summary})
+            write_task_record(folder, rank, f.step, {"removed": removed[f.step], **f.task_summary()})
         with AtomicFile(folder, filter_signals_path(rank)) as out, pq.ParquetWriter(out.file, self.schema, compression="zstd") as writer:
             write_row_groups(writer, rows, self.schema, final=True, empty=not rows)
 
-    def _decide(self, stored: dict, metadata: dict, language, groups, perplexity, which, buckets, url, flagged):
-        """(signals row, step, reason or None) of one document under the recipe's filters, as they
-        decide it (`URLFilter`, `LanguageFilter`, `HeuristicFilter`, `FlaggedWordsFilter`,
-        `PerplexityFilter`), from its stored values; `metadata` gets what they add. The URL lists
-        are the run's (the signals basis holds their sha256), so a URL removal is the run's."""
-        row = {"id": stored["id"]}
-        if url is not None and (stored["removed_by"] or "").startswith(URL_REASON):
-            return {**row, "removed_by": stored["removed_by"]}, url.step, stored["removed_by"]
-
-        def need(column):
-            value = stored.get(column)
-            if value is None:
-                raise MissingSignal(f"document {stored['id']} has no stored {column}: the replayed run never computed it")
-            return value
-
-        label, score = need("language"), need("language_score")
-        row.update(language=label, language_score=score)
-        metadata["language_score"] = round(score, 4)
-        if recipe_language(label) != self.language:
-            metadata["predicted_language"] = label
-            return {**row, "removed_by": "wrong_language"}, language.step, "wrong_language"
-        if score < language.min_score:
-            row.update(removed_value=score, removed_threshold=float(language.min_score), removed_by="low_language_score")
-            return row, language.step, "low_language_score"
-        for group, names, rules in groups:
-            metrics = {}
-            for metric, column in names:
-                value = stored[column]
-                metrics[metric] = value if value is not None else need(column)
-                row[column] = float(metrics[metric])
-            rule = next((r for r, metric, limit, low in rules
-                         if (metrics[metric] < limit if low else metrics[metric] > limit)), None)
-            if rule is not None:
-                reason = f"{group.group}.{rule}"
-                row.update(removed_value=float(metrics[rule[4:]]), removed_threshold=float(group.thresholds[rule]), removed_by=reason)
-                return row, group.step, reason
-        if flagged is not None:
-            ratio = row["flagged_words.ratio"] = need("flagged_words.ratio")
-            if ratio > flagged.max_ratio:
-                row.update(removed_value=ratio, removed_threshold=float(flagged.max_ratio), removed_by="flagged_words.max_ratio")
-                return row, flagged.step, "flagged_words.max_ratio"
-        if perplexity is None:
-            return row, None, None
-        value = need("perplexity")
-        row["perplexity"] = value
-        metadata["perplexity"] = round(value, 1)
-        if which is not None:  # buckets
-            metadata["perplexity_bucket"] = row["perplexity_bucket"] = which
-            buckets[which] += 1
-            if which in perplexity.keep:
-                return row, None, None
-            return {**row, "removed_by": f"perplexity.bucket_{which}"}, perplexity.step, f"perplexity.bucket_{which}"
-        if value <= perplexity.max_perplexity:
-            return row, None, None
-        row.update(removed_value=value, removed_threshold=float(perplexity.max_perplexity), removed_by="perplexity.max_perplexity")
-        return row, perplexity.step, "perplexity.max_perplexity"
+    def _judge(self, stored: dict, doc: Document, metadata: dict) -> tuple[str | None, str | None]:
+        """(step, reason) of the first filter that removes the document, or (None, None): each filter
+        judges the values RUN stored for it, recording them in the document's signals row."""
+        for f in self.filters:
+            values = f.replay(stored, doc)
+            if f.columns and any(value is None for value in values.values()):  # `Fates` refused such a recipe
+                raise ValueError(f"document {doc.id} has no stored {f.step} values: the replayed run never computed them")
+            verdict = f.judge(metadata, values)
+            if verdict is not True:
+                return f.step, verdict[1]
+        return None, None
 
     def _write_rejects(self, rank: int, step: str, records: list[dict], run_file) -> dict:
         """A step's rejects; where their lines are RUN's, line for line (RUN's file checked against

@@ -30,7 +30,6 @@ from core.ledger import read_task_records
 from core.shards import decode_index
 from dedup.clusters import STATUS_KEPT
 from filters.base import SIGNALS, DocumentSignals
-from filters.heuristics import GROUPS, metric_names
 
 SIGNALS_DIR = "signals"
 ROWS_PER_GROUP = 1 << 16  # parquet row groups, and the rows written at once
@@ -47,26 +46,11 @@ def filter_signals_path(task: int) -> str:
     return f"{SIGNALS_DIR}/filter/{task:05d}.parquet"
 
 
-def filter_schema(language: str, groups: list[str], perplexity: bool, flagged_words: bool = False,
-                  decontamination: bool = False) -> pa.Schema:
-    """The columns the filter steps of a recipe fill in: what the language, its heuristic groups
-    (in the order they run), the flagged-words ratio and perplexity compute, the evaluation item a
-    contaminated document shares n-grams with, and the removal. (A URL blocklist has no value but
-    the list, which is the removal's reason.)"""
-    columns = [("id", pa.string())]
-    if language == "code":
-        columns.append(("code_language", pa.string()))
-    else:
-        columns += [("language", pa.string()), ("language_score", pa.float64())]
-        columns += [(f"{group}.{metric}", pa.float64()) for group in GROUPS if group in groups
-                    for metric in metric_names(group, language)]
-    if flagged_words:
-        columns.append(("flagged_words.ratio", pa.float64()))
-    if perplexity:
-        columns += [("perplexity", pa.float64()), ("perplexity_bucket", pa.string())]
-    if decontamination:
-        columns.append(("decontamination.item", pa.string()))
-    return pa.schema(columns + REMOVAL)
+def filter_schema(columns: list[tuple[str, str]]) -> pa.Schema:
+    """The columns the filter steps of a recipe fill in (`filters.base.FilterConfig.columns`: what
+    each computes, in run order), between the id and the removal. (A URL blocklist has no value
+    but the list, which is the removal's reason.)"""
+    return pa.schema([("id", pa.string())] + [(name, pa.type_for_alias(kind)) for name, kind in columns] + REMOVAL)
 
 
 def signals_schema(filter_columns: pa.Schema, dedup: bool) -> pa.Schema:

@@ -11,12 +11,12 @@ import pytest
 from datatrove.data import Document
 from datatrove.io import get_datafolder
 
-from filters.code import EXTENSIONS, CodeLanguageFilter, CodeQualityFilter, code_language, code_quality, html_visible_text
+from filters.code import DEFAULT_RULES, EXTENSIONS, CodeLanguageFilter, CodeQualityFilter, code_language, code_quality, html_visible_text
 from filters.generated_code import generated_convention
 from filters.pii import redact
 from tooling.demo_data import CODE_JUNK_KINDS, _code_junk
 
-RULES = CodeQualityFilter.DEFAULTS
+RULES = DEFAULT_RULES
 
 
 def _stdlib_py_files() -> list[Path]:

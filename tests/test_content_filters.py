@@ -17,6 +17,7 @@ import pytest
 import yaml
 from conftest import ROOT, demo_records
 
+from filters.decontamination import DecontaminationConfig
 from manifests.audit import audit
 from manifests.manifest import load_manifest
 from pipeline.curate import curate
@@ -143,7 +144,7 @@ def test_the_code_pool_loses_planted_humaneval_solutions_and_keeps_the_standard_
     _write_jsonl_gz(path, planted)
     inputs = sorted(str(p) for p in (in_workspace / "data" / "demo" / "code").glob("*.jsonl.gz")) + [str(path)]
     recipe = load_recipe("recipes/demo/code.yaml")
-    assert [s.name for s in recipe.decontamination] == ["humaneval"], "the demo code recipe decontaminates against HumanEval"
+    assert [s.name for s in recipe.filter(DecontaminationConfig).sets] == ["humaneval"], "the demo code recipe decontaminates against HumanEval"
     manifest = curate(recipe, inputs=inputs, output=str(tmp_path / "code"), workers=2)
     rejects = _rejects(tmp_path / "code", "decontamination")
     assert sorted((r["id"], r["metadata"]["decontamination.item"]) for r in rejects) == [

@@ -14,7 +14,7 @@ from datatrove.io import get_datafolder
 from core.errors import AuroraError
 from core.text import normalize, words
 from filters.base import SIGNALS, DocumentSignals
-from filters.flagged_words import MAX_ENTRY_WORDS, FlaggedWordsFilter, flagged_ratio, load_flagged_words
+from filters.flagged_words import MAX_ENTRY_WORDS, FlaggedWordsConfig, FlaggedWordsFilter, flagged_ratio, load_flagged_words
 
 EXAMPLES = ROOT / "recipes" / "lists" / "flagged_words"
 
@@ -84,7 +84,7 @@ def test_hindi_entries_keep_their_devanagari_signs(tmp_path):
 
 
 def _run(folder, language, path, max_ratio, docs):
-    step = FlaggedWordsFilter(get_datafolder(str(folder)), language, path, max_ratio)
+    step = FlaggedWordsFilter(get_datafolder(str(folder)), language, FlaggedWordsConfig(path, max_ratio))
     kept = [d.id for d in step.run(iter(docs))]
     rejects_file = folder / "rejects" / "flagged_words" / "00000.jsonl.gz"
     rejects = {r["id"]: r for r in map(orjson.loads, gzip.open(rejects_file))} if rejects_file.exists() else {}

@@ -8,7 +8,7 @@ import yaml
 from conftest import LANGUAGES, ROOT, corpus_sentences, demo_records
 
 from core.text import normalize, stop_words, words
-from filters.heuristics import GROUPS, LEXICAL_DIVERSITY_WINDOW, METRICS, RULES, SETTINGS, analyze, broken_rule, lexical_diversity
+from filters.heuristics import GROUPS, LEXICAL_DIVERSITY_WINDOW, METRICS, RULES, SETTINGS, GroupRules, analyze, decide, lexical_diversity, measure
 from tooling.calibrate import calibrate, documents_from_sentences, read_clean_texts
 from tooling.sample import sample_sentences
 
@@ -20,10 +20,10 @@ def shipped_thresholds(language: str) -> dict:
 def removal(text: str, language: str, thresholds: dict) -> str | None:
     """The first rule of the shipped thresholds the document breaks, as `<group>.<rule>`."""
     for group in GROUPS:
-        settings = {k: v for k, v in thresholds[group].items() if k == "short_line_length"}
-        rule = broken_rule(METRICS[group](analyze(text, language), settings), thresholds[group])
-        if rule:
-            return f"{group}.{rule}"
+        rules = GroupRules(group, thresholds[group])
+        removal = decide(measure(analyze(text, language), rules), rules)
+        if removal:
+            return removal.reason
     return None
 
 
@@ -62,8 +62,9 @@ def _inside_and_outside(group, rule, text, language="en", inside=None, outside=N
     """The document passes `rule` at the `inside` threshold and breaks it at `outside`."""
     settings = {"short_line_length": 30} if group == "fineweb" else {}
     metrics = _metric(group, text, language, **settings)
-    assert broken_rule(metrics, {rule: inside}) is None, (rule, metrics[rule[4:]])
-    assert broken_rule(metrics, {rule: outside}) == rule, (rule, metrics[rule[4:]])
+    values = measure(analyze(text, language), GroupRules(group, settings))
+    assert decide(values, GroupRules(group, {**settings, rule: inside})) is None, (rule, metrics[rule[4:]])
+    assert decide(values, GroupRules(group, {**settings, rule: outside})).reason == f"{group}.{rule}", (rule, metrics[rule[4:]])
     return metrics[rule[4:]]
 
 
@@ -170,7 +171,8 @@ def test_keyword_stuffing_is_removed_by_lexical_diversity(language):
     rule = {"min_lexical_diversity": shipped_thresholds(language)["web_ratios"]["min_lexical_diversity"]}
     rng = random.Random(f"stuffing-{language}")
     docs = [keyword_stuffing(rng, language) for _ in range(200)]
-    removed = sum(broken_rule(_metric("web_ratios", d, language), rule) is not None for d in docs)
+    rules = GroupRules("web_ratios", rule)
+    removed = sum(decide(measure(analyze(d, language), rules), rules) is not None for d in docs)
     assert removed / len(docs) >= 0.95, (language, removed)
     assert all(removal(d, language, shipped_thresholds(language)) for d in docs)
 
@@ -179,7 +181,8 @@ def test_keyword_stuffing_is_removed_by_lexical_diversity(language):
 def test_clean_real_text_is_kept_by_lexical_diversity(language):
     rule = {"min_lexical_diversity": shipped_thresholds(language)["web_ratios"]["min_lexical_diversity"]}
     docs = documents_from_sentences(corpus_sentences(language), language, 600, seed=12345)  # not the calibration sample
-    kept = sum(broken_rule(_metric("web_ratios", d, language), rule) is None for d in docs)
+    rules = GroupRules("web_ratios", rule)
+    kept = sum(decide(measure(analyze(d, language), rules), rules) is None for d in docs)
     assert kept / len(docs) >= 0.99, (language, kept)
 
 

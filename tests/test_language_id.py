@@ -46,11 +46,11 @@ def spacy_examples(code: str) -> list[str]:
 
 def _recipe_filter_run(workspace, tmp_path, recipe: str, docs: dict[str, str]) -> tuple[list[str], dict]:
     """The demo recipe's own language filter (its model and min_score) over {id: text}: ids kept, rejects by id."""
+    from filters.language_id import LanguageIDConfig
     from pipeline.recipe import load_recipe
 
-    loaded = load_recipe(str(workspace / "recipes" / "demo" / f"{recipe}.yaml"))
-    return _run_filter(tmp_path, str(workspace / loaded.lid_model), loaded.language, {i: (t, None) for i, t in docs.items()},
-                       loaded.min_language_score)
+    langid = load_recipe(str(workspace / "recipes" / "demo" / f"{recipe}.yaml")).filter(LanguageIDConfig)
+    return _run_filter(tmp_path, str(workspace / langid.model), langid.language, {i: (t, None) for i, t in docs.items()}, langid.min_score)
 
 
 @pytest.mark.parametrize("other", ["pt", "de", "it"])
@@ -151,9 +151,9 @@ def _run_filter(folder, model_path: str, language: str, docs: dict, min_score: f
     from datatrove.data import Document
     from datatrove.io import get_datafolder
 
-    from filters.language_id import LanguageFilter
+    from filters.language_id import LanguageFilter, LanguageIDConfig
 
-    step = LanguageFilter(get_datafolder(str(folder)), model_path, language, min_score=min_score)
+    step = LanguageFilter(get_datafolder(str(folder)), LanguageIDConfig(language, model_path, min_score))
     kept = [d.id for d in step.run(iter(Document(text=text, id=i) for i, (text, _) in docs.items()))]
     rejects_path = folder / "rejects" / "language" / "00000.jsonl.gz"
     with gzip.open(rejects_path) if rejects_path.exists() else contextlib.nullcontext([]) as f:

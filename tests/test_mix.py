@@ -1,5 +1,6 @@
 """Stage mixing: exact budgets, determinism, refusals, lineage audit, instruction rendering, report."""
 
+import dataclasses
 import gzip
 import json
 import shutil
@@ -226,7 +227,7 @@ def test_instruction_sources_become_a_pool_with_rejects_counted(in_workspace, tm
     from pipeline.mix.pools import build_instruction_pool
 
     recipe = load_stage_recipe("recipes/demo/cat.yaml")
-    recipe.max_shard_tokens = 500  # several shards
+    recipe = dataclasses.replace(recipe, max_shard_tokens=500)  # several shards
     component = next(c for c in recipe.components if c.name == "instructions")
     build_instruction_pool(component, recipe, str(tmp_path / "pool"))
     manifest, folder = load_manifest(str(tmp_path / "pool"))

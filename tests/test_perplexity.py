@@ -123,13 +123,14 @@ def test_max_mode_removes_documents_above_the_threshold(workspace, tmp_path):
     from datatrove.data import Document
     from datatrove.io import get_datafolder
 
-    from filters.perplexity import PerplexityFilter
+    from filters.perplexity import PerplexityConfig, PerplexityFilter
 
     model = _model(workspace, "en")
     texts = [SENTENCES["en"], "zzqx vrbl kkkj ppqw xxyz qqqq wwvv"]
     values = model.perplexities(texts)
     assert values[0] < values[1]
-    step = PerplexityFilter(get_datafolder(str(tmp_path)), model, max_perplexity=(values[0] + values[1]) / 2)
+    config = PerplexityConfig("max", model.sp_path, model.lm_path, max_perplexity=(values[0] + values[1]) / 2)
+    step = PerplexityFilter(get_datafolder(str(tmp_path)), model, config)
     docs = [Document(text=t, id=str(i)) for i, t in enumerate(texts)]
     kept = list(step.run(iter(docs)))
     assert [d.id for d in kept] == ["0"] and kept[0].metadata["perplexity"] == round(values[0], 1)

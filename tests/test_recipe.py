@@ -7,6 +7,12 @@ import yaml
 from conftest import ROOT
 
 from core.errors import AuroraError
+from filters.code import CodeConfig
+from filters.decontamination import DecontaminationConfig
+from filters.flagged_words import FlaggedWordsConfig
+from filters.heuristics import HeuristicsConfig
+from filters.language_id import LanguageIDConfig
+from filters.url import URLFilterConfig
 from pipeline.recipe import load_recipe
 
 GOOD = """
@@ -32,8 +38,8 @@ def _write(tmp_path, text):
 
 def test_good_recipe(tmp_path):
     recipe = load_recipe(_write(tmp_path, GOOD))
-    assert recipe.language == "fi" and recipe.min_language_score == 0.6
-    assert recipe.heuristics == {"gopher_quality": {"min_doc_words": 40}, "script": {"min_script_fraction": 0.9}}
+    assert recipe.language == "fi" and recipe.filter(LanguageIDConfig).min_score == 0.6
+    assert recipe.filter(HeuristicsConfig).groups == {"gopher_quality": {"min_doc_words": 40}, "script": {"min_script_fraction": 0.9}}
     assert recipe.max_shard_tokens == 1000
 
 
@@ -91,7 +97,7 @@ def test_thresholds_in_range_are_accepted(tmp_path, rule, value):
     overlapping top n-grams) accept values above 1."""
     group, key = rule.split(": {")
     recipe = load_recipe(_write(tmp_path, GOOD.replace(HEURISTICS, f"heuristics: {{{rule}: {value}}}}}")))
-    assert recipe.heuristics[group][key] == value
+    assert recipe.filter(HeuristicsConfig).groups[group][key] == value
 
 
 @pytest.mark.parametrize(
@@ -127,7 +133,7 @@ heuristics: {RULE}
 def test_code_rules_are_range_checked(tmp_path, rule, message):
     with pytest.raises(AuroraError, match=re.escape(message)):
         load_recipe(_write(tmp_path, CODE.replace("{RULE}", rule)))
-    assert load_recipe(_write(tmp_path, CODE.replace("{RULE}", "{min_alphanumeric_fraction: 1, max_file_bytes: 0}"))).heuristics
+    assert load_recipe(_write(tmp_path, CODE.replace("{RULE}", "{min_alphanumeric_fraction: 1, max_file_bytes: 0}"))).filter(CodeConfig).rules
 
 
 @pytest.mark.parametrize("value", ["[]", "0", "false", '""'])
@@ -150,9 +156,9 @@ def test_a_code_recipe_refuses_the_sections_it_would_ignore(tmp_path, edit, mess
 
 
 def test_code_rule_ranges_follow_the_filters_rules_at_load_time(tmp_path, monkeypatch):
-    from filters.code import CodeQualityFilter
+    from filters.code import DEFAULT_RULES
 
-    monkeypatch.setitem(CodeQualityFilter.DEFAULTS, "min_comment_fraction", 0.1)
+    monkeypatch.setitem(DEFAULT_RULES, "min_comment_fraction", 0.1)
     with pytest.raises(AuroraError, match=re.escape("'heuristics.min_comment_fraction' must be a number in [0, 1], got 2")):
         load_recipe(_write(tmp_path, CODE.replace("{RULE}", "{min_comment_fraction: 2}")))
 
@@ -161,7 +167,8 @@ def test_every_shipped_recipe_loads():
     recipes = [p for p in sorted(ROOT.glob("recipes/**/*.yaml")) if "language" in yaml.safe_load(p.read_text())]
     assert len(recipes) == 12  # en fi hi ja vi code, full and demo
     for path in recipes:
-        assert load_recipe(str(path)).heuristics
+        recipe = load_recipe(str(path))
+        assert recipe.filter(CodeConfig if recipe.language == "code" else HeuristicsConfig)
 
 
 CONTENT = """
@@ -173,10 +180,10 @@ decontamination: {sets: [{name: qa, path: eval/qa.jsonl, fields: [question, answ
 
 def test_content_filter_sections_are_read_in_order(tmp_path):
     recipe = load_recipe(_write(tmp_path, GOOD + CONTENT))
-    assert [(b.name, b.kind, b.path) for b in recipe.url_filter] == [("adult", "domains", "lists/adult.txt"),
-                                                                     ("spam", "patterns", "lists/spam.txt")]
-    assert recipe.flagged_words == {"list": "lists/fi.txt", "max_ratio": 0.01}
-    [qa] = recipe.decontamination
+    assert [(b.name, b.kind, b.path) for b in recipe.filter(URLFilterConfig).lists] == [("adult", "domains", "lists/adult.txt"),
+                                                                                        ("spam", "patterns", "lists/spam.txt")]
+    assert recipe.filter(FlaggedWordsConfig) == FlaggedWordsConfig("lists/fi.txt", 0.01)
+    [qa] = recipe.filter(DecontaminationConfig).sets
     assert (qa.name, qa.fields, qa.id_field, qa.kind, qa.ngram) == ("qa", ["question", "answer"], "id", "text", None)
 
 

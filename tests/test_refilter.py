@@ -3,6 +3,7 @@ curate run of it writes, byte for byte; what the signals lack is refused; the si
 
 import gzip
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,9 @@ import yaml
 from conftest import curate_demo
 
 from aurora.cli import main
+from core.config import integer, section
+from filters.base import FilterConfig, RecipeFilter, Removal
+from filters.flagged_words import FlaggedWordsConfig
 from pipeline.curate import curate
 from pipeline.recipe import load_recipe
 from pipeline.refilter import refilter
@@ -289,3 +293,70 @@ def test_what_refilter_reads_back_is_checked_against_the_manifest(in_workspace, 
     if audited:
         assert main(["manifest", "audit", str(run)]) == 1
         assert expected.split("cannot be trusted: ")[1] in capsys.readouterr().out
+
+
+# A filter written as the registry asks, in one place: its typed config, its pure rule, its step.
+@dataclass(frozen=True)
+class LongestLineConfig(FilterConfig):
+    section = "longest_line"
+    languages = ("text",)
+    max_chars: int
+
+    @classmethod
+    def read(cls, data, recipe):
+        if data.get(cls.section) is None:
+            return None
+        given = section(data, cls.section, {"max_chars"}, recipe.path)
+        return cls(integer(given.get("max_chars"), "longest_line.max_chars", recipe.path, 1, 1 << 30))
+
+    def steps(self, context):
+        return [LongestLineFilter(context.folder, self)]
+
+    def columns(self, language):
+        return [("longest_line.chars", "int64")]
+
+
+def longest_line_decide(values, config):
+    chars = values["longest_line.chars"]
+    return Removal("longest_line.max_chars", chars, config.max_chars) if chars > config.max_chars else None
+
+
+class LongestLineFilter(RecipeFilter):
+    name = "📏 Longest line"
+    step = "longest_line"
+
+    def __init__(self, output_folder, config):
+        super().__init__(output_folder, ("longest_line.chars",))
+        self.config = config
+
+    def measure(self, batch):
+        return [{"longest_line.chars": max(map(len, doc.text.split("\n")))} for doc in batch]
+
+    def decide(self, values):
+        return longest_line_decide(values, self.config)
+
+
+def test_a_new_filter_is_one_file_and_one_registry_line(in_workspace, tmp_path, monkeypatch, capsys):
+    """`LongestLineConfig` above, and one line added to the registry (after flagged words): the
+    recipe section is read and range-checked, curate runs the step and records its signal, and a
+    refilter of a tightened threshold replays it, byte for byte what a full run writes. Nothing
+    else in the code names it."""
+    import filters.registry
+    import pipeline.recipe
+
+    at = filters.registry.FILTERS.index(FlaggedWordsConfig) + 1
+    monkeypatch.setattr(pipeline.recipe, "FILTERS", filters.registry.FILTERS[:at] + (LongestLineConfig,) + filters.registry.FILTERS[at:])
+    bad = variant(in_workspace, "en", "en-longest-bad", lambda data: data.update(longest_line={"max_chars": 0}))
+    assert "'longest_line.max_chars' must be a positive integer" in _refused(capsys, "curate", bad, "--output", str(tmp_path / "bad"))
+    loose = variant(in_workspace, "en", "en-longest", lambda data: data.update(longest_line={"max_chars": 1 << 20}))
+    run = curate(load_recipe(loose), output=str(tmp_path / "run"), workers=1)  # workers=1: the tasks run in this process
+    rows = signals(tmp_path / "run")
+    kept = [row["longest_line.chars"] for row in rows if row["removed_by"] is None]
+    assert kept and None not in kept  # its signal, recorded for every document that reached it
+    limit = int(np.percentile(kept, 70))
+    tight = variant(in_workspace, "en", "en-longest-tight", lambda data: data.update(longest_line={"max_chars": limit}))
+    refiltered = refilter(load_recipe(tight), str(tmp_path / "run"), output=str(tmp_path / "refilter"), workers=1)
+    full = curate(load_recipe(tight), output=str(tmp_path / "full"), workers=1)
+    assert refiltered == full and full["funnel"]["removed"]["longest_line.max_chars"] > 0
+    assert full["funnel"]["kept"] < run["funnel"]["kept"]
+    assert run_files(tmp_path / "refilter") == run_files(tmp_path / "full")

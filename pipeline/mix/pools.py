@@ -66,7 +66,7 @@ def build_instruction_pool(component: Component, recipe: StageRecipe, path: str,
     from run.inputs import absolute, resolve_inputs
 
     pool = Recipe(path=recipe.path, sha256=recipe.sha256, name=component.name, language=component.language,
-                  sources=[Source(component.name, component.instructions)], output=path, tokenizer=recipe.tokenizer,
+                  sources=(Source(component.name, component.instructions),), output=path, tokenizer=recipe.tokenizer,
                   eod_token=recipe.eod_token, max_shard_tokens=recipe.max_shard_tokens)
     inputs = resolve_inputs(pool.sources)
     folder = get_datafolder(absolute(path))

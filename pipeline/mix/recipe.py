@@ -7,11 +7,12 @@ passes over its pool it may take (`max_epochs`). Validation happens here, before
 """
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from core.config import NAME, integer, number, read_yaml
 from core.errors import AuroraError
 from core.tokenizer import EOD_TOKEN
+from filters.decontamination import read_eval_sets
 from pipeline.recipe import LANGUAGES
 
 # Bounds that keep the selection maths in 64-bit integers and the parts' work finite.
@@ -27,18 +28,20 @@ COMPONENT_KEYS = {"name", "language", "pool", "instructions", "tokens", "max_epo
 INSTRUCTION_LANGUAGES = (*LANGUAGES, "multi")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Component:
     name: str
     language: str
     tokens: float  # a share of the stage (0 < x <= 1, float) or an absolute count (int)
     max_epochs: float
     pool: str | None = None  # a pool manifest (or its folder)
-    instructions: list[str] = field(default_factory=list)  # input globs
+    instructions: tuple[str, ...] = ()  # input globs
 
 
-@dataclass
+@dataclass(frozen=True)
 class StageRecipe:
+    """A checked stage recipe, an immutable value (`--output` makes another: `dataclasses.replace`)."""
+
     path: str
     sha256: str
     name: str
@@ -50,8 +53,8 @@ class StageRecipe:
     max_shard_tokens: int
     eod_token: str
     validation_documents: int  # held out of each component for the trainer's validation
-    components: list[Component]
-    decontamination: list = field(default_factory=list)  # `filters.decontamination.EvalSet`s for the instruction components
+    components: tuple[Component, ...]
+    decontamination: tuple = ()  # `filters.decontamination.EvalSet`s for the instruction components
 
 
 def _error(path: str, message: str) -> AuroraError:
@@ -86,7 +89,7 @@ def _component(item, i: int, names: set, path: str) -> Component:
     allowed = INSTRUCTION_LANGUAGES if "instructions" in item else LANGUAGES
     if item.get("language") not in allowed:
         raise _error(path, f"component '{name}': 'language' must be one of {', '.join(allowed)}")
-    return Component(name, item["language"], tokens, epochs, item.get("pool"), instructions)
+    return Component(name, item["language"], tokens, epochs, item.get("pool"), tuple(instructions))
 
 
 def load_stage_recipe(path: str) -> StageRecipe:
@@ -106,26 +109,26 @@ def load_stage_recipe(path: str) -> StageRecipe:
     components = data.get("components")
     if not isinstance(components, list) or not components:
         raise _error(path, "'components' must be a non-empty list")
-    names: set = set()
-    recipe = StageRecipe(
-        path=path, sha256=hashlib.sha256(raw).hexdigest(), name=data["name"], seed=data["seed"],
-        tokens=integer(data.get("tokens"), "tokens", path, 1, MAX_TOKENS), output=data["output"], tokenizer=data["tokenizer"],
-        parts=integer(data.get("parts", 1), "parts", path, 1, MAX_PARTS),
-        max_shard_tokens=integer(data.get("max_shard_tokens", 1 << 27), "max_shard_tokens", path, 1, (1 << 31) - 1),
-        eod_token=data.get("eod_token", EOD_TOKEN), validation_documents=validation, components=[],
-    )
-    if not isinstance(recipe.eod_token, str) or not recipe.eod_token:
+    tokens = integer(data.get("tokens"), "tokens", path, 1, MAX_TOKENS)
+    parts = integer(data.get("parts", 1), "parts", path, 1, MAX_PARTS)
+    max_shard_tokens = integer(data.get("max_shard_tokens", 1 << 27), "max_shard_tokens", path, 1, (1 << 31) - 1)
+    eod_token = data.get("eod_token", EOD_TOKEN)
+    if not isinstance(eod_token, str) or not eod_token:
         raise _error(path, "'eod_token' must be a non-empty string")
+    names: set = set()
+    parsed = []
     for i, item in enumerate(components):
-        recipe.components.append(_component(item, i, names, path))
+        parsed.append(_component(item, i, names, path))
         names.add(item["name"])
-    from pipeline.recipe import eval_sets
-
-    recipe.decontamination = eval_sets(data.get("decontamination"), path)
-    if recipe.decontamination and not any(c.instructions for c in recipe.components):
+    decontamination = read_eval_sets(data.get("decontamination"), path)
+    if decontamination and not any(c.instructions for c in parsed):
         raise _error(path, "'decontamination' applies to instruction components, and the stage has none "
                            "(a curated pool is decontaminated by its curation recipe)")
-    return recipe
+    return StageRecipe(
+        path=path, sha256=hashlib.sha256(raw).hexdigest(), name=data["name"], seed=data["seed"], tokens=tokens,
+        output=data["output"], tokenizer=data["tokenizer"], parts=parts, max_shard_tokens=max_shard_tokens, eod_token=eod_token,
+        validation_documents=validation, components=tuple(parsed), decontamination=decontamination,
+    )
 
 
 def budgets(recipe: StageRecipe) -> list[int]:

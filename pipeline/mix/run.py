@@ -2,6 +2,7 @@
 
 import os
 import tempfile
+from dataclasses import replace
 
 from datatrove.io import get_datafolder
 
@@ -39,7 +40,7 @@ def mix(recipe: StageRecipe, dry_run: bool = False, output: str | None = None, e
     from run.output import claim_output
 
     if output:
-        recipe.output = output
+        recipe = replace(recipe, output=output)
     tokenizer = load_tokenizer(recipe.tokenizer)
     eod_id(tokenizer, recipe.tokenizer, recipe.eod_token)
     budgets(recipe)
