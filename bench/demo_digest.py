@@ -10,8 +10,10 @@ with an earlier digest: each file that differs, is missing or is new, one per li
 
     .venv/bin/python bench/demo_digest.py --scratch DIR --digest after.json [--against before.json]
 
-Run it before and after a change, from a checkout of each (`git worktree add`), on the same
-`assets/` and `data/demo` (the digest depends on them: `aurora assets build` trains fastText).
+Run it before and after a change from a checkout at the same path (the digest holds the inputs'
+absolute paths, in `run.json`, the manifests and malformed rejects): a worktree of the old commit
+(`git worktree add /tmp/x OLD`, with `assets` and `data` linked in), then the same worktree with
+the new files copied over it; both on the same `assets/` and `data/demo`.
 """
 
 import argparse
@@ -36,7 +38,7 @@ def aurora(*args: str) -> None:
 def digest(folder: str) -> dict[str, str]:
     files = {}
     for root, dirs, names in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not (root == folder and d == "logs") and d != "logs")
+        dirs[:] = sorted(d for d in dirs if d != "logs")
         for name in sorted(names):
             if name in (".lock", "run.lock"):
                 continue
@@ -59,8 +61,7 @@ def main() -> None:
     def recipe(name: str, change=None) -> str:
         with open(f"recipes/demo/{name}.yaml") as f:
             data = yaml.safe_load(f)
-        key = "output"
-        data[key] = outputs[name] = os.path.join(scratch, name)
+        data["output"] = outputs[name] = os.path.join(scratch, name)
         if change:
             change(data)
         path = os.path.join(scratch, f"{name}{'-changed' if change else ''}.yaml")
