@@ -12,8 +12,9 @@ A filter is one file of `filters/` that holds:
   document's signals and calls the rule. `aurora refilter` calls the same `judge` on the values
   a run stored: a rule is written once.
 
-`filters.registry` lists the configs in run order; the recipe loader, curate, refilter and the
-signals schema read it.
+`filters.registry` lists the configs in run order. The recipe loader reads each section through
+it into the recipe's `filters`, the configs in that order, which curate (the filter pass, the
+asset checks), the signals (columns, basis) and refilter go through.
 """
 
 from collections.abc import Callable
@@ -29,8 +30,8 @@ SIGNALS = "signals"  # the metadata key of a document's `DocumentSignals` while 
 
 
 class Removal(NamedTuple):
-    """Why a rule removes a document: the reason (its rejects folder's file, `removed_by`) and,
-    for a rule that compares a metric with a threshold, both."""
+    """Why a rule removes a document: the reason (in its rejects and its signals' `removed_by`)
+    and, for a rule that compares a metric with a threshold, both."""
 
     reason: str
     value: float | None = None
@@ -192,7 +193,10 @@ class RecipeFilter(RecordedFilter):
         apply the rule: True to keep, (False, reason) to remove."""
         signals = metadata.get(SIGNALS)
         if signals is not None:
-            signals.row.update((column, values[column]) for column in self.columns if column in values)
+            row = signals.row
+            for column in self.columns:
+                if column in values:
+                    row[column] = values[column]
         self.annotate(metadata, values)
         removal = self.decide(values)
         if removal is None:

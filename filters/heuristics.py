@@ -17,7 +17,7 @@ declares each rule's valid range, which recipe loading checks.
 
 from collections import Counter
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from math import inf
 
 import numpy as np
@@ -288,6 +288,13 @@ class GroupRules:
     def settings(self) -> dict:
         return {k: v for k, v in self.thresholds.items() if k in SETTINGS}
 
+    @cached_property
+    def checks(self) -> tuple[tuple[str, float, bool, str], ...]:
+        """(signal column, threshold, whether it is a minimum, reason) of each rule that is on, in
+        the thresholds' order: `decide` runs for every document of every group."""
+        return tuple((f"{self.group}.{rule[4:]}", limit, rule.startswith("min_"), f"{self.group}.{rule}")
+                     for rule, limit in self.thresholds.items() if limit is not None and rule not in SETTINGS)
+
 
 def measure(a: Analysis, rules: GroupRules) -> dict:
     """The group's metrics of a document, named by their signal columns (`<group>.<metric>`), as
@@ -298,12 +305,10 @@ def measure(a: Analysis, rules: GroupRules) -> dict:
 def decide(values: dict, rules: GroupRules) -> Removal | None:
     """The first rule of the group, in threshold order, that the values break: a metric below a
     `min_` threshold or above a `max_` one; None when none is broken."""
-    for rule, limit in rules.thresholds.items():
-        if limit is None or rule in SETTINGS:
-            continue
-        value = values[f"{rules.group}.{rule[4:]}"]
-        if (value < limit) if rule.startswith("min_") else (value > limit):
-            return Removal(f"{rules.group}.{rule}", value, limit)
+    for column, limit, minimum, reason in rules.checks:
+        value = values[column]
+        if (value < limit) if minimum else (value > limit):
+            return Removal(reason, value, limit)
     return None
 
 

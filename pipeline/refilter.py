@@ -211,7 +211,8 @@ class Fates:
         """Which documents pass `steps` (those that reach them: all, or `reaching`), refused when one
         reaches a step whose values RUN never computed for it."""
         passed, i = np.zeros(self.table.num_rows, dtype=bool), 0
-        for batch in self.table.to_batches(max_chunksize=1 << 16):  # rows as dicts, a batch at a time
+        columns = dict.fromkeys(["id", "removed_by"] + [c for step in steps for c in step.columns if c in self.table.column_names])
+        for batch in self.table.select(list(columns)).to_batches(max_chunksize=1 << 16):  # rows as dicts, a batch at a time
             for row in batch.to_pylist():
                 passed[i] = (reaching is None or reaching[i]) and self._passes(steps, row, cutoffs)
                 i += 1
@@ -221,7 +222,7 @@ class Fates:
     def _passes(self, steps: list, row: dict, cutoffs: list[float] | None) -> bool:
         for step in steps:
             values = step.stored(row)
-            if step.columns and any(value is None for value in values.values()):
+            if step.columns and None in values.values():
                 missing = self.missing.setdefault(step.step, [0, row])
                 missing[0] += 1
                 return False
@@ -340,7 +341,7 @@ class ReplayedFilters(PipelineStep):
         judges the values RUN stored for it, recording them in the document's signals row."""
         for f in self.filters:
             values = f.replay(stored, doc)
-            if f.columns and any(value is None for value in values.values()):  # `Fates` refused such a recipe
+            if f.columns and None in values.values():  # `Fates` refused such a recipe
                 raise ValueError(f"document {doc.id} has no stored {f.step} values: the replayed run never computed them")
             verdict = f.judge(metadata, values)
             if verdict is not True:
