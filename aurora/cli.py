@@ -35,7 +35,7 @@ def _curate(args) -> int:
     manifest = curate(recipe, inputs=args.input, output=args.output, executor=args.executor, workers=args.workers,
                       verbose=args.verbose)
     print(format_manifest(manifest))
-    print(f"shards and manifest: {recipe.output}/manifest.json")
+    print(f"shards and manifest: {args.output or recipe.output}/manifest.json")
     return 0
 
 
@@ -47,7 +47,7 @@ def _refilter(args) -> int:
     recipe = load_recipe(args.recipe)
     manifest = refilter(recipe, args.run, output=args.output, executor=args.executor, workers=args.workers, verbose=args.verbose)
     print(format_manifest(manifest))
-    print(f"shards and manifest: {recipe.output}/manifest.json")
+    print(f"shards and manifest: {args.output or recipe.output}/manifest.json")
     return 0
 
 
@@ -62,7 +62,7 @@ def _mix(args) -> int:
     if manifest is not None:
         print()
         print(format_manifest(manifest))
-        print(f"stage shards and manifest: {recipe.output}/manifest.json")
+        print(f"stage shards and manifest: {args.output or recipe.output}/manifest.json")
     return 0
 
 

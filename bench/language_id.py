@@ -39,7 +39,7 @@ from collections import Counter
 sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 from core.text import normalize  # noqa: E402
-from filters.language_id import load_fasttext, predict_languages, recipe_language  # noqa: E402
+from filters.language_id import LanguageIDConfig, load_fasttext, predict_languages, recipe_language  # noqa: E402
 from pipeline.recipe import TEXT_LANGUAGES, load_recipe  # noqa: E402
 from tooling.assets import LID_MODEL, PACKAGED, packaged_file  # noqa: E402
 from tooling.calibrate import documents_from_sentences  # noqa: E402
@@ -139,7 +139,8 @@ def main() -> None:
     for language in TEXT_LANGUAGES:
         if not os.path.exists(os.path.join(CORPUS, f"{language}.txt")):
             sys.exit(f"{CORPUS}/{language}.txt not found: needs ../shared/corpus")
-    min_scores = {lang: load_recipe(os.path.join(ROOT, "recipes", "demo", f"{lang}.yaml")).min_language_score for lang in TEXT_LANGUAGES}
+    min_scores = {lang: load_recipe(os.path.join(ROOT, "recipes", "demo", f"{lang}.yaml")).filter(LanguageIDConfig).min_score
+                  for lang in TEXT_LANGUAGES}
     with tempfile.TemporaryDirectory() as tmp:
         five = os.path.join(tmp, "lid.bin")
         train_five_language_model(five)

@@ -69,6 +69,7 @@ class FilterConfig:
     languages: ClassVar[tuple[str, ...]] = ("text", "code")
     assets: ClassVar[tuple[str, ...]] = ()  # the keys of the recipe's `assets` section it reads
     basis_meaning: ClassVar[str] = "settings"  # what its part of the signals basis stands for, in a refilter's refusal
+    not_replayed: ClassVar[str | None] = None  # why `aurora refilter` cannot replay it from a run's signals, if it cannot
 
     @classmethod
     def read(cls, data: dict, recipe: RecipeContext) -> "FilterConfig | None":

@@ -173,6 +173,7 @@ class CodeConfig(FilterConfig):
     section = "code"
     more_sections = ("heuristics",)
     languages = ("code",)
+    not_replayed = "a code rule is measured only when the rules before it pass"
     code_languages: tuple[str, ...]
     rules: dict
 

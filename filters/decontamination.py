@@ -360,6 +360,7 @@ class DecontaminationConfig(FilterConfig):
     removed. A refilter does not replay it: a clean document's check leaves no signal."""
 
     section = "decontamination"
+    not_replayed = "a document it found clean left no signal"
     sets: tuple[EvalSet, ...]
 
     @classmethod
@@ -379,9 +380,6 @@ class DecontaminationConfig(FilterConfig):
 
     def check(self, language: str) -> None:
         load_index(self.sets, language)
-
-    def refilter_problem(self, basis: dict, run_basis: dict) -> str | None:
-        return "decontamination is not replayed (a document it found clean left no signal)"
 
 
 def decide(values: dict) -> Removal | None:

@@ -28,3 +28,8 @@ FILTERS: tuple[type[FilterConfig], ...] = (
     DecontaminationConfig,
     PIIConfig,
 )
+
+# The order of the filters' parts in a manifest's signals basis (`FilterConfig.basis`), which
+# manifests wrote before the registry: kept, so that a recipe's manifest keeps its bytes (a
+# stage records its pools' manifest sha256). A filter not named here comes after, in run order.
+BASIS_ORDER = ("code", "lid_model", "heuristics", "perplexity", "url_filter", "flagged_words", "decontamination")

@@ -30,6 +30,7 @@ from dedup import DedupDocuments, DedupFilter, DedupLayout, DedupSignatures, ded
 from filters.base import StepContext
 from filters.decontamination import DecontaminationConfig, load_index
 from filters.perplexity import PerplexityConfig, PerplexityFilter
+from filters.registry import BASIS_ORDER
 from manifests.manifest import build_pool_manifest, write_manifest
 from pipeline.buckets import ensure_cutoffs, sample_documents
 from pipeline.recipe import Recipe, Source
@@ -152,9 +153,12 @@ def signals_basis(recipe: Recipe, files: list[tuple[str, str]], sha=asset_sha256
     }
     if any(input_format(path) in WARC_FORMATS for _, path in files):
         basis["read"]["extractor"] = recipe.extractor
+    parts: dict = {}
     for config in recipe.filters:
         for key, value in config.basis(sha).items():  # the code recipe's `code` part is two filters' (code, PII)
-            basis[key] = {**basis[key], **value} if key in basis else value
+            parts[key] = {**parts[key], **value} if key in parts else value
+    order = {key: i for i, key in enumerate(BASIS_ORDER)}
+    basis.update(sorted(parts.items(), key=lambda part: order.get(part[0], len(order))))
     if recipe.dedup:
         d = recipe.dedup
         basis["dedup"] = {"num_perm": d["num_perm"], "seed": d["seed"], "ngram": d["ngram"], "shingle_sets": d["verify"] == "shingles"}

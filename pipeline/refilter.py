@@ -73,8 +73,9 @@ def refilter(recipe: Recipe, run: str, output: str | None = None, executor: str 
              verbose: bool = False) -> dict:
     """The curate passes with the read and the filters replaced by `ReplayedFilters`, and the kept
     documents' tokens taken from RUN's shards."""
-    if recipe.language == "code":
-        raise AuroraError("refilter replays text recipes: a code rule is measured only when the rules before it pass")
+    for config in recipe.filters:
+        if config.not_replayed:
+            raise AuroraError(f"refilter does not replay '{config.section}': {config.not_replayed}; curate the recipe instead")
     manifest, run_folder = load_manifest(run)
     if "signals" not in manifest:
         raise AuroraError(f"{run} has no signals (curated before they were recorded); curate the recipe instead")
@@ -191,42 +192,41 @@ class Fates:
         at = next((i for i, step in enumerate(steps) if isinstance(step, PerplexityFilter)), len(steps))
         self.passing = self._fates(steps[:at])  # every filter before perplexity passed
         self.order = self._round_robin(unit_paths)
-        alive = self.passing
-        perplexity = recipe.filter(PerplexityConfig)
-        if perplexity is not None:
-            cutoffs = None
-            if perplexity.mode == "buckets":
-                sample = self.perplexity_sample(perplexity.sample_documents)
-                if len(sample) < 10:
-                    raise AuroraError(f"only {len(sample)} documents pass the filters before perplexity: too few for buckets")
-                cutoffs = bucket_cutoffs(sample)
-            alive = alive & self._fates(steps[at : at + 1], cutoffs, alive)
+        perplexity, self.cutoffs = recipe.filter(PerplexityConfig), None
+        if perplexity is not None and perplexity.mode == "buckets":
+            sample = self.perplexity_sample(perplexity.sample_documents)
+            if len(sample) < 10:
+                raise AuroraError(f"only {len(sample)} documents pass the filters before perplexity: too few for buckets")
+            self.cutoffs = bucket_cutoffs(sample)
+        alive = self._fates(steps[at:], self.passing)  # and every filter from perplexity on
         if recipe.dedup:
             unseen = alive & table.column("dedup").is_null().to_numpy(zero_copy_only=False)
             if unseen.any():
                 self.missing["dedup"] = [int(unseen.sum()), table.slice(int(np.flatnonzero(unseen)[0]), 1).to_pylist()[0]]
                 self._refuse_missing()
 
-    def _fates(self, steps: list, cutoffs: list[float] | None = None, reaching: np.ndarray | None = None) -> np.ndarray:
+    def _fates(self, steps: list, reaching: np.ndarray | None = None) -> np.ndarray:
         """Which documents pass `steps` (those that reach them: all, or `reaching`), refused when one
         reaches a step whose values RUN never computed for it."""
         passed, i = np.zeros(self.table.num_rows, dtype=bool), 0
         columns = dict.fromkeys(["id", "removed_by"] + [c for step in steps for c in step.columns if c in self.table.column_names])
         for batch in self.table.select(list(columns)).to_batches(max_chunksize=1 << 16):  # rows as dicts, a batch at a time
             for row in batch.to_pylist():
-                passed[i] = (reaching is None or reaching[i]) and self._passes(steps, row, cutoffs)
+                passed[i] = (reaching is None or reaching[i]) and self._passes(steps, row)
                 i += 1
         self._refuse_missing()
         return passed
 
-    def _passes(self, steps: list, row: dict, cutoffs: list[float] | None) -> bool:
+    def _passes(self, steps: list, row: dict) -> bool:
         for step in steps:
             values = step.stored(row)
             if step.columns and None in values.values():
                 missing = self.missing.setdefault(step.step, [0, row])
                 missing[0] += 1
                 return False
-            if step.decide(with_bucket(values, cutoffs)) is not None:
+            if isinstance(step, PerplexityFilter):  # bucketed under this refilter's cut-offs
+                values = with_bucket(values, self.cutoffs)
+            if step.decide(values) is not None:
                 return False
         return True
 
@@ -259,7 +259,7 @@ class Fates:
 class ReplayedFilters(PipelineStep):
     """What the filter steps of a curate task write (`pipeline.passes.filter_pass`: the reader, the
     signals steps, the filters), decided by the recipe's filter steps (`filters`, as
-    `filter_steps` makes them) on RUN's stored values (`RecordedFilter.replay`, then `judge`: the
+    `filter_steps` makes them) on RUN's stored values (`RecipeFilter.replay`, then `judge`: the
     same rules, records and metadata as in a curate run), without measuring anything again: the
     `read` ledger and malformed rejects, each filter's rejects and ledger, the filter signals file,
     and the documents that pass (metadata as the filters leave it), for dedup's signatures or the

@@ -11,8 +11,8 @@ and the threshold where the rule has them. A step a document never reached leave
 null: a document removed early carries the signals computed up to that point.
 
 How a pass records them: `SignalsStart` (after the reader) gives each document an empty row
-(`doc.metadata["signals"]`), each filter fills in what it computed (`record`), a removal is noted by the
-filter's reject writer (`filters.base`), and `SignalsEnd` (after the last filter) writes the rows
+(`doc.metadata["signals"]`), each filter step records what it measured
+(`filters.base.RecipeFilter.judge`), a removal is noted by the filter's reject writer, and `SignalsEnd` (after the last filter) writes the rows
 of the documents that are done, in read order, to `signals/filter/<task>.parquet`. `SignalsWriter`
 (after the shard writer, the task's last step) adds the dedup verdicts and token counts and
 writes the task's signals file. A refilter replaces the reader and the filters by one step that

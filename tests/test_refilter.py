@@ -18,6 +18,7 @@ from aurora.cli import main
 from core.config import integer, section
 from filters.base import FilterConfig, RecipeFilter, Removal
 from filters.flagged_words import FlaggedWordsConfig
+from filters.perplexity import PerplexityConfig
 from pipeline.curate import curate
 from pipeline.recipe import load_recipe
 from pipeline.refilter import refilter
@@ -336,15 +337,16 @@ class LongestLineFilter(RecipeFilter):
         return longest_line_decide(values, self.config)
 
 
-def test_a_new_filter_is_one_file_and_one_registry_line(in_workspace, tmp_path, monkeypatch, capsys):
-    """`LongestLineConfig` above, and one line added to the registry (after flagged words): the
-    recipe section is read and range-checked, curate runs the step and records its signal, and a
-    refilter of a tightened threshold replays it, byte for byte what a full run writes. Nothing
-    else in the code names it."""
+@pytest.mark.parametrize("after", [FlaggedWordsConfig, PerplexityConfig])
+def test_a_new_filter_is_one_file_and_one_registry_line(in_workspace, tmp_path, monkeypatch, capsys, after):
+    """`LongestLineConfig` above, and one line added to the registry (after flagged words, or after
+    perplexity): the recipe section is read and range-checked, curate runs the step and records
+    its signal, and a refilter of a tightened threshold replays it, byte for byte what a full run
+    writes. Nothing else in the code names it."""
     import filters.registry
     import pipeline.recipe
 
-    at = filters.registry.FILTERS.index(FlaggedWordsConfig) + 1
+    at = filters.registry.FILTERS.index(after) + 1
     monkeypatch.setattr(pipeline.recipe, "FILTERS", filters.registry.FILTERS[:at] + (LongestLineConfig,) + filters.registry.FILTERS[at:])
     bad = variant(in_workspace, "en", "en-longest-bad", lambda data: data.update(longest_line={"max_chars": 0}))
     assert "'longest_line.max_chars' must be a positive integer" in _refused(capsys, "curate", bad, "--output", str(tmp_path / "bad"))
@@ -360,3 +362,20 @@ def test_a_new_filter_is_one_file_and_one_registry_line(in_workspace, tmp_path, 
     assert refiltered == full and full["funnel"]["removed"]["longest_line.max_chars"] > 0
     assert full["funnel"]["kept"] < run["funnel"]["kept"]
     assert run_files(tmp_path / "refilter") == run_files(tmp_path / "full")
+
+
+def test_the_signals_basis_keeps_its_order_and_the_cli_names_the_output(in_workspace, runs, tmp_path, capsys):
+    """The filters' parts of the signals basis in the order manifests have always written them
+    (the registry runs the URL lists first, but a recipe's manifest keeps its bytes), and
+    `--output` is the folder the command names when it is done."""
+    from pipeline.passes import signals_basis
+
+    def lists(data):
+        data["url_filter"] = {"lists": [{"name": "example", "domains": "recipes/lists/url_blocklist.example.txt"}]}
+        data["flagged_words"] = {"list": "recipes/lists/flagged_words/en.txt", "max_ratio": 0.01}
+    recipe = load_recipe(variant(in_workspace, "en", "en-lists", lists))
+    assert list(signals_basis(recipe, [])) == ["language", "read", "tokenizer", "lid_model", "heuristics", "perplexity",
+                                               "url_filter", "flagged_words", "dedup"]
+    assert main(["refilter", variant(in_workspace, "en", "en-cli", tighten("en", runs)), "--from", str(runs / "en"),
+                 "--output", str(tmp_path / "new"), "--workers", "2"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"shards and manifest: {tmp_path / 'new'}/manifest.json"
