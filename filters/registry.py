@@ -4,8 +4,9 @@ curate makes the filter pass's steps from it, refilter replays them, and the sig
 basis are theirs, in this order. A new filter is its own file and one line here.
 
 The URL lists go first (a look-up per document: a blocked site's pages need no language ID);
-decontamination last of the filters, on the documents that passed everything else; then PII
-redaction, which rewrites a code file.
+the quality classifier after the rules and perplexity, on what they leave (as DCLM scores what
+its heuristics keep); decontamination last of the filters, on the documents that passed
+everything else; then PII redaction, which rewrites a code file.
 """
 
 from filters.base import FilterConfig
@@ -16,6 +17,7 @@ from filters.heuristics import HeuristicsConfig
 from filters.language_id import LanguageIDConfig
 from filters.perplexity import PerplexityConfig
 from filters.pii import PIIConfig
+from filters.quality import QualityConfig
 from filters.url import URLFilterConfig
 
 FILTERS: tuple[type[FilterConfig], ...] = (
@@ -25,6 +27,7 @@ FILTERS: tuple[type[FilterConfig], ...] = (
     HeuristicsConfig,
     FlaggedWordsConfig,
     PerplexityConfig,
+    QualityConfig,
     DecontaminationConfig,
     PIIConfig,
 )

@@ -1,0 +1,148 @@
+"""Model-based quality selection, as DCLM, GPT-3 and NeMo Curator pick documents on top of rules:
+a fastText classifier scores each document (the probability of its positive label), and a
+document is kept by one of two modes:
+
+- `min_score`: a fixed cut-off (datatrove's `FastTextClassifierFilter`, DCLM's threshold);
+- `pareto`: GPT-3's stochastic keep, a document kept when a Pareto draw with shape `alpha`
+  exceeds `1 - score`, so good documents are almost always kept and poor ones sometimes (GPT-3
+  used alpha 9). The draw is a function of the document's id and the recipe's `seed`, so a run
+  is deterministic and a refilter replays it.
+
+The model is any fastText supervised `.bin` or `.ftz` with any label scheme (`__label__hq` of
+DCLM's `openhermes_reddit_eli5_vs_rw_v2_bigram_200k_train.bin`, NeMo Curator's and datatrove's);
+`label` names the positive one. fastText reads one line, so a document's newlines become spaces,
+as those pipelines do before they score. The score is stored in the signals (`quality.score`):
+a refilter changes the mode and its cut-off without scoring again.
+"""
+
+import hashlib
+from dataclasses import dataclass, replace
+
+from datatrove.data import Document
+
+from core.config import integer, number, section
+from core.errors import AuroraError
+from filters.base import FilterConfig, RecipeContext, RecipeFilter, Removal, StepContext
+from filters.language_id import load_fasttext
+
+SCORE = "quality.score"
+MODES = ("min_score", "pareto")
+
+
+@dataclass(frozen=True)
+class QualityConfig(FilterConfig):
+    """`quality: {model, label, mode, min_score | alpha, seed}` of a text recipe."""
+
+    section = "quality"
+    languages = ("text",)
+    basis_meaning = "classifier or its positive label"
+    model: str
+    label: str  # the positive label, without `__label__`
+    mode: str
+    min_score: float | None = None
+    alpha: float | None = None
+    seed: int = 0
+
+    @classmethod
+    def read(cls, data: dict, recipe: RecipeContext) -> "QualityConfig | None":
+        if data.get(cls.section) is None:
+            return None
+        path = recipe.path
+        given = section(data, cls.section, {"model", "label", "mode", "min_score", "alpha", "seed"}, path)
+        for key in ("model", "label"):
+            if not isinstance(given.get(key), str) or not given[key]:
+                raise AuroraError(f"{path}: 'quality.{key}' must be a non-empty string")
+        mode = given.get("mode")
+        if mode not in MODES:
+            raise AuroraError(f"{path}: 'quality.mode' must be one of {', '.join(MODES)}, not {mode!r}")
+        for key, needed in (("min_score", "min_score"), ("alpha", "pareto")):
+            if (key in given) != (mode == needed):
+                raise AuroraError(f"{path}: 'quality.{key}' goes with mode {needed}" if key in given
+                                  else f"{path}: mode {mode} needs 'quality.{key}'")
+        config = cls(given["model"], given["label"].removeprefix("__label__"), mode,
+                     seed=integer(given.get("seed", 0), "quality.seed", path, 0, (1 << 63) - 1))
+        if mode == "min_score":
+            score = number(given["min_score"], "quality.min_score", path)
+            if not 0 <= score <= 1:
+                raise AuroraError(f"{path}: 'quality.min_score' must be in [0, 1], got {score!r}")
+            return replace(config, min_score=score)
+        alpha = number(given["alpha"], "quality.alpha", path)
+        if not 0 < alpha <= 1000:
+            raise AuroraError(f"{path}: 'quality.alpha' must be above 0 and at most 1000, got {alpha!r}")
+        return replace(config, alpha=alpha)
+
+    def steps(self, context: StepContext) -> list:
+        return [QualityFilter(context.folder, replace(self, model=context.local(self.model)))]
+
+    def columns(self, language: str) -> list[tuple[str, str]]:
+        return [(SCORE, "float64")]
+
+    def basis(self, sha256) -> dict:
+        return {"quality": {"model": sha256(self.model), "label": self.label}}
+
+    def models(self) -> list[tuple[str, str]]:
+        return [("quality classifier", self.model)]
+
+    def check(self, language: str) -> None:
+        load_classifier(self.model, self.label)
+
+
+def load_classifier(path: str, label: str):
+    """The fastText model, refused when `label` is not one of its labels."""
+    model = load_fasttext(path)
+    labels = [name.removeprefix("__label__") for name in model.get_labels()]
+    if label not in labels:
+        raise AuroraError(f"quality classifier {path} has no label '{label}': its labels are "
+                          f"{', '.join(labels[:10])}{', ...' if len(labels) > 10 else ''}")
+    return model
+
+
+def pareto_draw(document_id: str, seed: int, alpha: float) -> float:
+    """numpy's `pareto(alpha)` (Lomax) by the inverse of its distribution, at a uniform number
+    taken from the document's id and the seed: the same draw for the same document in every run."""
+    digest = hashlib.blake2b(f"{seed}\0{document_id}".encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    uniform = (int.from_bytes(digest, "big") + 0.5) / 2.0**64  # in (0, 1)
+    return (1.0 - uniform) ** (-1.0 / alpha) - 1.0
+
+
+def decide(values: dict, config: QualityConfig) -> Removal | None:
+    score = values[SCORE]
+    if config.mode == "min_score":
+        return Removal("quality.min_score", score, config.min_score) if score < config.min_score else None
+    needed = 1.0 - pareto_draw(values["id"], config.seed, config.alpha)  # kept when draw > 1 - score
+    return Removal("quality.pareto", score, needed) if score <= needed else None
+
+
+class QualityFilter(RecipeFilter):
+    """Scores each document with the classifier and keeps it by the recipe's mode."""
+
+    name = "⭐ Quality classifier"
+    step = "quality"
+
+    def __init__(self, output_folder, config: QualityConfig, batch_size: int = 256):
+        super().__init__(output_folder, (SCORE,), batch_size=batch_size)
+        self.config = config
+        self._model = None
+
+    def __getstate__(self):  # the loaded model stays in its process
+        return {**self.__dict__, "_model": None}
+
+    def measure(self, batch: list[Document]) -> list[dict]:
+        if self._model is None:
+            self._model = load_classifier(self.config.model, self.config.label)
+        labels, probabilities = self._model.predict([" ".join(doc.text.split()) for doc in batch], k=-1)
+        positive = f"__label__{self.config.label}"
+        values = []
+        for doc, names, scores in zip(batch, labels, probabilities):
+            score = next((float(p) for name, p in zip(names, scores) if name == positive), 0.0)
+            values.append({SCORE: min(max(score, 0.0), 1.0), "id": doc.id})
+        return values
+
+    def stored(self, row: dict) -> dict:
+        return {SCORE: row.get(SCORE), "id": row.get("id")}
+
+    def annotate(self, metadata: dict, values: dict) -> None:
+        metadata["quality_score"] = round(values[SCORE], 4)
+
+    def decide(self, values: dict) -> Removal | None:
+        return decide(values, self.config)
