@@ -107,6 +107,20 @@ def _calibrate(args) -> int:
     return 0
 
 
+def _quality_train(args) -> int:
+    from pipeline.recipe import TEXT_LANGUAGES
+    from tooling.quality import card_path, train_classifier
+
+    if args.language not in TEXT_LANGUAGES:
+        raise AuroraError(f"--language must be one of {', '.join(TEXT_LANGUAGES)}")
+    card = train_classifier(args.language, args.positive, args.negative, args.output, args.held_out, args.seed)
+    scores, documents = card["held_out"], card["documents"]
+    print(f"held out ({documents['held_out_per_class']:,} documents per class; trained on {documents['trained_per_class']:,}): "
+          f"precision {scores['precision']:.4f}, recall {scores['recall']:.4f}, AUC {scores['auc']:.4f}")
+    print(f"model: {args.output} (label hq); card: {card_path(args.output)}")
+    return 0
+
+
 def _manifest_audit(args) -> int:
     from manifests.audit import audit
     from manifests.manifest import load_manifest
@@ -201,6 +215,18 @@ def parser() -> argparse.ArgumentParser:
     cal.add_argument("--extractor", help="how HTML pages (warc, .html) become text: the recipe's read.extractor "
                      "(default resiliparse+trafilatura)")
     cal.set_defaults(func=_calibrate)
+
+    quality = sub.add_parser("quality", help="document quality classifiers")
+    quality_sub = quality.add_subparsers(dest="quality_command", required=True)
+    train_quality = quality_sub.add_parser("train", help="a fastText quality classifier, DCLM's way; held-out precision, recall, AUC")
+    train_quality.add_argument("--language", required=True)
+    train_quality.add_argument("--positive", nargs="+", required=True, metavar="FILE",
+                               help="documents of the quality to keep (jsonl[.gz/.zst], parquet, warc[.gz]; globs)")
+    train_quality.add_argument("--negative", nargs="+", required=True, metavar="FILE", help="documents to tell them from")
+    train_quality.add_argument("--output", required=True, metavar="MODEL", help="the model file (.bin); its card goes beside it")
+    train_quality.add_argument("--held-out", type=float, default=0.1, help="share of each class held out to measure the model")
+    train_quality.add_argument("--seed", type=int, default=0)
+    train_quality.set_defaults(func=_quality_train)
 
     manifest = sub.add_parser("manifest", help="inspect and audit manifests")
     manifest_sub = manifest.add_subparsers(dest="manifest_command", required=True)

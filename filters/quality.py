@@ -11,7 +11,8 @@ document is kept by one of two modes:
 The model is any fastText supervised `.bin` or `.ftz` with any label scheme (`__label__hq` of
 DCLM's `openhermes_reddit_eli5_vs_rw_v2_bigram_200k_train.bin`, NeMo Curator's and datatrove's);
 `label` names the positive one. fastText reads one line, so a document's newlines become spaces,
-as those pipelines do before they score. The score is stored in the signals (`quality.score`):
+as those pipelines do before they score (`classifier_line`; Japanese, which has no spaces, is
+cut into words by the segmenter). `aurora quality train` (`tooling.quality`) trains one. The score is stored in the signals (`quality.score`):
 a refilter changes the mode and its cut-off without scoring again.
 """
 
@@ -22,11 +23,18 @@ from datatrove.data import Document
 
 from core.config import integer, number, section
 from core.errors import AuroraError
+from core.text import words
 from filters.base import FilterConfig, RecipeContext, RecipeFilter, Removal, StepContext
 from filters.language_id import load_fasttext
 
 SCORE = "quality.score"
 MODES = ("min_score", "pareto")
+
+
+def classifier_line(text: str, language: str) -> str:
+    """A document as the classifier reads it, one line of space-separated tokens: its whitespace
+    tokens, or for Japanese, which has no spaces, its words (`core.text.words`, the segmenter's)."""
+    return " ".join(words(text, language) if language == "ja" else text.split())
 
 
 @dataclass(frozen=True)
@@ -72,7 +80,7 @@ class QualityConfig(FilterConfig):
         return replace(config, alpha=alpha)
 
     def steps(self, context: StepContext) -> list:
-        return [QualityFilter(context.folder, replace(self, model=context.local(self.model)))]
+        return [QualityFilter(context.folder, context.language, replace(self, model=context.local(self.model)))]
 
     def columns(self, language: str) -> list[tuple[str, str]]:
         return [(SCORE, "float64")]
@@ -119,9 +127,9 @@ class QualityFilter(RecipeFilter):
     name = "⭐ Quality classifier"
     step = "quality"
 
-    def __init__(self, output_folder, config: QualityConfig, batch_size: int = 256):
+    def __init__(self, output_folder, language: str, config: QualityConfig, batch_size: int = 256):
         super().__init__(output_folder, (SCORE,), batch_size=batch_size)
-        self.config = config
+        self.language, self.config = language, config
         self._model = None
 
     def __getstate__(self):  # the loaded model stays in its process
@@ -130,7 +138,7 @@ class QualityFilter(RecipeFilter):
     def measure(self, batch: list[Document]) -> list[dict]:
         if self._model is None:
             self._model = load_classifier(self.config.model, self.config.label)
-        labels, probabilities = self._model.predict([" ".join(doc.text.split()) for doc in batch], k=-1)
+        labels, probabilities = self._model.predict([classifier_line(doc.text, self.language) for doc in batch], k=-1)
         positive = f"__label__{self.config.label}"
         values = []
         for doc, names, scores in zip(batch, labels, probabilities):

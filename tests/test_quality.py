@@ -50,12 +50,12 @@ def train(path, positive: str, negative: str, seed: int = 0) -> str:
 def test_the_classifier_scores_clean_text_above_junk_in_any_label_scheme(tmp_path, positive, negative):
     model = train(tmp_path / "quality.bin", positive, negative)
     clean, junk = documents(seed=1, count=50)  # not the training documents
-    step = QualityFilter(get_datafolder(str(tmp_path / "out")), QualityConfig(model, positive, "min_score", min_score=0.5))
+    step = QualityFilter(get_datafolder(str(tmp_path / "out")), "en", QualityConfig(model, positive, "min_score", min_score=0.5))
     docs = [Document(text=t, id=f"c{i}") for i, t in enumerate(clean)] + [Document(text=t, id=f"j{i}") for i, t in enumerate(junk)]
     scores = [values["quality.score"] for values in step.measure(docs)]
     assert min(scores[:50]) > max(scores[50:])
     cut = (min(scores[:50]) + max(scores[50:])) / 2
-    step = QualityFilter(get_datafolder(str(tmp_path / "out")), QualityConfig(model, positive, "min_score", min_score=cut))
+    step = QualityFilter(get_datafolder(str(tmp_path / "out")), "en", QualityConfig(model, positive, "min_score", min_score=cut))
     kept = [d.id for d in step.run(iter(docs))]
     assert kept == [f"c{i}" for i in range(50)] and all(d.metadata["quality_score"] >= round(cut, 4) for d in docs[:50])
 
@@ -125,3 +125,65 @@ def test_refilter_changes_the_mode_and_cut_off_without_scoring_again(in_workspac
         assert refiltered == full and full["funnel"]["kept"] < run["funnel"]["kept"], name
         assert any(reason.startswith("quality.") for reason in full["funnel"]["removed"]), name
         assert _files(tmp_path / name / "refilter") == _files(tmp_path / name / "full"), name
+
+
+def _jsonl_gz(path, texts: list[str]) -> str:
+    import gzip
+
+    import orjson
+
+    with gzip.open(path, "wb") as f:
+        f.writelines(orjson.dumps({"id": f"{path.stem}-{i}", "text": t}) + b"\n" for i, t in enumerate(texts))
+    return str(path)
+
+
+def test_roc_auc_is_the_share_of_pairs_ranked_right():
+    from tooling.quality import roc_auc
+
+    rng = np.random.default_rng(0)
+    positive, negative = rng.integers(0, 20, 300) / 20, rng.integers(0, 15, 200) / 20  # many ties
+    pairs = (positive[:, None] > negative[None, :]).mean() + 0.5 * (positive[:, None] == negative[None, :]).mean()
+    assert abs(roc_auc(positive, negative) - pairs) < 1e-12
+    assert roc_auc(np.array([0.9, 0.8]), np.array([0.1])) == 1.0 and roc_auc(np.array([0.1]), np.array([0.9])) == 0.0
+
+
+def test_quality_train_measures_on_held_out_documents_and_writes_a_card(in_workspace, tmp_path, capsys):
+    import json
+
+    import fasttext
+
+    clean, junk = documents(seed=5, count=300)
+    positive = _jsonl_gz(tmp_path / "clean.jsonl.gz", clean)
+    negative = [_jsonl_gz(tmp_path / "junk-a.jsonl.gz", junk[:250]), _jsonl_gz(tmp_path / "junk-b.jsonl.gz", junk[250:])]
+    model = tmp_path / "models" / "en.bin"
+    args = ["quality", "train", "--language", "en", "--positive", positive, "--negative", str(tmp_path / "junk-*.jsonl.gz"),
+            "--output", str(model)]
+    assert main(args) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[0].startswith("held out (30 documents per class; trained on 270): precision ")
+    card = json.loads((tmp_path / "models" / "en.card.json").read_text())
+    held_out = card["held_out"]
+    assert held_out["auc"] > 0.95 and held_out["recall"] > 0.9 and 0.5 < held_out["precision"] <= 1  # precision at 0.5, uncalibrated
+    assert [f["path"] for f in card["data"]["negative"]] == negative and card["data"]["positive"][0]["documents"] == 300
+    assert card["parameters"]["wordNgrams"] == 2 and card["model"]["labels"] == {"positive": "hq", "negative": "cc"}
+    assert sorted(fasttext.load_model(str(model)).get_labels()) == ["__label__cc", "__label__hq"]
+    first = model.read_bytes()
+    assert main(args) == 0 and model.read_bytes() == first  # one thread, one seed: the same model
+    # It drops into a recipe as it is.
+    recipe = _write(tmp_path, {"model": str(model), "label": "hq", "mode": "min_score", "min_score": 0.5})
+    assert load_recipe(recipe).filter(QualityConfig).label == "hq"
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda a: a.__setitem__(a.index("--positive") + 1, "nowhere/*.jsonl"), "--positive nowhere/*.jsonl: no such file"),
+    (lambda a: a.__setitem__(a.index("--language") + 1, "xx"), "--language must be one of en, fi, hi, ja, vi"),
+    (lambda a: a.extend(["--held-out", "1.5"]), "--held-out must be between 0 and 1"),
+])
+def test_quality_train_refuses_bad_arguments_in_one_line(in_workspace, tmp_path, capsys, change, message):
+    clean, junk = documents(seed=6, count=20)
+    args = ["quality", "train", "--language", "en", "--positive", _jsonl_gz(tmp_path / "c.jsonl.gz", clean),
+            "--negative", _jsonl_gz(tmp_path / "j.jsonl.gz", junk), "--output", str(tmp_path / "m.bin")]
+    change(args)
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]

@@ -1,0 +1,127 @@
+"""`aurora quality train`: a document quality classifier trained the way DCLM trained its own:
+fastText on word bigrams, the two classes balanced (the larger one sampled down to the smaller),
+a held-out part of each class kept out of training to measure it. It prints precision, recall
+(of the positive class, at a score of 0.5) and ROC AUC on the held-out part, and writes a model
+card beside the model (`MODEL.card.json`): the data files with their sha256 and documents, the
+documents trained on and held out, the parameters, and the scores.
+
+The labels are DCLM's, `__label__hq` (positive) and `__label__cc`, so a recipe's `quality`
+section names `label: hq`. A document becomes one line as `filters.quality` scores it
+(`classifier_line`: Japanese segmented into words). fastText trains on one thread, so the same
+data and seed give the same model bytes.
+"""
+
+import glob
+import hashlib
+import os
+import random
+import tempfile
+
+import numpy as np
+import orjson
+from datatrove.io import get_datafolder
+
+from core.atomic import write_atomic
+from core.errors import AuroraError
+from filters.quality import classifier_line
+from readers.records import readable_documents
+
+POSITIVE, NEGATIVE = "hq", "cc"
+PARAMETERS = {"wordNgrams": 2, "dim": 100, "lr": 0.1, "epoch": 10, "minCount": 1, "thread": 1}
+
+
+def _files(patterns: list[str], what: str) -> list[str]:
+    files = []
+    for pattern in patterns:
+        matched = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern] if os.path.isfile(pattern) else []
+        if not matched:
+            raise AuroraError(f"--{what} {pattern}: no such file")
+        files += matched
+    return files
+
+
+def _documents(files: list[str], language: str) -> tuple[list[str], list[dict]]:
+    """Each file's documents as classifier lines (empty ones left out), and each file described."""
+    lines, described = [], []
+    for path in files:
+        with open(path, "rb") as f:
+            sha = hashlib.file_digest(f, "sha256").hexdigest()
+        before = len(lines)
+        lines += [line for line in (classifier_line(doc.text, language) for doc in readable_documents(path)) if line]
+        described.append({"path": path, "sha256": sha, "documents": len(lines) - before})
+    return lines, described
+
+
+def roc_auc(positive: np.ndarray, negative: np.ndarray) -> float:
+    """The probability that a positive document scores above a negative one, ties counting half
+    (the Mann-Whitney U statistic over the two sizes: the area under the ROC curve)."""
+    scores = np.concatenate([positive, negative])
+    order = np.argsort(scores, kind="stable")
+    ranks = np.empty(len(scores))
+    ranks[order] = np.arange(1, len(scores) + 1)
+    for value in np.unique(scores):  # tied scores share their mean rank
+        tied = scores == value
+        ranks[tied] = ranks[tied].mean()
+    u = ranks[: len(positive)].sum() - len(positive) * (len(positive) + 1) / 2
+    return float(u / (len(positive) * len(negative)))
+
+
+def train_classifier(language: str, positive: list[str], negative: list[str], output: str, held_out: float = 0.1,
+                     seed: int = 0) -> dict:
+    """Train, measure and save the classifier and its card; returns the card."""
+    import fasttext
+
+    if not 0 < held_out < 1:
+        raise AuroraError("--held-out must be between 0 and 1")
+    sets = {}
+    for label, patterns, what in ((POSITIVE, positive, "positive"), (NEGATIVE, negative, "negative")):
+        lines, described = _documents(_files(patterns, what), language)
+        sets[label] = (lines, described)
+    size = min(len(sets[POSITIVE][0]), len(sets[NEGATIVE][0]))
+    held = round(size * held_out)
+    if held < 1 or size - held < 1:
+        raise AuroraError(f"{size} documents in the smaller class: too few to train on and hold some out")
+    rng = random.Random(seed)
+    train, test = [], {}
+    for label, (lines, _) in sets.items():
+        chosen = rng.sample(lines, size)  # balanced: the larger class sampled down
+        test[label] = chosen[:held]
+        train += [f"__label__{label} {line}" for line in chosen[held:]]
+    rng.shuffle(train)
+    with tempfile.TemporaryDirectory() as scratch:
+        data = os.path.join(scratch, "train.txt")
+        with open(data, "w", encoding="utf-8") as f:
+            f.write("\n".join(train) + "\n")
+        model = fasttext.train_supervised(input=data, seed=seed, verbose=0, **PARAMETERS)
+    scores = {}
+    for label, lines in test.items():
+        labels, probabilities = model.predict(lines, k=-1)
+        scores[label] = np.array([next((float(p) for name, p in zip(names, probs) if name == f"__label__{POSITIVE}"), 0.0)
+                                  for names, probs in zip(labels, probabilities)])
+    predicted_positive = np.concatenate([scores[POSITIVE], scores[NEGATIVE]]) >= 0.5
+    true_positive = int((scores[POSITIVE] >= 0.5).sum())
+    measured = {
+        "precision": true_positive / max(int(predicted_positive.sum()), 1),
+        "recall": true_positive / held,
+        "auc": roc_auc(scores[POSITIVE], scores[NEGATIVE]),
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    model.save_model(output)
+    with open(output, "rb") as f:
+        model_sha = hashlib.file_digest(f, "sha256").hexdigest()
+    card = {
+        "model": {"path": output, "sha256": model_sha, "labels": {"positive": POSITIVE, "negative": NEGATIVE}},
+        "language": language,
+        "data": {"positive": sets[POSITIVE][1], "negative": sets[NEGATIVE][1]},
+        "documents": {"per_class": size, "trained_per_class": size - held, "held_out_per_class": held},
+        "parameters": {**PARAMETERS, "seed": seed, "held_out": held_out},
+        "held_out": {key: round(value, 4) for key, value in measured.items()},
+    }
+    card_file = card_path(output)
+    write_atomic(get_datafolder(os.path.dirname(os.path.abspath(card_file))), os.path.basename(card_file),
+                 orjson.dumps(card, option=orjson.OPT_INDENT_2) + b"\n")
+    return card
+
+
+def card_path(model: str) -> str:
+    return os.path.splitext(model)[0] + ".card.json"
