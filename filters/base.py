@@ -166,9 +166,18 @@ class RecipeFilter(RecordedFilter):
     filter's rule; `annotate` adds what the step leaves in the document's metadata. A refilter
     calls `judge` on the values a run stored (`replay`)."""
 
+    # A step whose cut-off is taken from a sample of the run's documents before the filter pass
+    # (`pipeline.cutoffs`): how many, where the cut-off is written, and `cutoffs_record`.
+    sample_size: int | None = None
+    cutoffs_file: str = ""
+
     def __init__(self, output_folder, columns: tuple[str, ...] = (), batch_size: int = 1):
         super().__init__(output_folder, batch_size=batch_size)
         self.columns = columns
+
+    def cutoffs_record(self, values: list[dict]) -> dict:
+        """The cut-offs the sample's values give, as written to `cutoffs_file`; the step keeps them."""
+        raise NotImplementedError
 
     def measure(self, batch: list) -> list[dict]:
         raise NotImplementedError

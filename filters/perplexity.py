@@ -40,7 +40,7 @@ _NON_PRINTING = re.compile(f"[{''.join(map(chr, list(range(0, 32)) + list(range(
 _DIGIT = re.compile(r"\d")
 BUCKETS = ("head", "middle", "tail")
 CUTOFF_PERCENTILES = (30, 60)  # CCNet's head / middle / tail split
-CUTOFFS_FILE = "perplexity_cutoffs.json"  # in the run folder, from the sampling pass (`pipeline.buckets`)
+CUTOFFS_FILE = "perplexity_cutoffs.json"  # in the run folder, from the sampling pass (`pipeline.cutoffs`)
 
 
 def ccnet_normalize(line: str, strip_accents: bool = False) -> str:
@@ -198,6 +198,8 @@ class PerplexityFilter(RecipeFilter):
         self.model, self.config = model, config
         self._cutoffs = None
         self._buckets = Counter()
+        if config.mode == "buckets":
+            self.sample_size, self.cutoffs_file = config.sample_documents, CUTOFFS_FILE
 
     def reset(self) -> None:
         self._buckets = Counter()
@@ -210,6 +212,14 @@ class PerplexityFilter(RecipeFilter):
             with self.output_folder.open(CUTOFFS_FILE, "r") as f:
                 self._cutoffs = json.load(f)["cutoffs"]
         return self._cutoffs
+
+    def cutoffs_record(self, values: list[dict]) -> dict:
+        perplexities = [v["perplexity"] for v in values]
+        if len(perplexities) < 10:
+            raise AuroraError(f"only {len(perplexities)} documents pass the filters before perplexity: too few for buckets")
+        record = {"cutoffs": bucket_cutoffs(perplexities), "percentiles": list(CUTOFF_PERCENTILES), "sample_documents": len(perplexities)}
+        self._cutoffs = record["cutoffs"]
+        return record
 
     def measure(self, batch: list[Document]) -> list[dict]:
         return [{"perplexity": value} for value in self.model.perplexities([d.text for d in batch])]
@@ -229,4 +239,6 @@ class PerplexityFilter(RecipeFilter):
             metadata["perplexity_bucket"] = values["perplexity_bucket"]
 
     def decide(self, values: dict) -> Removal | None:
+        if self.config.mode == "buckets" and "perplexity_bucket" not in values:
+            values = with_bucket(values, self.cutoffs())
         return decide(values, self.config)

@@ -1,8 +1,12 @@
 """Model-based quality selection, as DCLM, GPT-3 and NeMo Curator pick documents on top of rules:
 a fastText classifier scores each document (the probability of its positive label), and a
-document is kept by one of two modes:
+document is kept by one of three modes:
 
 - `min_score`: a fixed cut-off (datatrove's `FastTextClassifierFilter`, DCLM's threshold);
+- `keep_top_fraction`: the cut-off that keeps the best `fraction` of a sample of the run's
+  documents (those that pass the filters before it, taken before the filter pass, as the
+  perplexity buckets are: `pipeline.cutoffs`), written to `quality_cutoff.json` in the run
+  folder (DCLM kept its classifier's top 10%);
 - `pareto`: GPT-3's stochastic keep, a document kept when a Pareto draw with shape `alpha`
   exceeds `1 - score`, so good documents are almost always kept and poor ones sometimes (GPT-3
   used alpha 9). The draw is a function of the document's id and the recipe's `seed`, so a run
@@ -19,6 +23,8 @@ a refilter changes the mode and its cut-off without scoring again.
 import hashlib
 from dataclasses import dataclass, replace
 
+import numpy as np
+import orjson
 from datatrove.data import Document
 
 from core.config import integer, number, section
@@ -28,7 +34,8 @@ from filters.base import FilterConfig, RecipeContext, RecipeFilter, Removal, Ste
 from filters.language_id import load_fasttext
 
 SCORE = "quality.score"
-MODES = ("min_score", "pareto")
+MODES = ("min_score", "keep_top_fraction", "pareto")
+CUTOFF_FILE = "quality_cutoff.json"  # in the run folder, from the sampling pass (`pipeline.cutoffs`)
 
 
 def classifier_line(text: str, language: str) -> str:
@@ -39,7 +46,7 @@ def classifier_line(text: str, language: str) -> str:
 
 @dataclass(frozen=True)
 class QualityConfig(FilterConfig):
-    """`quality: {model, label, mode, min_score | alpha, seed}` of a text recipe."""
+    """`quality: {model, label, mode, min_score | fraction, sample_documents | alpha, seed}` of a text recipe."""
 
     section = "quality"
     languages = ("text",)
@@ -47,7 +54,9 @@ class QualityConfig(FilterConfig):
     model: str
     label: str  # the positive label, without `__label__`
     mode: str
-    min_score: float | None = None
+    min_score: float | None = None  # mode min_score; in keep_top_fraction, the cut-off its sample gave
+    fraction: float | None = None
+    sample_documents: int = 2000
     alpha: float | None = None
     seed: int = 0
 
@@ -56,14 +65,14 @@ class QualityConfig(FilterConfig):
         if data.get(cls.section) is None:
             return None
         path = recipe.path
-        given = section(data, cls.section, {"model", "label", "mode", "min_score", "alpha", "seed"}, path)
+        given = section(data, cls.section, {"model", "label", "mode", "min_score", "fraction", "sample_documents", "alpha", "seed"}, path)
         for key in ("model", "label"):
             if not isinstance(given.get(key), str) or not given[key]:
                 raise AuroraError(f"{path}: 'quality.{key}' must be a non-empty string")
         mode = given.get("mode")
         if mode not in MODES:
             raise AuroraError(f"{path}: 'quality.mode' must be one of {', '.join(MODES)}, not {mode!r}")
-        for key, needed in (("min_score", "min_score"), ("alpha", "pareto")):
+        for key, needed in (("min_score", "min_score"), ("fraction", "keep_top_fraction"), ("alpha", "pareto")):
             if (key in given) != (mode == needed):
                 raise AuroraError(f"{path}: 'quality.{key}' goes with mode {needed}" if key in given
                                   else f"{path}: mode {mode} needs 'quality.{key}'")
@@ -74,6 +83,14 @@ class QualityConfig(FilterConfig):
             if not 0 <= score <= 1:
                 raise AuroraError(f"{path}: 'quality.min_score' must be in [0, 1], got {score!r}")
             return replace(config, min_score=score)
+        if mode == "keep_top_fraction":
+            fraction = number(given["fraction"], "quality.fraction", path)
+            if not 0 < fraction <= 1:
+                raise AuroraError(f"{path}: 'quality.fraction' must be above 0 and at most 1, got {fraction!r}")
+            sample = integer(given.get("sample_documents", 2000), "quality.sample_documents", path, 10, 1 << 24)
+            return replace(config, fraction=fraction, sample_documents=sample)
+        if "sample_documents" in given:
+            raise AuroraError(f"{path}: 'quality.sample_documents' goes with mode keep_top_fraction")
         alpha = number(given["alpha"], "quality.alpha", path)
         if not 0 < alpha <= 1000:
             raise AuroraError(f"{path}: 'quality.alpha' must be above 0 and at most 1000, got {alpha!r}")
@@ -115,8 +132,8 @@ def pareto_draw(document_id: str, seed: int, alpha: float) -> float:
 
 def decide(values: dict, config: QualityConfig) -> Removal | None:
     score = values[SCORE]
-    if config.mode == "min_score":
-        return Removal("quality.min_score", score, config.min_score) if score < config.min_score else None
+    if config.mode in ("min_score", "keep_top_fraction"):
+        return Removal(f"quality.{config.mode}", score, config.min_score) if score < config.min_score else None
     needed = 1.0 - pareto_draw(values["id"], config.seed, config.alpha)  # kept when draw > 1 - score
     return Removal("quality.pareto", score, needed) if score <= needed else None
 
@@ -131,6 +148,8 @@ class QualityFilter(RecipeFilter):
         super().__init__(output_folder, (SCORE,), batch_size=batch_size)
         self.language, self.config = language, config
         self._model = None
+        if config.mode == "keep_top_fraction":
+            self.sample_size, self.cutoffs_file = config.sample_documents, CUTOFF_FILE
 
     def __getstate__(self):  # the loaded model stays in its process
         return {**self.__dict__, "_model": None}
@@ -152,5 +171,17 @@ class QualityFilter(RecipeFilter):
     def annotate(self, metadata: dict, values: dict) -> None:
         metadata["quality_score"] = round(values[SCORE], 4)
 
+    def cutoffs_record(self, values: list[dict]) -> dict:
+        """The score at the (1 - fraction) quantile of the sample: documents at or above it are kept."""
+        scores = [v[SCORE] for v in values]
+        if len(scores) < 10:
+            raise AuroraError(f"only {len(scores)} documents pass the filters before quality: too few for a cut-off")
+        cutoff = float(np.quantile(np.asarray(scores, dtype=float), 1 - self.config.fraction))
+        self.config = replace(self.config, min_score=cutoff)
+        return {"cutoff": cutoff, "fraction": self.config.fraction, "sample_documents": len(scores)}
+
     def decide(self, values: dict) -> Removal | None:
+        if self.config.mode == "keep_top_fraction" and self.config.min_score is None:  # the sampling pass's cut-off
+            with self.output_folder.open(CUTOFF_FILE, "rb") as f:
+                self.config = replace(self.config, min_score=orjson.loads(f.read())["cutoff"])
         return decide(values, self.config)

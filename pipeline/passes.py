@@ -29,10 +29,9 @@ from core.tokenizer import eod_id, file_sha256, load_tokenizer
 from dedup import DedupDocuments, DedupFilter, DedupLayout, DedupSignatures, dedup_passes, read_decisions
 from filters.base import StepContext
 from filters.decontamination import DecontaminationConfig, load_index
-from filters.perplexity import PerplexityConfig, PerplexityFilter
 from filters.registry import BASIS_ORDER
 from manifests.manifest import build_pool_manifest, write_manifest
-from pipeline.buckets import ensure_cutoffs, sample_documents
+from pipeline.cutoffs import ensure_cutoffs, sample_documents
 from pipeline.recipe import Recipe, Source
 from pipeline.signals import SignalsEnd, SignalsStart, SignalsWriter, TaskSignals, filter_schema, signals_path, signals_schema
 from pipeline.tokenize import MegatronShardWriter
@@ -53,7 +52,7 @@ class Replay(NamedTuple):
     replaces reading and filtering."""
 
     folder: object
-    perplexity_sample: object
+    sample: object  # a step's sample values for its cut-offs, from the run's signals (`pipeline.refilter.Fates.sample`)
     tokens: object  # `pipeline.tokenize.StoredTokens`: the kept documents' token ids, from the run's shards
     filters: object  # makes the step that replaces reading and filtering (`pipeline.refilter.ReplayedFilters`)
 
@@ -69,23 +68,24 @@ def filter_steps(recipe: Recipe, folder) -> list:
     return [step for config in recipe.filters for step in config.steps(context)]
 
 
+def _sample_values(step, files: list[tuple[str, str]], before: list, recipe: Recipe) -> list[dict]:
+    return step.measure(sample_documents(files, before, step.sample_size, recipe.max_document_bytes, recipe.extractor))
+
+
 def filter_pass(recipe: Recipe, inputs, units: list[WorkUnit], folder, replay: Replay | None = None) -> list:
     """Read (a work unit per task), then the filters, between the steps that record each document's
-    signals (`pipeline.signals`). With perplexity buckets, their cut-offs are sampled first
-    (`pipeline.buckets`), from the documents that pass the filters before perplexity."""
+    signals (`pipeline.signals`). A step whose cut-off comes from a sample (perplexity buckets, a
+    quality classifier's top fraction) has it taken first (`pipeline.cutoffs`), from the documents
+    that pass the filters before it, in run order."""
     filters = filter_steps(recipe, folder)
-    perplexity = recipe.filter(PerplexityConfig)
-    if perplexity is not None and perplexity.mode == "buckets":
-        before = filters[:next(i for i, step in enumerate(filters) if isinstance(step, PerplexityFilter))]
-        if replay is not None:
-            def sample():
-                return replay.perplexity_sample(perplexity.sample_documents)
-        else:
-            def sample():
+    for i, step in enumerate(filters):
+        if getattr(step, "sample_size", None):
+            if replay is not None:
+                sample = functools.partial(replay.sample, step)
+            else:
                 files = [(s, absolute(p)) for s, p in inputs]
-                documents = sample_documents(files, before, perplexity.sample_documents, recipe.max_document_bytes, recipe.extractor)
-                return perplexity.model(absolute).perplexities(documents)
-        ensure_cutoffs(folder, sample)
+                sample = functools.partial(_sample_values, step, files, filters[:i], recipe)
+            ensure_cutoffs(folder, step, sample)
     if replay is not None:  # a refilter: the same outputs, from the run's files
         return [replay.filters(units, folder, filters, filter_schema_of(recipe))]
     signals = TaskSignals(folder, filter_schema_of(recipe))

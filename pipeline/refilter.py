@@ -56,7 +56,6 @@ from core.storage import uri
 from dedup import DedupLayout
 from dedup.signatures import DOCS_SCHEMA
 from filters.base import SIGNALS, DocumentSignals
-from filters.perplexity import PerplexityConfig, PerplexityFilter, bucket_cutoffs, with_bucket
 from manifests.audit import audit_checksums, audit_rejects, audit_signals
 from manifests.manifest import load_manifest
 from pipeline.passes import Replay, asset_sha256, filter_steps, prepare, run_curation, signals_basis
@@ -92,7 +91,7 @@ def refilter(recipe: Recipe, run: str, output: str | None = None, executor: str 
     tokens.check()
     filters = functools.partial(ReplayedFilters, run_folder=run_folder, language=recipe.language,
                                 max_document_bytes=recipe.max_document_bytes, extractor=recipe.extractor)
-    return run_curation(recipe, files, executor, workers, verbose, Replay(run_folder, fates.perplexity_sample, tokens, filters))
+    return run_curation(recipe, files, executor, workers, verbose, Replay(run_folder, fates.sample, tokens, filters))
 
 
 def _sources(inputs: list[dict]) -> tuple[Source, ...]:
@@ -181,24 +180,30 @@ def _read_signals(folder, tasks: int, columns: list[str]) -> pa.Table:
 
 class Fates:
     """What the recipe's filters decide of RUN's documents before any work, from RUN's signals, by
-    the filter steps' own rules (`stored` values, `decide`): the perplexity cut-offs' sample, and
-    the refusal of a recipe under which a document reaches a filter (or dedup) that RUN never ran
-    on it."""
+    the filter steps' own rules (`stored` values, `decide`): the samples of the steps whose
+    cut-offs come from one (`pipeline.cutoffs`: perplexity buckets, a quality classifier's top
+    fraction), and the refusal of a recipe under which a document reaches a filter (or dedup)
+    that RUN never ran on it."""
 
     def __init__(self, recipe: Recipe, table: pa.Table, unit_paths: list[str], run: str):
         self.table, self.run = table, run
         self.missing: dict[str, list] = {}  # step -> [documents that reach it without its values, the first one's row]
         steps = filter_steps(recipe, get_datafolder(absolute(recipe.output)))  # made, never run: their rules only
-        at = next((i for i, step in enumerate(steps) if isinstance(step, PerplexityFilter)), len(steps))
-        self.passing = self._fates(steps[:at])  # every filter before perplexity passed
-        self.order = self._round_robin(unit_paths)
-        perplexity, self.cutoffs = recipe.filter(PerplexityConfig), None
-        if perplexity is not None and perplexity.mode == "buckets":
-            sample = self.perplexity_sample(perplexity.sample_documents)
-            if len(sample) < 10:
-                raise AuroraError(f"only {len(sample)} documents pass the filters before perplexity: too few for buckets")
-            self.cutoffs = bucket_cutoffs(sample)
-        alive = self._fates(steps[at:], self.passing)  # and every filter from perplexity on
+        self.order, self.samples = self._round_robin(unit_paths), {}
+        alive, start = None, 0
+        for i, step in enumerate(steps):
+            if step.sample_size:  # its sample: the first documents, round-robin, that pass every filter before it
+                alive = self._fates(steps[start:i], alive)
+                start = i
+                chosen = self.order[alive[self.order]][: step.sample_size]
+                rows = table.take(pa.array(chosen, pa.int64())).to_pylist()
+                self.samples[step.step] = [step.stored(row) for row in rows]
+                for row, values in zip(rows, self.samples[step.step]):
+                    if None in values.values():
+                        self.missing.setdefault(step.step, [0, row])[0] += 1
+                self._refuse_missing()
+                step.cutoffs_record(self.samples[step.step])  # the step decides under them below
+        alive = self._fates(steps[start:], alive)
         if recipe.dedup:
             unseen = alive & table.column("dedup").is_null().to_numpy(zero_copy_only=False)
             if unseen.any():
@@ -224,8 +229,6 @@ class Fates:
                 missing = self.missing.setdefault(step.step, [0, row])
                 missing[0] += 1
                 return False
-            if isinstance(step, PerplexityFilter):  # bucketed under this refilter's cut-offs
-                values = with_bucket(values, self.cutoffs)
             if step.decide(values) is not None:
                 return False
         return True
@@ -238,7 +241,7 @@ class Fates:
                 f"so their {step} signals were never computed; curate the recipe instead")
 
     def _round_robin(self, unit_paths: list[str]) -> np.ndarray:
-        """The documents in the order the sampling pass reads them (`pipeline.buckets`): one from each
+        """The documents in the order the sampling pass reads them (`pipeline.cutoffs`): one from each
         input file in turn."""
         tasks = self.table.column("task").to_numpy()
         paths = list(dict.fromkeys(unit_paths))
@@ -249,11 +252,10 @@ class Fates:
             position[mine] = np.arange(len(mine))
         return np.lexsort((file_of, position))  # round-robin: every file's first document, then every second one
 
-    def perplexity_sample(self, count: int) -> list[float]:
-        """The perplexity cut-offs' sample as the sampling pass takes it: the first `count` documents,
-        round-robin over the files, that pass the filters before perplexity; their stored perplexities."""
-        chosen = self.order[self.passing[self.order]][:count]
-        return self.table.column("perplexity").take(pa.array(chosen, pa.int64())).to_pylist()
+    def sample(self, step) -> list[dict]:
+        """The step's sample as the sampling pass takes it: the stored values of the first documents,
+        round-robin over the files, that pass the filters before it."""
+        return self.samples[step.step]
 
 
 class ReplayedFilters(PipelineStep):

@@ -6,6 +6,7 @@ byte what a full run writes."""
 import random
 
 import numpy as np
+import orjson
 import pytest
 import yaml
 from datatrove.data import Document
@@ -80,7 +81,12 @@ def _write(tmp_path, section: dict) -> str:
 
 
 @pytest.mark.parametrize("section, message", [
-    ({"model": "m.bin", "label": "hq", "mode": "top"}, "'quality.mode' must be one of min_score, pareto"),
+    ({"model": "m.bin", "label": "hq", "mode": "top"}, "'quality.mode' must be one of min_score, keep_top_fraction, pareto"),
+    ({"model": "m.bin", "label": "hq", "mode": "keep_top_fraction", "fraction": 0}, "'quality.fraction' must be above 0"),
+    ({"model": "m.bin", "label": "hq", "mode": "keep_top_fraction", "fraction": 0.5, "sample_documents": 5},
+     "'quality.sample_documents' must be an integer from 10"),
+    ({"model": "m.bin", "label": "hq", "mode": "pareto", "alpha": 9, "sample_documents": 100},
+     "'quality.sample_documents' goes with mode keep_top_fraction"),
     ({"model": "m.bin", "label": "hq", "mode": "pareto"}, "mode pareto needs 'quality.alpha'"),
     ({"model": "m.bin", "label": "hq", "mode": "min_score", "min_score": 0.5, "alpha": 9}, "'quality.alpha' goes with mode pareto"),
     ({"model": "m.bin", "label": "hq", "mode": "min_score", "min_score": 1.5}, "'quality.min_score' must be in [0, 1]"),
@@ -117,7 +123,8 @@ def test_refilter_changes_the_mode_and_cut_off_without_scoring_again(in_workspac
     scores = [r["quality.score"] for r in rows if r["removed_by"] is None]
     assert scores and None not in scores and run["funnel"]["removed"].get("quality.min_score", 0) == 0
     for name, section in (("tight", {"model": model, "label": "hq", "mode": "min_score", "min_score": float(np.percentile(scores, 40))}),
-                          ("pareto", {"model": model, "label": "hq", "mode": "pareto", "alpha": 0.5, "seed": 3})):
+                          ("pareto", {"model": model, "label": "hq", "mode": "pareto", "alpha": 0.5, "seed": 3}),
+                          ("top", {"model": model, "label": "hq", "mode": "keep_top_fraction", "fraction": 0.7, "sample_documents": 100})):
         (tmp_path / name).mkdir()
         recipe = _write(tmp_path / name, section)
         refiltered = refilter(load_recipe(recipe), str(tmp_path / "run"), output=str(tmp_path / name / "refilter"), workers=2)
@@ -125,6 +132,11 @@ def test_refilter_changes_the_mode_and_cut_off_without_scoring_again(in_workspac
         assert refiltered == full and full["funnel"]["kept"] < run["funnel"]["kept"], name
         assert any(reason.startswith("quality.") for reason in full["funnel"]["removed"]), name
         assert _files(tmp_path / name / "refilter") == _files(tmp_path / name / "full"), name
+        if name == "top":  # the cut-off of a sample of 100, recorded in the run folder; about 30% of what reaches it goes
+            cutoff = orjson.loads((tmp_path / name / "full" / "quality_cutoff.json").read_bytes())
+            assert cutoff["fraction"] == 0.7 and cutoff["sample_documents"] == 100
+            reached = len(scores)  # the loose run kept every document that reached the classifier (dedup aside)
+            assert 0.15 < full["funnel"]["removed"]["quality.keep_top_fraction"] / reached < 0.45
 
 
 def _jsonl_gz(path, texts: list[str]) -> str:
