@@ -76,6 +76,8 @@ class QualityConfig(FilterConfig):
             if (key in given) != (mode == needed):
                 raise AuroraError(f"{path}: 'quality.{key}' goes with mode {needed}" if key in given
                                   else f"{path}: mode {mode} needs 'quality.{key}'")
+        if "sample_documents" in given and mode != "keep_top_fraction":
+            raise AuroraError(f"{path}: 'quality.sample_documents' goes with mode keep_top_fraction")
         config = cls(given["model"], given["label"].removeprefix("__label__"), mode,
                      seed=integer(given.get("seed", 0), "quality.seed", path, 0, (1 << 63) - 1))
         if mode == "min_score":
@@ -89,8 +91,6 @@ class QualityConfig(FilterConfig):
                 raise AuroraError(f"{path}: 'quality.fraction' must be above 0 and at most 1, got {fraction!r}")
             sample = integer(given.get("sample_documents", 2000), "quality.sample_documents", path, 10, 1 << 24)
             return replace(config, fraction=fraction, sample_documents=sample)
-        if "sample_documents" in given:
-            raise AuroraError(f"{path}: 'quality.sample_documents' goes with mode keep_top_fraction")
         alpha = number(given["alpha"], "quality.alpha", path)
         if not 0 < alpha <= 1000:
             raise AuroraError(f"{path}: 'quality.alpha' must be above 0 and at most 1000, got {alpha!r}")

@@ -87,6 +87,8 @@ def _write(tmp_path, section: dict) -> str:
      "'quality.sample_documents' must be an integer from 10"),
     ({"model": "m.bin", "label": "hq", "mode": "pareto", "alpha": 9, "sample_documents": 100},
      "'quality.sample_documents' goes with mode keep_top_fraction"),
+    ({"model": "m.bin", "label": "hq", "mode": "min_score", "min_score": 0.5, "sample_documents": 100},
+     "'quality.sample_documents' goes with mode keep_top_fraction"),
     ({"model": "m.bin", "label": "hq", "mode": "pareto"}, "mode pareto needs 'quality.alpha'"),
     ({"model": "m.bin", "label": "hq", "mode": "min_score", "min_score": 0.5, "alpha": 9}, "'quality.alpha' goes with mode pareto"),
     ({"model": "m.bin", "label": "hq", "mode": "min_score", "min_score": 1.5}, "'quality.min_score' must be in [0, 1]"),
