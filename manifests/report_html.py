@@ -12,7 +12,8 @@ Where things come from. The manifest records the recipe only by its sha256, so t
 the ones the run recorded in its signals (`removed_threshold` of the documents a rule removed): a
 rule that removed no document has no threshold drawn. A rule's metric is the signals column it
 names: `<group>.min_<metric>` and `<group>.max_<metric>` are `<group>.<metric>`, and a reason
-ending in `_<column>` is that column (`low_language_score`, `perplexity.max_perplexity`). Removed
+ending in `_<column>` is that column (`low_language_score`, `perplexity.max_perplexity`); any rule
+of a step that records one metric is that metric (`quality.keep_top_fraction`). Removed
 documents' text is in `rejects/` (each task's ledger says which reasons a rejects file holds, so
 reading stops once they have their sample); kept documents' text is their tokens in the shards,
 decoded with the manifest's tokenizer (the kept rows of the signals, in order, are the shards'
@@ -44,6 +45,7 @@ from core.tokenizer import file_sha256, load_tokenizer
 SAMPLE = 20  # documents shown per reason and for the kept ones
 EXCERPT = 400  # characters of each document shown
 BINS = 30  # bars of each metric's histogram
+MAX_LINES = 3  # thresholds a rule may draw on a histogram; more are a threshold per document
 KEPT = "kept"
 # What a removed document shows for a rule without a metric (dedup, wrong language, code filters):
 # the first of these its signals have.
@@ -83,7 +85,9 @@ def metric_of(reason: str, columns: list[str]) -> str | None:
             return column
         if not group and reason.endswith(f"_{column}"):
             return column
-    return None
+    # A step that records one metric: any of its rules bounds it (`quality.keep_top_fraction`).
+    of_group = [column for column in columns if "." in reason and column.rpartition(".")[0] == reason.partition(".")[0]]
+    return of_group[0] if len(of_group) == 1 else None
 
 
 # --- reading a pool -----------------------------------------------------------------------------
@@ -174,7 +178,8 @@ def _read_signals(folder, files: list[dict], removed_samples: dict[str, list[dic
         low, high = ranges[m]
         if low > high:  # no document has a value
             continue
-        lines = sorted({t for r in rule_of.get(m, []) for t in thresholds[r] if np.isfinite(t)})
+        # A rule whose threshold differs per document (GPT-3's Pareto keep) draws no line.
+        lines = sorted({t for r in rule_of.get(m, []) if len(thresholds[r]) <= MAX_LINES for t in thresholds[r] if np.isfinite(t)})
         low, high = min([low, *lines]), max([high, *lines])
         charts[m] = {"edges": np.linspace(low, high if high > low else low + 1, BINS + 1), "counts": np.zeros((3, BINS), dtype=np.int64),
                      "thresholds": lines, "rules": rule_of.get(m, [])}

@@ -139,6 +139,12 @@ def test_refilter_changes_the_mode_and_cut_off_without_scoring_again(in_workspac
             assert cutoff["fraction"] == 0.7 and cutoff["sample_documents"] == 100
             reached = len(scores)  # the loose run kept every document that reached the classifier (dedup aside)
             assert 0.15 < full["funnel"]["removed"]["quality.keep_top_fraction"] / reached < 0.45
+            # The report draws the score's histogram with the cut-off on it.
+            assert main(["manifest", "report", str(tmp_path / name / "full"), "--output", str(tmp_path / "report")]) == 0
+            page = (tmp_path / "report" / "report.html").read_text()
+            chart = page[page.index("<title>quality.score</title>"):]
+            chart = chart[: chart.index("</svg>")]
+            assert chart.count('class="threshold"') == 1
 
 
 def _jsonl_gz(path, texts: list[str]) -> str:

@@ -251,3 +251,6 @@ def test_rules_map_to_their_metric_columns():
     assert metric_of("low_language_score", columns) == "language_score"
     assert metric_of("perplexity.max_perplexity", columns) == "perplexity"
     assert metric_of("wrong_language", columns) is None and metric_of("exact_duplicate", columns) is None
+    quality = columns + ["quality.score", "gopher_quality.stop_words"]
+    assert metric_of("quality.min_score", quality) == metric_of("quality.keep_top_fraction", quality) == "quality.score"
+    assert metric_of("gopher_quality.some_rule", quality) is None and metric_of("url.adult", quality) is None
