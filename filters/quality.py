@@ -171,6 +171,13 @@ class QualityFilter(RecipeFilter):
     def annotate(self, metadata: dict, values: dict) -> None:
         metadata["quality_score"] = round(values[SCORE], 4)
 
+    def task_summary(self) -> dict:
+        """In keep_top_fraction mode, the cut-off the run took, for the manifest (`cutoffs`)."""
+        if self.config.mode != "keep_top_fraction":
+            return {}
+        with self.output_folder.open(CUTOFF_FILE, "rb") as f:
+            return {"cutoffs": {self.step: orjson.loads(f.read())}}
+
     def cutoffs_record(self, values: list[dict]) -> dict:
         """The score at the (1 - fraction) quantile of the sample: documents at or above it are kept."""
         scores = [v[SCORE] for v in values]

@@ -37,8 +37,10 @@ def build_pool_manifest(folder, recipe, inputs: list[tuple[str, str]], clusters_
     path curate's dedup layout gives it) and `dedup_files` (the filter pass's files, which a
     refilter copies from) with their sha256. `signals` (curation): the signals files of the tasks
     and their `basis`, recorded with each file's sha256 and rows (`signals_summary`). `eval_sets`:
-    the evaluation sets the documents were decontaminated against (name, path, sha256, items)."""
-    shards, malformed, removed, redacted, buckets = [], Counter(), Counter(), Counter(), Counter()
+    the evaluation sets the documents were decontaminated against (name, path, sha256, items).
+    `cutoffs`: the cut-offs a step took from the sampling pass and put in its ledger (a quality
+    classifier's top fraction)."""
+    shards, malformed, removed, redacted, buckets, cutoffs = [], Counter(), Counter(), Counter(), Counter(), {}
     documents_in = 0
     for rank in range(1 if units is None else len(units)):
         records = read_task_records(folder, rank)
@@ -51,6 +53,7 @@ def build_pool_manifest(folder, recipe, inputs: list[tuple[str, str]], clusters_
             removed.update(record.get("removed", {}))
             redacted.update(record.get("redacted", {}))
             buckets.update(record.get("perplexity_buckets", {}))
+            cutoffs.update(record.get("cutoffs", {}))  # a step's cut-off from the sampling pass, the same in every task
         shards += records["tokenize"]["shards"]
     kept = sum(s["documents"] for s in shards)
     funnel = {
@@ -77,6 +80,8 @@ def build_pool_manifest(folder, recipe, inputs: list[tuple[str, str]], clusters_
     }
     if redacted:
         manifest["redactions"] = dict(sorted(redacted.items()))
+    if cutoffs:
+        manifest["cutoffs"] = dict(sorted(cutoffs.items()))
     if recipe.dedup:
         manifest["dedup"] = dedup_summary(folder, recipe.dedup, clusters_file, dedup_files)
     if signals is not None:
@@ -191,4 +196,6 @@ def format_manifest(manifest: dict) -> str:
         lines.append("  perplexity buckets: " + ", ".join(f"{b} {n:,}" for b, n in funnel["perplexity_buckets"].items()))
     for kind, n in manifest.get("redactions", {}).items():
         lines.append(f"  PII redacted: {n:,} {kind}")
+    for step, cutoff in manifest.get("cutoffs", {}).items():
+        lines.append(f"  {step} cut-off: {cutoff['cutoff']:.4g} (the best {cutoff['fraction']:.0%} of a sample of {cutoff['sample_documents']:,})")
     return "\n".join(lines)

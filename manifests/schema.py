@@ -44,6 +44,7 @@ _FUNNEL = {"documents_in": COUNT, "malformed": COUNTS, "removed": COUNTS, "kept"
 _COMPONENT = {"name": NAME_TEXT, "language": TEXT, "pool": OBJECT, "budget_tokens": COUNT, "tokens": COUNT, "documents": COUNT,
               "epochs": NUMBER, "share": NUMBER, "planned_share": NUMBER}
 _EVAL_SET = {"name": NAME_TEXT, "path": TEXT, "sha256": SHA256, "items": COUNT}
+_CUTOFF = {"cutoff": NUMBER, "fraction": NUMBER, "sample_documents": COUNT}
 _COMPONENT_POOL = {"path": TEXT, "in_stage": FLAG, "manifest_sha256": SHA256, "shards": LIST}
 # The signals basis (`pipeline.passes.signals_basis`), which `aurora refilter` compares key by key with a recipe's.
 _BASIS = {"language": TEXT, "read": OBJECT, "tokenizer": OBJECT}
@@ -165,6 +166,12 @@ def manifest_problems(manifest) -> list[str]:
             problems.append(f"funnel.perplexity_buckets must be {COUNTS[1]}")
         if "redactions" in manifest and not _is_counts(manifest["redactions"]):
             problems.append(f"redactions must be {COUNTS[1]}")
+        if "cutoffs" in manifest:  # a step's cut-off from the sampling pass (a quality classifier's top fraction)
+            if isinstance(manifest["cutoffs"], dict):
+                for step, cutoff in manifest["cutoffs"].items():
+                    _fields(cutoff, f"cutoffs.{step}", _CUTOFF, problems)
+            else:
+                problems.append("manifest.cutoffs must be an object")
         if "rejects" in manifest:  # their sha256 (manifests written before they were recorded hold none)
             for i, entry in _files(manifest["rejects"], "rejects", _CHECKSUMMED_FILE, problems):
                 if rejects_file(entry["path"]) is None:

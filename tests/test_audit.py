@@ -234,6 +234,8 @@ def test_json_list_manifest(pool, tmp_path):
     (["rejects"], [{"path": "shards/fi_00000_0000.bin", "sha256": "ab" * 32}],
      "rejects[0].path 'shards/fi_00000_0000.bin' is not a rejects file of a run"),
     (["rejects"], {"path": "rejects/language/00000.jsonl.gz"}, "rejects must be a list"),
+    (["cutoffs"], {"quality": {"cutoff": "0.5", "fraction": 0.9, "sample_documents": 100}}, "cutoffs.quality.cutoff must be a number"),
+    (["cutoffs"], [0.5], "manifest.cutoffs must be an object"),
     (["dedup"], {"clusters_file": {"path": "clusters.parquet", "sha256": "ab" * 32}, "clusters": 0, "files": [{"path": "dedup/x"}]},
      "dedup.files[0] has no 'sha256'"),
 ])

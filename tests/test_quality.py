@@ -137,6 +137,7 @@ def test_refilter_changes_the_mode_and_cut_off_without_scoring_again(in_workspac
         if name == "top":  # the cut-off of a sample of 100, recorded in the run folder; about 30% of what reaches it goes
             cutoff = orjson.loads((tmp_path / name / "full" / "quality_cutoff.json").read_bytes())
             assert cutoff["fraction"] == 0.7 and cutoff["sample_documents"] == 100
+            assert orjson.loads((tmp_path / name / "full" / "manifest.json").read_bytes())["cutoffs"] == {"quality": cutoff}
             reached = len(scores)  # the loose run kept every document that reached the classifier (dedup aside)
             assert 0.15 < full["funnel"]["removed"]["quality.keep_top_fraction"] / reached < 0.45
             # The report draws the score's histogram with the cut-off on it.
