@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 import orjson  # noqa: E402
 
 from filters.perplexity import PerplexityModel  # noqa: E402
-from filters.quality import classifier_line, load_classifier  # noqa: E402
+from filters.quality import classifier_line, load_classifier, positive_scores  # noqa: E402
 from pipeline.recipe import TEXT_LANGUAGES  # noqa: E402
 from tooling.demo_data import JUNK_KINDS, clean_document, junk_document  # noqa: E402
 from tooling.quality import roc_auc, train_classifier  # noqa: E402
@@ -61,8 +61,7 @@ def measure(language: str, assets: str, clean_count: int, junk_count: int, scrat
     kenlm = PerplexityModel(os.path.join(assets, f"{language}.sp.model"), os.path.join(assets, f"{language}.arpa.bin"))
 
     def scores(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        labels, probabilities = classifier.predict([classifier_line(t, language) for t in texts], k=-1)
-        quality = [next((float(p) for n, p in zip(names, probs) if n == "__label__hq"), 0.0) for names, probs in zip(labels, probabilities)]
+        quality = positive_scores(classifier, [classifier_line(t, language) for t in texts], "hq")
         return np.array(quality), -np.array(kenlm.perplexities(texts))  # higher is cleaner for both
 
     with open(os.path.join(CORPUS, f"{language}.txt"), encoding="utf-8") as f:

@@ -17,6 +17,7 @@ it into the recipe's `filters`, the configs in that order, which curate (the fil
 asset checks), the signals (columns, basis) and refilter go through.
 """
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
@@ -59,7 +60,7 @@ class StepContext:
     local: Callable[[str], str]
 
 
-class FilterConfig:
+class FilterConfig(ABC):
     """The typed config of one filter, read from the recipe section `section` of recipes whose
     language is among `languages` ("text", "code" or both). A section given to a recipe of
     another kind is refused in one line."""
@@ -72,13 +73,13 @@ class FilterConfig:
     not_replayed: ClassVar[str | None] = None  # why `aurora refilter` cannot replay it from a run's signals, if it cannot
 
     @classmethod
+    @abstractmethod
     def read(cls, data: dict, recipe: RecipeContext) -> "FilterConfig | None":
         """The config from the recipe's mapping `data`, or None when the recipe does without it."""
-        raise NotImplementedError
 
+    @abstractmethod
     def steps(self, context: StepContext) -> list:
         """The pipeline steps that apply it, in order."""
-        raise NotImplementedError
 
     def columns(self, language: str) -> list[tuple[str, str]]:
         """The signal columns its steps fill in, (name, arrow type name), in order."""
@@ -94,7 +95,9 @@ class FilterConfig:
         return []
 
     def check(self, language: str) -> None:
-        """Read its files whole before any work, so a bad one stops the run in one line."""
+        """Read its files whole before any work, so a bad one stops the run in one line (a filter
+        without files has nothing to read)."""
+        return None
 
     def refilter_problem(self, basis: dict, run_basis: dict) -> str | None:
         """Why `aurora refilter` cannot replay it on the signals of a run whose basis is
@@ -167,7 +170,8 @@ class RecipeFilter(RecordedFilter):
     calls `judge` on the values a run stored (`replay`)."""
 
     # A step whose cut-off is taken from a sample of the run's documents before the filter pass
-    # (`pipeline.cutoffs`): how many, where the cut-off is written, and `cutoffs_record`.
+    # (`pipeline.cutoffs`): how many, and where the cut-off is written. Such a step also has
+    # `cutoffs_record(values) -> dict`: the cut-offs the sample's values give, as written (it keeps them).
     sample_size: int | None = None
     cutoffs_file: str = ""
 
@@ -175,15 +179,13 @@ class RecipeFilter(RecordedFilter):
         super().__init__(output_folder, batch_size=batch_size)
         self.columns = columns
 
-    def cutoffs_record(self, values: list[dict]) -> dict:
-        """The cut-offs the sample's values give, as written to `cutoffs_file`; the step keeps them."""
-        raise NotImplementedError
-
+    @abstractmethod
     def measure(self, batch: list) -> list[dict]:
-        raise NotImplementedError
+        """Each document's values, named by their signal columns."""
 
+    @abstractmethod
     def decide(self, values: dict) -> Removal | None:
-        raise NotImplementedError
+        """The filter's rule on one document's values."""
 
     def annotate(self, metadata: dict, values: dict) -> None:
         """What the step leaves in the document's metadata; nothing by default."""

@@ -122,6 +122,14 @@ def load_classifier(path: str, label: str):
     return model
 
 
+def positive_scores(model, lines: list[str], label: str) -> list[float]:
+    """Each line's probability of the positive `label` (0 when the model does not rank it), in [0, 1]."""
+    names_per_line, probabilities = model.predict(lines, k=-1)
+    positive = f"__label__{label}"
+    return [min(max(next((float(p) for name, p in zip(names, probs) if name == positive), 0.0), 0.0), 1.0)
+            for names, probs in zip(names_per_line, probabilities)]
+
+
 def pareto_draw(document_id: str, seed: int, alpha: float) -> float:
     """numpy's `pareto(alpha)` (Lomax) by the inverse of its distribution, at a uniform number
     taken from the document's id and the seed: the same draw for the same document in every run."""
@@ -157,13 +165,8 @@ class QualityFilter(RecipeFilter):
     def measure(self, batch: list[Document]) -> list[dict]:
         if self._model is None:
             self._model = load_classifier(self.config.model, self.config.label)
-        labels, probabilities = self._model.predict([classifier_line(doc.text, self.language) for doc in batch], k=-1)
-        positive = f"__label__{self.config.label}"
-        values = []
-        for doc, names, scores in zip(batch, labels, probabilities):
-            score = next((float(p) for name, p in zip(names, scores) if name == positive), 0.0)
-            values.append({SCORE: min(max(score, 0.0), 1.0), "id": doc.id})
-        return values
+        scores = positive_scores(self._model, [classifier_line(doc.text, self.language) for doc in batch], self.config.label)
+        return [{SCORE: score, "id": doc.id} for doc, score in zip(batch, scores)]
 
     def stored(self, row: dict) -> dict:
         return {SCORE: row.get(SCORE), "id": row.get("id")}

@@ -12,7 +12,6 @@ data and seed give the same model bytes.
 """
 
 import glob
-import hashlib
 import os
 import random
 import tempfile
@@ -20,10 +19,12 @@ import tempfile
 import numpy as np
 import orjson
 from datatrove.io import get_datafolder
+from scipy.stats import rankdata
 
 from core.atomic import write_atomic
 from core.errors import AuroraError
-from filters.quality import classifier_line
+from core.tokenizer import file_sha256
+from filters.quality import classifier_line, positive_scores
 from readers.records import readable_documents
 
 POSITIVE, NEGATIVE = "hq", "cc"
@@ -45,7 +46,7 @@ def _documents(files: list[str], language: str) -> tuple[list[str], list[dict]]:
     lines, described = [], []
     for path in files:
         with open(path, "rb") as f:
-            sha = hashlib.file_digest(f, "sha256").hexdigest()
+            sha = file_sha256(f)
         before = len(lines)
         lines += [line for line in (classifier_line(doc.text, language) for doc in readable_documents(path)) if line]
         described.append({"path": path, "sha256": sha, "documents": len(lines) - before})
@@ -55,13 +56,7 @@ def _documents(files: list[str], language: str) -> tuple[list[str], list[dict]]:
 def roc_auc(positive: np.ndarray, negative: np.ndarray) -> float:
     """The probability that a positive document scores above a negative one, ties counting half
     (the Mann-Whitney U statistic over the two sizes: the area under the ROC curve)."""
-    scores = np.concatenate([positive, negative])
-    order = np.argsort(scores, kind="stable")
-    ranks = np.empty(len(scores))
-    ranks[order] = np.arange(1, len(scores) + 1)
-    for value in np.unique(scores):  # tied scores share their mean rank
-        tied = scores == value
-        ranks[tied] = ranks[tied].mean()
+    ranks = rankdata(np.concatenate([positive, negative]))  # tied scores share their mean rank
     u = ranks[: len(positive)].sum() - len(positive) * (len(positive) + 1) / 2
     return float(u / (len(positive) * len(negative)))
 
@@ -95,9 +90,7 @@ def train_classifier(language: str, positive: list[str], negative: list[str], ou
         model = fasttext.train_supervised(input=data, seed=seed, verbose=0, **PARAMETERS)
     scores = {}
     for label, lines in test.items():
-        labels, probabilities = model.predict(lines, k=-1)
-        scores[label] = np.array([next((float(p) for name, p in zip(names, probs) if name == f"__label__{POSITIVE}"), 0.0)
-                                  for names, probs in zip(labels, probabilities)])
+        scores[label] = np.array(positive_scores(model, lines, POSITIVE))
     predicted_positive = np.concatenate([scores[POSITIVE], scores[NEGATIVE]]) >= 0.5
     true_positive = int((scores[POSITIVE] >= 0.5).sum())
     measured = {
@@ -108,7 +101,7 @@ def train_classifier(language: str, positive: list[str], negative: list[str], ou
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     model.save_model(output)
     with open(output, "rb") as f:
-        model_sha = hashlib.file_digest(f, "sha256").hexdigest()
+        model_sha = file_sha256(f)
     card = {
         "model": {"path": output, "sha256": model_sha, "labels": {"positive": POSITIVE, "negative": NEGATIVE}},
         "language": language,
