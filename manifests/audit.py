@@ -126,6 +126,8 @@ def audit_pool(manifest: dict, folder) -> list[str]:
     balance = funnel["kept"] + sum(funnel["malformed"].values()) + sum(funnel["removed"].values())
     if funnel["documents_in"] != balance:
         problems.append(f"funnel.documents_in is {funnel['documents_in']}, kept + removed + malformed is {balance}")
+    if "fertility" in manifest:
+        problems += _audit_fertility(manifest["fertility"], manifest["totals"])
     if "dedup" in manifest:
         problems += _audit_dedup(folder, manifest["dedup"], funnel["removed"])
     if "signals" in manifest:
@@ -231,6 +233,28 @@ def _audit_clusters(folder, dedup: dict, removed: dict) -> list[str]:
         problems.append(f"{path}: {len(column) - kept} removed documents, the funnel counts {duplicates} duplicates")
     if kept != dedup["clusters"]:
         problems.append(f"{path}: {kept} clusters, manifest says {dedup['clusters']}")
+    return problems
+
+
+def _audit_fertility(fertility: dict, totals: dict) -> list[str]:
+    """The fertility counts add up: the sources to the total, and the total to the shards' documents
+    and tokens (each document's tokens and its EOD)."""
+    problems = []
+    total = fertility["total"]
+    for name, entry in [*fertility["sources"].items(), ("total", total)]:
+        for ratio, of in (("tokens_per_word", "words"), ("tokens_per_character", "characters")):
+            expected = round(entry["tokens"] / entry[of], 4) if entry[of] else None
+            if entry[ratio] != expected:
+                problems.append(f"fertility {name}: {ratio} is {entry[ratio]}, its counts give {expected}")
+    for key in ("documents", "tokens", "words", "characters"):
+        summed = sum(entry[key] for entry in fertility["sources"].values())
+        if summed != total[key]:
+            problems.append(f"fertility: the sources' {key} add up to {summed}, the total says {total[key]}")
+    if total["documents"] != totals["documents"]:
+        problems.append(f"fertility.total.documents is {total['documents']}, the shards hold {totals['documents']}")
+    if total["tokens"] + total["documents"] != totals["tokens"]:
+        problems.append(f"fertility.total.tokens is {total['tokens']}; with one EOD per document that is not "
+                        f"the shards' {totals['tokens']}")
     return problems
 
 

@@ -39,8 +39,10 @@ def build_pool_manifest(folder, recipe, inputs: list[tuple[str, str]], clusters_
     and their `basis`, recorded with each file's sha256 and rows (`signals_summary`). `eval_sets`:
     the evaluation sets the documents were decontaminated against (name, path, sha256, items).
     `cutoffs`: the cut-offs a step took from the sampling pass and put in its ledger (a quality
-    classifier's top fraction)."""
+    classifier's top fraction). `fertility`: the tokenizer's tokens per word and per character on
+    the kept documents, per source and in all (`fertility_summary`)."""
     shards, malformed, removed, redacted, buckets, cutoffs = [], Counter(), Counter(), Counter(), Counter(), {}
+    fertility: dict[str, Counter] = {}
     documents_in = 0
     for rank in range(1 if units is None else len(units)):
         records = read_task_records(folder, rank)
@@ -55,6 +57,8 @@ def build_pool_manifest(folder, recipe, inputs: list[tuple[str, str]], clusters_
             buckets.update(record.get("perplexity_buckets", {}))
             cutoffs.update(record.get("cutoffs", {}))  # a step's cut-off from the sampling pass, the same in every task
         shards += records["tokenize"]["shards"]
+        for source, counts in records["tokenize"]["fertility"].items():
+            fertility.setdefault(source, Counter()).update(counts)
     kept = sum(s["documents"] for s in shards)
     funnel = {
         "documents_in": documents_in,
@@ -77,6 +81,7 @@ def build_pool_manifest(folder, recipe, inputs: list[tuple[str, str]], clusters_
         "totals": {"documents": kept, "tokens": sum(s["tokens"] for s in shards)},
         "funnel": funnel,
         "rejects": checksummed(folder, [file.path for file in reject_files(folder)]),
+        "fertility": fertility_summary(fertility),
     }
     if redacted:
         manifest["redactions"] = dict(sorted(redacted.items()))
@@ -89,6 +94,19 @@ def build_pool_manifest(folder, recipe, inputs: list[tuple[str, str]], clusters_
     if eval_sets is not None:
         manifest["decontamination"] = eval_sets
     return manifest
+
+
+def fertility_summary(counts: dict[str, Counter]) -> dict:
+    """Per source and in all: documents, tokens (EOD excluded), words and characters of the kept
+    documents, and the tokenizer's fertility, tokens per word and per character (null without
+    words or characters)."""
+
+    def entry(c: Counter) -> dict:
+        n = {key: c[key] for key in ("documents", "tokens", "words", "characters")}
+        return n | {"tokens_per_word": round(n["tokens"] / n["words"], 4) if n["words"] else None,
+                    "tokens_per_character": round(n["tokens"] / n["characters"], 4) if n["characters"] else None}
+
+    return {"sources": {source: entry(c) for source, c in sorted(counts.items())}, "total": entry(sum(counts.values(), Counter()))}
 
 
 def signals_summary(folder, paths: list[str], basis: dict) -> dict:
@@ -174,6 +192,10 @@ def format_stage(manifest: dict) -> str:
     return "\n".join(lines)
 
 
+def format_ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
 def format_manifest(manifest: dict) -> str:
     """A plain-text table of the shards, totals and funnel."""
     if manifest["kind"] == "stage":
@@ -196,6 +218,12 @@ def format_manifest(manifest: dict) -> str:
         lines.append("  perplexity buckets: " + ", ".join(f"{b} {n:,}" for b, n in funnel["perplexity_buckets"].items()))
     for kind, n in manifest.get("redactions", {}).items():
         lines.append(f"  PII redacted: {n:,} {kind}")
+    if "fertility" in manifest:
+        lines.append("")
+        lines.append(f"fertility on the kept documents ({manifest['language']}): tokens per word, per character")
+        for source, f in [*manifest["fertility"]["sources"].items(), ("total", manifest["fertility"]["total"])]:
+            lines.append(f"  {source:<12} {format_ratio(f['tokens_per_word']):>6} {format_ratio(f['tokens_per_character']):>6}"
+                         f"  ({f['words']:,} words, {f['characters']:,} characters)")
     for step, cutoff in manifest.get("cutoffs", {}).items():
         lines.append(f"  {step} cut-off: {cutoff['cutoff']:.4g} (the best {cutoff['fraction']:.0%} of a sample of {cutoff['sample_documents']:,})")
     return "\n".join(lines)

@@ -2,7 +2,8 @@
 (`manifests.report_html`), the same report to browse, with each pool's signals and documents.
 
 Charts: tokens per component (language or source) in each stage; the curation funnel of each
-pool (documents kept and removed per rule); document length distributions, in tokens, of each
+pool (documents kept and removed per rule); the tokenizer's fertility (tokens per word and per
+character) of each pool's kept documents, by language; document length distributions, in tokens, of each
 pool and stage (from the shards' indexes). Everything in report.md is read from the manifests and
 indexes, so it describes exactly what the audit checks.
 """
@@ -14,8 +15,8 @@ import numpy as np
 from core.atomic import LOCAL, write_atomic
 from core.errors import AuroraError
 from manifests.audit import read_index
-from manifests.manifest import load_manifest
-from manifests.report_html import pool_view, write_html
+from manifests.manifest import format_ratio, load_manifest
+from manifests.report_html import fertility_rows, pool_view, write_html
 
 
 def _lengths(path: str, manifest: dict, folder) -> np.ndarray:
@@ -78,6 +79,26 @@ def _funnel_chart(pool: dict, path: str) -> None:
     plt.close(fig)
 
 
+def _fertility_chart(pools: list[dict], path: str) -> None:
+    """Tokens per word and per character of each pool's kept documents, side by side."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(8, 1.4 + 0.35 * len(pools)), sharey=True)
+    labels = [f"{p['name']} ({p['language']})" for p in pools]
+    for ax, (key, title) in zip(axes, (("tokens_per_word", "tokens per word"), ("tokens_per_character", "tokens per character"))):
+        values = [p["fertility"]["total"][key] or 0 for p in pools]
+        ax.barh(range(len(pools)), values, color="tab:blue")
+        for row, value in enumerate(values):
+            ax.text(value, row, f" {value:.2f}", va="center", fontsize=8)
+        ax.set_title(title)
+        ax.margins(x=0.2)
+    axes[0].set_yticks(range(len(pools)), labels)
+    axes[0].invert_yaxis()
+    fig.suptitle("Tokenizer fertility on the kept documents")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def _lengths_chart(lengths: dict[str, np.ndarray], path: str) -> None:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -127,6 +148,17 @@ def write_report(paths: list[str], output: str) -> str:
             lines.append(f"| {pool['name']} | {pool['language']} | {f['documents_in']:,} | {f['kept']:,} | "
                          f"{sum(f['removed'].values()):,} | {sum(f['malformed'].values()):,} | {pool['totals']['tokens']:,} |")
         lines.append("")
+        measured = [pool for pool in pools if "fertility" in pool]
+        if measured:
+            _fertility_chart(measured, os.path.join(output, "fertility.png"))
+            lines += ["## Tokenizer fertility", "",
+                      "Tokens (EOD excluded) per word, words from each language's segmenter, and per character, on the "
+                      "kept documents.", "", "![fertility](fertility.png)", "",
+                      "| pool | language | tokens per word | tokens per character | words | characters |",
+                      "| --- | --- | ---: | ---: | ---: | ---: |"]
+            for name, language, per_word, per_character, words, characters in fertility_rows(measured):
+                lines.append(f"| {name} | {language} | {format_ratio(per_word)} | {format_ratio(per_character)} | {words:,} | {characters:,} |")
+            lines.append("")
         for pool in pools:
             name = f"funnel_{pool['name']}.png"
             _funnel_chart(pool, os.path.join(output, name))

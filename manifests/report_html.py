@@ -41,6 +41,7 @@ from core.ledger import read_task_records
 from core.rejects import read_rejects, reject_files
 from core.storage import local_asset
 from core.tokenizer import file_sha256, load_tokenizer
+from manifests.manifest import format_ratio
 
 SAMPLE = 20  # documents shown per reason and for the kept ones
 EXCERPT = 400  # characters of each document shown
@@ -416,6 +417,25 @@ def _pool_section(view: dict, anchor: str) -> list[str]:
     return out
 
 
+def fertility_rows(pools: list[dict]) -> list[tuple]:
+    """(pool, language, tokens per word, tokens per character, words, characters) of each pool that records them."""
+    return [(p["name"], p["language"], f["tokens_per_word"], f["tokens_per_character"], f["words"], f["characters"])
+            for p in pools if "fertility" in p for f in [p["fertility"]["total"]]]
+
+
+def _fertility_section(pools: list[dict]) -> list[str]:
+    out = ['<section id="fertility"><h2>Tokenizer fertility</h2>',
+           '<p class="note">Tokens (EOD excluded) per word, words from each language\'s segmenter, and per character, '
+           "on the kept documents.</p>", '<img src="fertility.png" alt="tokenizer fertility">',
+           '<table><thead><tr><th>pool</th><th>language</th><th class="n">tokens per word</th><th class="n">tokens per character</th>'
+           '<th class="n">words</th><th class="n">characters</th></tr></thead><tbody>']
+    for name, language, per_word, per_character, words, characters in fertility_rows(pools):
+        out.append(f"<tr><td>{_e(name)}</td><td>{_e(language)}</td><td class=\"n\">{format_ratio(per_word)}</td>"
+                   f"<td class=\"n\">{format_ratio(per_character)}</td><td class=\"n\">{words:,}</td><td class=\"n\">{characters:,}</td></tr>")
+    out += ["</tbody></table>", "</section>"]
+    return out
+
+
 def _stage_section(stage: dict) -> list[str]:
     out = [f"<h3>Stage {_e(stage['name'])}: {stage['totals']['tokens']:,} tokens, {stage['totals']['documents']:,} documents</h3>",
            '<table><thead><tr><th>component</th><th>language</th><th class="n">budget</th><th class="n">tokens</th>'
@@ -439,12 +459,15 @@ def write_html(pools: list[dict], stages: list[dict], output: str) -> str:
            "<title>Aurora data report</title>", f"<style>{CSS}</style>", f"<script>{ERROR_HOOK}</script>", "</head>", "<body>",
            "<h1>Aurora data report</h1>", "<nav>"]
     out += [f'<a href="#{_e(a)}">{_e(v["manifest"]["name"])}</a>' for a, v in zip(anchors, pools)]
-    out += ['<a href="#stages">stages</a>' if stages else "", "</nav>",
+    out += ['<a href="#fertility">fertility</a>' if fertility_rows([view["manifest"] for view in pools]) else "",
+            '<a href="#stages">stages</a>' if stages else "", "</nav>",
             '<div id="find"><label>Find documents by id: <input id="search" type="search" placeholder="id contains…" '
             'autocomplete="off"></label> <span id="matches"></span></div>']
     if pools:
         out.append('<p class="note">Thresholds are those the run recorded in its signals (<code>removed_threshold</code>); '
                    "the manifest records the recipe by its sha256 only.</p>")
+    if fertility_rows([view["manifest"] for view in pools]):
+        out += _fertility_section([view["manifest"] for view in pools])
     for anchor, view in zip(anchors, pools):
         out += _pool_section(view, _e(anchor))
     if stages:

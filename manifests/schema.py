@@ -44,6 +44,9 @@ _FUNNEL = {"documents_in": COUNT, "malformed": COUNTS, "removed": COUNTS, "kept"
 _COMPONENT = {"name": NAME_TEXT, "language": TEXT, "pool": OBJECT, "budget_tokens": COUNT, "tokens": COUNT, "documents": COUNT,
               "epochs": NUMBER, "share": NUMBER, "planned_share": NUMBER}
 _EVAL_SET = {"name": NAME_TEXT, "path": TEXT, "sha256": SHA256, "items": COUNT}
+RATIO = (lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0), "a non-negative number or null")
+_FERTILITY = {"documents": COUNT, "tokens": COUNT, "words": COUNT, "characters": COUNT, "tokens_per_word": RATIO,
+              "tokens_per_character": RATIO}
 _CUTOFF = {"cutoff": NUMBER, "fraction": NUMBER, "sample_documents": COUNT}
 _COMPONENT_POOL = {"path": TEXT, "in_stage": FLAG, "manifest_sha256": SHA256, "shards": LIST}
 # The signals basis (`pipeline.passes.signals_basis`), which `aurora refilter` compares key by key with a recipe's.
@@ -172,6 +175,10 @@ def manifest_problems(manifest) -> list[str]:
                     _fields(cutoff, f"cutoffs.{step}", _CUTOFF, problems)
             else:
                 problems.append("manifest.cutoffs must be an object")
+        if "fertility" in manifest and _fields(manifest["fertility"], "fertility", {"sources": OBJECT, "total": OBJECT}, problems):
+            for source, entry in manifest["fertility"]["sources"].items():
+                _fields(entry, f"fertility.sources.{source}", _FERTILITY, problems)
+            _fields(manifest["fertility"]["total"], "fertility.total", _FERTILITY, problems)
         if "rejects" in manifest:  # their sha256 (manifests written before they were recorded hold none)
             for i, entry in _files(manifest["rejects"], "rejects", _CHECKSUMMED_FILE, problems):
                 if rejects_file(entry["path"]) is None:
@@ -192,6 +199,8 @@ def manifest_problems(manifest) -> list[str]:
             problems.append("manifest.validation must be a list")
     for i, component in enumerate(manifest["components"]):
         here = f"components[{i}]"
+        if "budget_words" in component:  # a budget given in words, with the pool's tokens per word that converted it
+            _fields(component, here, {"budget_words": COUNT, "tokens_per_word": NUMBER}, problems)
         if not _fields(component, here, _COMPONENT, problems) \
                 or not _fields(component["pool"], f"{here}.pool", _COMPONENT_POOL, problems):
             continue

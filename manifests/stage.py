@@ -15,7 +15,8 @@ def build_stage_manifest(folder, *, name: str, seed: int, parts: int, planned_to
                          tokenizer: dict, components: list[dict], validation: list[dict] | None = None,
                          eval_sets: list[dict] | None = None) -> dict:
     """`components`: per component, `name`, `language`, `pool` ({path, in_stage, manifest_sha256,
-    shards}), `available_tokens`, `budget_tokens`, `full_epochs`, `cut` and `holdout`; the actual
+    shards}), `available_tokens`, `budget_tokens`, `full_epochs`, `cut` and `holdout`, and for a
+    budget given in words, `budget_words` and the pool's `tokens_per_word` that converted it; the actual
     tokens, documents, epochs and shares come from the ledgers. Every part must have finished.
     `eval_sets`: the evaluation sets the instruction components were decontaminated against."""
     shards, tokens, documents = [], np.zeros(len(components), np.int64), np.zeros(len(components), np.int64)
@@ -42,6 +43,7 @@ def build_stage_manifest(folder, *, name: str, seed: int, parts: int, planned_to
             "available_tokens": c["available_tokens"], "budget_tokens": c["budget_tokens"], "tokens": actual, "documents": count,
             "epochs": round(actual / c["available_tokens"], 6), "full_epochs": c["full_epochs"], "cut": c["cut"],
             "holdout": c["holdout"], "planned_share": round(c["budget_tokens"] / planned, 6), "share": round(actual / total, 6),
+            **{key: c[key] for key in ("budget_words", "tokens_per_word") if key in c},
         } for c, actual, count in zip(components, tokens.tolist(), documents.tolist())],
         "shards": shards,
         "totals": {"documents": int(documents.sum()), "tokens": total},

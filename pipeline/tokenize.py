@@ -4,6 +4,11 @@ A task's documents fill `shards/<name>_<task>_<part>` in order; a shard is close
 would pass `max_shard_tokens` (a document longer than that gets a shard of its own). The
 task's shard list, with checksums and counts, goes to the task ledger for the manifest.
 
+Each task also counts, per source, the documents, tokens (EOD excluded), words and characters it
+wrote: the tokenizer's fertility on the kept documents, which the manifest sums (`fertility`).
+Words are `core.text.words`' (the real segmenter of the language: fugashi morphemes for ja,
+syllables for vi); characters are Unicode code points of the normalized text.
+
 In a refilter (`StoredTokens`), a document the replayed run kept in the same task is not
 tokenized again: its token ids (EOD included) are read from that run's shards, each shard checked
 against the sha256 its manifest records, so the shards written are the bytes tokenizing writes.
@@ -21,6 +26,7 @@ from datatrove.utils.batching import batched
 from core.errors import AuroraError
 from core.ledger import write_task_record
 from core.shards import ShardSequence, decode_index, token_dtype
+from core.text import words
 from core.tokenizer import eod_id, file_sha256, load_tokenizer
 
 SHARDS_DIR = "shards"
@@ -36,6 +42,20 @@ def encode_documents(tokenizer, texts: list[str], eod: int) -> tuple[np.ndarray,
         doc_ids.append(eod)
     lengths = [len(doc_ids) for doc_ids in ids]
     return np.fromiter(chain.from_iterable(ids), dtype=np.int64, count=sum(lengths)), lengths
+
+
+FERTILITY_COUNTS = ("documents", "tokens", "words", "characters")
+
+
+def count_fertility(fertility: dict[str, list[int]], batch: list, lengths: list[int]) -> None:
+    """Add each document's counts to its source's: one document, its tokens without the EOD, its
+    words in its language and its characters."""
+    for doc, length in zip(batch, lengths):
+        counts = fertility.setdefault(str(doc.metadata.get("source")), [0, 0, 0, 0])
+        counts[0] += 1
+        counts[1] += length - 1
+        counts[2] += len(words(doc.text, doc.metadata.get("language")))
+        counts[3] += len(doc.text)
 
 
 class StoredTokens:
@@ -113,6 +133,7 @@ class MegatronShardWriter(PipelineStep):
         prefix = f"{SHARDS_DIR}/{self.name_prefix}_{rank:05d}"
         shards = ShardSequence(self.output_folder, prefix, token_dtype(tokenizer.get_vocab_size()), self.max_shard_tokens)
         stored = self.stored.task(rank) if self.stored is not None else {}
+        fertility: dict[str, list[int]] = {}  # source -> documents, tokens, words, characters
         for batch in batched(data, self.batch_size):
             with self.track_time("batch"):
                 if stored:
@@ -120,9 +141,14 @@ class MegatronShardWriter(PipelineStep):
                 else:
                     tokens, lengths = encode_documents(tokenizer, [doc.text for doc in batch], eod)
             shards.add(tokens, lengths, [{k: doc.metadata.get(k) for k in ("source", "language")} for doc in batch])
+            with self.track_time("fertility"):
+                count_fertility(fertility, batch, lengths)
             self.stat_update("documents", value=len(batch))
             self.stat_update("tokens", value=len(tokens))
-        write_task_record(self.output_folder, rank, "tokenize", {"shards": shards.close()})
+        write_task_record(self.output_folder, rank, "tokenize", {
+            "shards": shards.close(),
+            "fertility": {source: dict(zip(FERTILITY_COUNTS, counts)) for source, counts in sorted(fertility.items())},
+        })
 
     def _reuse(self, stored: dict, tokenizer, batch: list, eod: int) -> tuple[np.ndarray, list[int]]:
         """The batch's tokens as `encode_documents` gives them: the stored ones where the run kept

@@ -38,6 +38,12 @@ class Pool:
     def tokens(self) -> int:
         return self.manifest["totals"]["tokens"]
 
+    def tokens_per(self, unit: str) -> float | None:
+        """The pool's tokens (EOD included, as a budget counts them) per word or per character
+        (`unit`) of its documents, from its manifest's fertility; None when it records none."""
+        counted = self.manifest.get("fertility", {}).get("total", {}).get(unit)
+        return self.tokens / counted if counted else None
+
     def shards(self):
         """(shard number, its index) of every shard, one index in memory at a time."""
         for number, shard in enumerate(self.manifest["shards"]):

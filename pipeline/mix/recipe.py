@@ -2,8 +2,9 @@
 
 A stage has a total token budget and components; each component is a curated pool (`pool`: a
 curation run's manifest or its folder) or instruction files (`instructions`: globs, made into a
-pool by `pipeline.mix.pools`), with a budget (a share of the stage or a token count) and the most
-passes over its pool it may take (`max_epochs`). Validation happens here, before any work.
+pool by `pipeline.mix.pools`), with a budget (a share of the stage, a token count, or a count of
+words turned into tokens through the pool's measured fertility) and the most passes over its pool it
+may take (`max_epochs`). Validation happens here, before any work.
 """
 
 import hashlib
@@ -21,7 +22,7 @@ MAX_EPOCHS = 1_000_000
 MAX_PARTS = 65_536
 STAGE_KEYS = {"name", "seed", "tokens", "output", "tokenizer", "parts", "max_shard_tokens", "eod_token",
               "validation_documents", "components", "decontamination"}
-COMPONENT_KEYS = {"name", "language", "pool", "instructions", "tokens", "max_epochs"}
+COMPONENT_KEYS = {"name", "language", "pool", "instructions", "tokens", "words", "max_epochs"}
 # A component's language labels its tokens and validation in the stage manifest and the trainer: a
 # curated pool's is its curation's (checked when the pool is opened), and instruction data may
 # also be `multi` (records of several languages).
@@ -32,10 +33,11 @@ INSTRUCTION_LANGUAGES = (*LANGUAGES, "multi")
 class Component:
     name: str
     language: str
-    tokens: float  # a share of the stage (0 < x <= 1, float) or an absolute count (int)
+    tokens: float | None  # a share of the stage (0 < x <= 1, float) or an absolute count (int); None with `words`
     max_epochs: float
     pool: str | None = None  # a pool manifest (or its folder)
     instructions: tuple[str, ...] = ()  # input globs
+    words: int | None = None  # the budget in words of the pool's documents instead of tokens
 
 
 @dataclass(frozen=True)
@@ -72,10 +74,14 @@ def _component(item, i: int, names: set, path: str) -> Component:
         raise _error(path, f"{where}: 'name' must be a file name of letters, digits, '.', '_' and '-'")
     if ("pool" in item) == ("instructions" in item):
         raise _error(path, f"component '{name}' needs exactly one of 'pool' or 'instructions'")
+    if ("tokens" in item) == ("words" in item):
+        raise _error(path, f"component '{name}' needs exactly one of 'tokens' or 'words' (its budget)")
     tokens = item.get("tokens")
-    if isinstance(tokens, bool) or not (isinstance(tokens, int) and 1 <= tokens <= MAX_TOKENS
-                                        or isinstance(tokens, float) and 0 < tokens <= 1):
+    if "tokens" in item and (isinstance(tokens, bool) or not (isinstance(tokens, int) and 1 <= tokens <= MAX_TOKENS
+                                                              or isinstance(tokens, float) and 0 < tokens <= 1)):
         raise _error(path, f"component '{name}': 'tokens' must be a share (0 < x <= 1) or a token count up to {MAX_TOKENS:,}")
+    if "words" in item:
+        integer(item["words"], "words", f"{path}: component '{name}'", 1, MAX_TOKENS)
     epochs = number(item.get("max_epochs"), "max_epochs", f"{path}: component '{name}'")
     if not 0 < epochs <= MAX_EPOCHS:
         raise _error(path, f"component '{name}': 'max_epochs' must be above 0 and at most {MAX_EPOCHS:,}")
@@ -89,7 +95,7 @@ def _component(item, i: int, names: set, path: str) -> Component:
     allowed = INSTRUCTION_LANGUAGES if "instructions" in item else LANGUAGES
     if item.get("language") not in allowed:
         raise _error(path, f"component '{name}': 'language' must be one of {', '.join(allowed)}")
-    return Component(name, item["language"], tokens, epochs, item.get("pool"), tuple(instructions))
+    return Component(name, item["language"], tokens, epochs, item.get("pool"), tuple(instructions), item.get("words"))
 
 
 def load_stage_recipe(path: str) -> StageRecipe:
@@ -120,6 +126,9 @@ def load_stage_recipe(path: str) -> StageRecipe:
     for i, item in enumerate(components):
         parsed.append(_component(item, i, names, path))
         names.add(item["name"])
+    given = sum(_token_budget(c, tokens) for c in parsed if c.words is None)
+    if given > tokens:  # the budgets in words are checked once their pools are open (`budgets`)
+        raise _error(path, f"the component budgets add up to {given:,} tokens, more than the stage total of {tokens:,}")
     decontamination = read_eval_sets(data.get("decontamination"), path)
     if decontamination and not any(c.instructions for c in parsed):
         raise _error(path, "'decontamination' applies to instruction components, and the stage has none "
@@ -131,9 +140,23 @@ def load_stage_recipe(path: str) -> StageRecipe:
     )
 
 
-def budgets(recipe: StageRecipe) -> list[int]:
-    """Each component's budget in tokens; refused when they add up to more than the stage."""
-    values = [c.tokens if isinstance(c.tokens, int) else round(c.tokens * recipe.tokens) for c in recipe.components]
+def _token_budget(component: Component, stage_tokens: int) -> int:
+    return component.tokens if isinstance(component.tokens, int) else round(component.tokens * stage_tokens)
+
+
+def budgets(recipe: StageRecipe, tokens_per_word: list[float | None]) -> list[int]:
+    """Each component's budget in tokens, a budget in words at its pool's tokens per word
+    (`tokens_per_word`, in component order: the pool's tokens, EOD included, over its words);
+    refused when they add up to more than the stage."""
+    values = []
+    for component, ratio in zip(recipe.components, tokens_per_word):
+        if component.words is None:
+            values.append(_token_budget(component, recipe.tokens))
+        elif ratio is None:
+            raise AuroraError(f"component '{component.name}': its budget is in words, and its pool records no words "
+                              "(a pool curated before fertility was measured, or without words): curate it again or give 'tokens'")
+        else:
+            values.append(max(1, round(component.words * ratio)))
     if sum(values) > recipe.tokens:
         raise AuroraError(f"{recipe.path}: the component budgets add up to {sum(values):,} tokens, "
                           f"more than the stage total of {recipe.tokens:,}")

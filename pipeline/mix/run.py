@@ -13,7 +13,7 @@ from manifests.manifest import write_manifest
 from manifests.stage import build_stage_manifest
 from pipeline.mix.plan import Plan, format_plan, plan_stage
 from pipeline.mix.pools import SOURCES_DIR, Pool, open_pool
-from pipeline.mix.recipe import StageRecipe, budgets
+from pipeline.mix.recipe import StageRecipe
 from pipeline.mix.write import MixPart, write_validation
 
 
@@ -27,6 +27,8 @@ def _component_record(pool: Pool, plan: Plan) -> dict:
                  "manifest_sha256": pool.manifest_sha256, "shards": [s["prefix"] for s in pool.manifest["shards"]]},
         "available_tokens": plan.available, "budget_tokens": plan.budget, "full_epochs": plan.full_epochs,
         "cut": plan.cut, "holdout": plan.holdout,
+        # A budget given in words, and the pool's tokens per word that made it tokens.
+        **({"budget_words": component.words, "tokens_per_word": round(plan.tokens_per_word, 6)} if component.words else {}),
     }
 
 
@@ -43,7 +45,6 @@ def mix(recipe: StageRecipe, dry_run: bool = False, output: str | None = None, e
         recipe = replace(recipe, output=output)
     tokenizer = load_tokenizer(recipe.tokenizer)
     eod_id(tokenizer, recipe.tokenizer, recipe.eod_token)
-    budgets(recipe)
     # The evaluation sets are read whole first: a malformed item stops the mix before any work.
     eval_sets = load_index(recipe.decontamination, "en").sets if recipe.decontamination else None
     # 1. Plan before writing anything: instruction pools are built in a scratch folder for it.
