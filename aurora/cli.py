@@ -223,7 +223,8 @@ def parser() -> argparse.ArgumentParser:
     train_quality.add_argument("--positive", nargs="+", required=True, metavar="FILE",
                                help="documents of the quality to keep (jsonl[.gz/.zst], parquet, warc[.gz]; globs)")
     train_quality.add_argument("--negative", nargs="+", required=True, metavar="FILE", help="documents to tell them from")
-    train_quality.add_argument("--output", required=True, metavar="MODEL", help="the model file (.bin); its card goes beside it")
+    train_quality.add_argument("--output", required=True, metavar="MODEL",
+                               help="the model file: .bin (full) or .ftz (quantized); its card goes beside it")
     train_quality.add_argument("--held-out", type=float, default=0.1, help="share of each class held out to measure the model")
     train_quality.add_argument("--seed", type=int, default=0)
     train_quality.set_defaults(func=_quality_train)

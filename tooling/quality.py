@@ -9,6 +9,13 @@ The labels are DCLM's, `__label__hq` (positive) and `__label__cc`, so a recipe's
 section names `label: hq`. A document becomes one line as `filters.quality` scores it
 (`classifier_line`: Japanese segmented into words). fastText trains on one thread, so the same
 data and seed give the same model bytes.
+
+A model written as `.bin` is fastText's full model: with word bigrams hashed into its 2M buckets
+of 100 dimensions, about 800 MB, as DCLM's. Written as `.ftz` it is quantized as fastText's own
+`.ftz` models are (lid.176.ftz): retrained on the same data keeping the 20,000 words and bigrams
+of largest norm, then product-quantized, about 1.3 MB. On the en demo classifier's held-out
+documents (`aurora assets build`'s data) it scores an AUC of 0.971 where the full model scores
+0.944 (fewer, stronger features); a classifier trained on much more data may lose more.
 """
 
 import glob
@@ -29,6 +36,7 @@ from readers.records import readable_documents
 
 POSITIVE, NEGATIVE = "hq", "cc"
 PARAMETERS = {"wordNgrams": 2, "dim": 100, "lr": 0.1, "epoch": 10, "minCount": 1, "thread": 1}
+QUANTIZE = {"cutoff": 20_000, "retrain": True, "qnorm": True, "thread": 1}  # a `.ftz` output's (fastText's quantize)
 
 
 def _files(patterns: list[str], what: str) -> list[str]:
@@ -68,6 +76,8 @@ def train_classifier(language: str, positive: list[str], negative: list[str], ou
 
     if not 0 < held_out < 1:
         raise AuroraError("--held-out must be between 0 and 1")
+    if not output.endswith((".bin", ".ftz")):
+        raise AuroraError(f"--output {output}: a fastText model is a .bin (full) or a .ftz (quantized)")
     sets = {}
     for label, patterns, what in ((POSITIVE, positive, "positive"), (NEGATIVE, negative, "negative")):
         lines, described = _documents(_files(patterns, what), language)
@@ -88,6 +98,8 @@ def train_classifier(language: str, positive: list[str], negative: list[str], ou
         with open(data, "w", encoding="utf-8") as f:
             f.write("\n".join(train) + "\n")
         model = fasttext.train_supervised(input=data, seed=seed, verbose=0, **PARAMETERS)
+        if output.endswith(".ftz"):
+            model.quantize(input=data, verbose=0, **QUANTIZE)
     scores = {}
     for label, lines in test.items():
         scores[label] = np.array(positive_scores(model, lines, POSITIVE))
@@ -107,7 +119,7 @@ def train_classifier(language: str, positive: list[str], negative: list[str], ou
         "language": language,
         "data": {"positive": sets[POSITIVE][1], "negative": sets[NEGATIVE][1]},
         "documents": {"per_class": size, "trained_per_class": size - held, "held_out_per_class": held},
-        "parameters": {**PARAMETERS, "seed": seed, "held_out": held_out},
+        "parameters": {**PARAMETERS, "seed": seed, "held_out": held_out, **({"quantize": QUANTIZE} if output.endswith(".ftz") else {})},
         "held_out": {key: round(value, 4) for key, value in measured.items()},
     }
     card_file = card_path(output)
