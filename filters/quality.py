@@ -46,7 +46,7 @@ from filters.language_id import load_fasttext
 SCORE = "quality.score"
 MODES = ("min_score", "keep_top_fraction", "pareto")
 CUTOFF_FILE = "quality_cutoff.json"  # in the run folder, from the sampling pass (`pipeline.cutoffs`)
-FORWARD_DOCUMENTS = 32  # the documents of one forward pass of a transformers model
+FORWARD_DOCUMENTS = 16  # the documents of one forward pass of a transformers model on a GPU (one on a CPU)
 SHORTEST_FORWARD = 64  # tokens: the shortest length a forward pass pads its documents to
 
 
@@ -193,11 +193,16 @@ class SequenceClassifier:
     On the CPU, one thread: a task is one process, as everywhere in the pipeline (`--workers` sets
     the parallelism), so tasks do not contend for cores.
 
-    A document's score does not depend on the documents scored with it, so the keep_top_fraction
-    sample (scored on its own, before the filter pass) has the scores the filter pass stores: each
-    forward pass has the same shape for a document wherever it is, `FORWARD_DOCUMENTS` documents of
-    the same padded length (its own length rounded up to a power of two, from `SHORTEST_FORWARD` to
-    the maximum), a short group filled out with copies of its first document."""
+    A document's score must not depend on the documents scored with it: a refilter replays stored
+    scores, and a curate of the same recipe meets each document in other company (its
+    keep_top_fraction sample, scored before the filter pass; fewer documents when a filter before
+    tightens). torch promises no such thing for a batch (on this project's CPU a 2-class head gives
+    a row another last bit when the other rows change; SDPA switches kernels when no document of a
+    batch is padded), so a forward pass has one shape for a document wherever it is:
+    `FORWARD_DOCUMENTS` documents on a GPU, one on a CPU (where a document's matrices already fill
+    the core), of its length rounded up to a power of two (from `SHORTEST_FORWARD` to the maximum),
+    a short group filled out with copies of its first document, with eager attention, which applies
+    the padding mask the same way whatever the batch."""
 
     def __init__(self, path: str, label: str | None):
         try:
@@ -217,7 +222,8 @@ class SequenceClassifier:
         hf_logging.disable_progress_bar()
         try:
             model, loading = AutoModelForSequenceClassification.from_pretrained(
-                path, local_files_only=True, trust_remote_code=False, use_safetensors=True, dtype=torch.float32, output_loading_info=True)
+                path, local_files_only=True, trust_remote_code=False, use_safetensors=True, dtype=torch.float32, attn_implementation="eager",
+                output_loading_info=True)
             tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
         except Exception as e:  # noqa: BLE001 - transformers raises many kinds for a folder it cannot read: one line
             raise AuroraError(f"cannot load quality classifier {path}: {type(e).__name__}: {' '.join(str(e).split())[:300]}") from None
@@ -243,6 +249,7 @@ class SequenceClassifier:
                               f"{'padding token' if lengths else 'maximum length (model_max_length in tokenizer_config.json)'}")
         self.max_length = min(lengths)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.forward_documents = FORWARD_DOCUMENTS if self.device.type == "cuda" else 1
         if self.device.type == "cpu":
             torch.set_num_threads(1)
         self.model, self.tokenizer = model.to(self.device).eval(), tokenizer
@@ -253,13 +260,13 @@ class SequenceClassifier:
         ids = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
         padded = [min(self.max_length, max(SHORTEST_FORWARD, 1 << (len(i) - 1).bit_length())) for i in ids]
         scores = [0.0] * len(ids)
-        for length, group in itertools.groupby(sorted(range(len(ids)), key=padded.__getitem__), key=padded.__getitem__):
-            group = list(group)
-            for start in range(0, len(group), FORWARD_DOCUMENTS):
-                rows = group[start:start + FORWARD_DOCUMENTS]
-                inputs = torch.full((FORWARD_DOCUMENTS, length), self.tokenizer.pad_token_id, dtype=torch.long)
-                mask = torch.zeros((FORWARD_DOCUMENTS, length), dtype=torch.long)
-                for row, k in enumerate(rows + rows[:1] * (FORWARD_DOCUMENTS - len(rows))):
+        for length, same in itertools.groupby(sorted(range(len(ids)), key=padded.__getitem__), key=padded.__getitem__):
+            same = list(same)
+            for start in range(0, len(same), self.forward_documents):
+                rows = same[start:start + self.forward_documents]
+                inputs = torch.full((self.forward_documents, length), self.tokenizer.pad_token_id, dtype=torch.long)
+                mask = torch.zeros((self.forward_documents, length), dtype=torch.long)
+                for row, k in enumerate(rows + rows[:1] * (self.forward_documents - len(rows))):
                     inputs[row, :len(ids[k])], mask[row, :len(ids[k])] = torch.tensor(ids[k]), 1
                 with torch.inference_mode():
                     logits = self.model(input_ids=inputs.to(self.device), attention_mask=mask.to(self.device)).logits.float()
