@@ -71,7 +71,8 @@ def local_asset(path: str) -> str:
     try:
         fs, plain = fsspec.core.url_to_fs(path)
         if not fs.isfile(plain):
-            raise AuroraError(f"asset {path} not found")
+            raise AuroraError(f"asset {path} is a folder: only files are fetched from object storage, so a model folder must be "
+                              "on a local or shared disk" if fs.isdir(plain) else f"asset {path} not found")
         sha = _expected_sha256(fs, plain, path)
         local = os.path.join(cache_folder(), sha, posixpath.basename(plain))
         if os.path.isfile(local):  # only a verified copy is ever renamed into place

@@ -91,7 +91,7 @@ def _write(tmp_path, section: dict) -> str:
      "'quality.sample_documents' goes with mode keep_top_fraction"),
     ({"model": "m.bin", "label": "hq", "mode": "pareto"}, "mode pareto needs 'quality.alpha'"),
     ({"model": "m.bin", "label": "hq", "mode": "min_score", "min_score": 0.5, "alpha": 9}, "'quality.alpha' goes with mode pareto"),
-    ({"model": "m.bin", "label": "hq", "mode": "min_score", "min_score": 1.5}, "'quality.min_score' must be in [0, 1]"),
+    ({"model": "m.bin", "label": "hq", "mode": "min_score", "min_score": float("inf")}, "'quality.min_score' must be a finite number"),
     ({"model": "m.bin", "label": "hq", "mode": "pareto", "alpha": 0}, "'quality.alpha' must be above 0"),
     ({"model": "", "label": "hq", "mode": "pareto", "alpha": 9}, "'quality.model' must be a non-empty string"),
     ({"model": "m.bin", "label": "hq", "mode": "pareto", "alpha": 9, "keep": 1}, "unknown key 'quality.keep'"),
@@ -101,12 +101,17 @@ def test_a_bad_quality_section_is_one_line(in_workspace, tmp_path, section, mess
         load_recipe(_write(tmp_path, section))
 
 
-def test_a_model_without_the_label_stops_the_run_before_any_work(in_workspace, tmp_path, capsys):
+@pytest.mark.parametrize("section, message", [
+    ({"label": "good", "mode": "min_score", "min_score": 0.5}, "has no label 'good': its labels are "),
+    ({"mode": "min_score", "min_score": 0.5}, "needs 'quality.label', its positive label: its labels are "),
+    ({"label": "hq", "mode": "min_score", "min_score": 1.5}, "'quality.min_score' must be in [0, 1] for "),  # a probability's range
+])
+def test_a_label_or_cut_off_the_model_does_not_have_stops_the_run_before_any_work(in_workspace, tmp_path, capsys, section, message):
     model = train(tmp_path / "q.bin", "hq", "cc")
-    recipe = _write(tmp_path, {"model": model, "label": "good", "mode": "min_score", "min_score": 0.5})
+    recipe = _write(tmp_path, {"model": model, **section})
     assert main(["curate", recipe, "--output", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "has no label 'good': its labels are " in err[0]
+    assert len(err) == 1 and message in err[0], err
     assert not (tmp_path / "out").exists()
 
 

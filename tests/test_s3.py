@@ -60,6 +60,9 @@ def test_s3_assets_are_fetched_once_into_a_cache_checked_against_assets_json(in_
         local_asset("s3://raw/model.bin")
     with pytest.raises(AuroraError, match="not found"):
         local_asset("s3://assets/models/absent.bin")
+    s3.pipe("assets/models/classifier/config.json", b"{}")  # a transformers model folder: its files are not fetched one by one
+    with pytest.raises(AuroraError, match="is a folder: only files are fetched from object storage"):
+        local_asset("s3://assets/models/classifier")
 
     # A run whose asset is damaged stops before any work, in one line.
     recipe = tmp_path / "fi.yaml"
