@@ -8,6 +8,7 @@ file outside its folder is opened.
 from collections import Counter
 
 import numpy as np
+import orjson
 
 from core.errors import AuroraError
 from core.rejects import count_rejects, reject_files
@@ -427,11 +428,32 @@ def audit_stage(manifest: dict, folder, sample_per_shard: int = 16) -> list[str]
                             "(more than one document off)")
         if total and abs(component["share"] - tokens[c] / total) > 1e-6:
             problems.append(f"component {name}: share {component['share']} recorded, lineage gives {tokens[c] / total:.6f}")
+    for c, component in enumerate(components):
+        if "budget_words" in component:
+            problems += _words_budget(component, pools[c])
     planned = sum(c["budget_tokens"] for c in components)
     for component in components:
         if planned and abs(component["planned_share"] - component["budget_tokens"] / planned) > 1e-6:
             problems.append(f"component {component['name']}: planned share {component['planned_share']} is not its budget's share")
     return problems
+
+
+def _words_budget(component: dict, pool_folder) -> list[str]:
+    """A budget given in words: its tokens are the words at the pool's tokens (EOD included) per
+    word, which the pool's manifest (unchanged since the stage was built) still gives."""
+    from manifests.manifest import MANIFEST
+
+    with pool_folder.open(MANIFEST, "rb") as f:
+        pool = orjson.loads(f.read())
+    words = pool.get("fertility", {}).get("total", {}).get("words")
+    if not words:
+        return [f"component {component['name']}: a budget in words, and its pool's manifest counts no words"]
+    ratio = pool["totals"]["tokens"] / words
+    expected = max(1, round(component["budget_words"] * ratio))
+    if component["tokens_per_word"] != round(ratio, 6) or component["budget_tokens"] != expected:
+        return [f"component {component['name']}: {component['budget_words']:,} words at its pool's {ratio:.6f} tokens per word "
+                f"are {expected:,} tokens, manifest says {component['budget_tokens']:,} at {component['tokens_per_word']}"]
+    return []
 
 
 def audit(manifest, folder) -> list[str]:

@@ -144,6 +144,14 @@ def test_a_budget_in_words_becomes_tokens_at_the_pools_fertility(in_workspace, d
         assert component["tokens_per_word"] == round(pools[lang]["totals"]["tokens"] / pools[lang]["fertility"]["total"]["words"], 6)
     assert "budget_words" not in manifest["components"][2]
     assert audit(*load_manifest(str(tmp_path / "stage"))) == []
+    # The audit recomputes a budget in words from the pool's manifest.
+    shutil.copytree(tmp_path / "stage", tmp_path / "copy")
+    manifest["components"][0]["tokens_per_word"] += 0.01
+    (tmp_path / "copy" / "manifest.json").write_bytes(orjson.dumps(manifest))
+    problems = audit(*load_manifest(str(tmp_path / "copy")))
+    ratio = pools["en"]["totals"]["tokens"] / pools["en"]["fertility"]["total"]["words"]
+    assert problems == [f"component en: 20,000 words at its pool's {ratio:.6f} tokens per word are "
+                        f"{expected['en']:,} tokens, manifest says {expected['en']:,} at {manifest['components'][0]['tokens_per_word']}"]
 
 
 @pytest.mark.parametrize("component, message", [
