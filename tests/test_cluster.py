@@ -34,7 +34,7 @@ nodes = [n["NodeID"] for n in ray.nodes() if n["Alive"]]
 pinned = [ray.remote(where).options(scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False)) for n in nodes]
 print(repr(ray.get([task.remote() for task in pinned])))
 """
-ASSETS = ("lid.176.ftz", "fi.sp.model", "fi.arpa.bin", "tokenizer.json", "assets.json")
+ASSETS = ("lid.176.ftz", "fi.sp.model", "fi.arpa.bin", "quality/fi.ftz", "tokenizer.json", "assets.json")
 
 
 class Cluster:

@@ -76,6 +76,7 @@ def _web_filters(lists: dict[str, str], max_ratio: float = 0.004):
                                         {"name": "spam-patterns", "patterns": lists["patterns"]}]}
         data["flagged_words"] = {"list": lists["flagged"], "max_ratio": max_ratio}
         data["decontamination"] = {"sets": [{"name": "trivia", "path": lists["trivia"], "fields": ["question", "answer"], "id": "id"}]}
+        del data["quality"]  # its top fraction of these few documents would remove one more
     return change
 
 

@@ -90,7 +90,8 @@ def test_buckets_are_computed_once_and_a_resumed_run_reuses_them(in_workspace, t
     assert cutoffs["sample_documents"] == 500 and cutoffs["percentiles"] == [30, 60]
     funnel = manifest["funnel"]["perplexity_buckets"]
     removed = manifest["funnel"]["removed"]
-    scored = manifest["funnel"]["kept"] + removed["exact_duplicate"] + removed["near_duplicate"]  # dedup comes after
+    # The quality classifier and dedup come after.
+    scored = manifest["funnel"]["kept"] + removed["exact_duplicate"] + removed["near_duplicate"] + removed["quality.keep_top_fraction"]
     assert sum(funnel.values()) == scored  # the demo keeps every bucket
     # Tamper with the cut-offs and rerun every task (as after a kill): the file is reused, not recomputed.
     (out / "perplexity_cutoffs.json").write_text(json.dumps({**cutoffs, "cutoffs": [0.0, 1e9]}))

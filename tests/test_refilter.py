@@ -58,12 +58,17 @@ def run_files(run: Path) -> dict[str, bytes]:
 
 def tighten(lang: str, runs: Path):
     """min_lexical_diversity at the 30th percentile of the kept documents: a third of them go, and
-    the duplicates of the first copies that go are kept instead (dedup's clusters change)."""
+    the duplicates of the first copies that go are kept instead (dedup's clusters change). The
+    quality classifier's cut-off is pinned to the run's (README, "Signals and refilter"): its top
+    fraction of what the tighter rules leave could be a lower cut-off, letting documents that the
+    run removed before dedup reach it."""
     kept = [r["web_ratios.lexical_diversity"] for r in signals(runs / lang) if r["removed_by"] is None]
     threshold = float(np.percentile(kept, 30))
+    cutoff = orjson.loads((runs / lang / "manifest.json").read_bytes())["cutoffs"]["quality"]["cutoff"]
 
     def change(data):
         data["heuristics"]["web_ratios"]["min_lexical_diversity"] = threshold
+        data["quality"] = {"model": data["quality"]["model"], "label": "hq", "mode": "min_score", "min_score": cutoff}
     return change
 
 
@@ -375,7 +380,7 @@ def test_the_signals_basis_keeps_its_order_and_the_cli_names_the_output(in_works
         data["flagged_words"] = {"list": "recipes/lists/flagged_words/en.txt", "max_ratio": 0.01}
     recipe = load_recipe(variant(in_workspace, "en", "en-lists", lists))
     assert list(signals_basis(recipe, [])) == ["language", "read", "tokenizer", "lid_model", "heuristics", "perplexity",
-                                               "url_filter", "flagged_words", "dedup"]
+                                               "url_filter", "flagged_words", "quality", "dedup"]
     assert main(["refilter", variant(in_workspace, "en", "en-cli", tighten("en", runs)), "--from", str(runs / "en"),
                  "--output", str(tmp_path / "new"), "--workers", "2"]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == f"shards and manifest: {tmp_path / 'new'}/manifest.json"
