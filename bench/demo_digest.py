@@ -4,7 +4,7 @@ Runs, with the code of the current directory: `aurora curate` of every demo reci
 (`recipes/demo/<lang>.yaml` on `data/demo`, assets from `assets/`), `aurora mix` of the CAP and
 CAT stages, and `aurora refilter` of the en run under a recipe with `min_lexical_diversity`
 tightened to 0.9 and `max_dup_line_frac` dropped (documents leave and others move to another
-rule). Then it writes `{file: sha256}` of every output file but the logs and the lock (manifests,
+rule), the quality classifier's cut-off pinned to the run's. Then it writes `{file: sha256}` of every output file but the logs and the lock (manifests,
 shards, signals, rejects, dedup files, run.json) to `--digest`, and with `--against`, compares it
 with an earlier digest: each file that differs, is missing or is new, one per line, and exit 1.
 
@@ -80,9 +80,15 @@ def main() -> None:
             f.write(text)
         aurora("mix", path, "--workers", "2")
 
+    with open(os.path.join(outputs["en"], "manifest.json"), "rb") as f:
+        cutoff = json.load(f)["cutoffs"]["quality"]["cutoff"]
+
     def tighten(data):
         data["heuristics"]["web_ratios"]["min_lexical_diversity"] = 0.9
         data["heuristics"]["gopher_repetition"]["max_dup_line_frac"] = None
+        # The run's quality cut-off, pinned: a top fraction of what the tighter rules leave could be lower (README, "Signals and refilter").
+        data["quality"] = {**data["quality"], "mode": "min_score", "min_score": cutoff}
+        del data["quality"]["fraction"], data["quality"]["sample_documents"]
 
     changed = recipe("en", tighten)
     aurora("refilter", changed, "--from", outputs["en"], "--output", os.path.join(scratch, "en-refiltered"), "--workers", "2")
