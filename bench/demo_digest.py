@@ -4,9 +4,10 @@ Runs, with the code of the current directory: `aurora curate` of every demo reci
 (`recipes/demo/<lang>.yaml` on `data/demo`, assets from `assets/`), `aurora mix` of the CAP and
 CAT stages, and `aurora refilter` of the en run under a recipe with `min_lexical_diversity`
 tightened to 0.9 and `max_dup_line_frac` dropped (documents leave and others move to another
-rule), the quality classifier's cut-off pinned to the run's. Then it writes `{file: sha256}` of every output file but the logs and the lock (manifests,
-shards, signals, rejects, dedup files, run.json) to `--digest`, and with `--against`, compares it
-with an earlier digest: each file that differs, is missing or is new, one per line, and exit 1.
+rule), the quality classifier's cut-off pinned to the run's. Then it writes `{file: sha256}` of
+every output file but the logs and the lock (manifests, shards, signals, rejects, dedup files,
+run.json) to `--digest`, and with `--against`, compares it with an earlier digest: each file that
+differs, is missing or is new, one per line, and exit 1.
 
     .venv/bin/python bench/demo_digest.py --scratch DIR --digest after.json [--against before.json]
 
