@@ -104,6 +104,50 @@ def run_ours(language: str, inputs: str, output: str, workers: int) -> int:
     return manifest["funnel"]["kept"]
 
 
+def step_seconds(output: str) -> dict[str, float]:
+    """Seconds each step of our run spent in its own work, summed over its tasks, by pass and
+    step name (datatrove's `time_stats` in `logs/<pass>/stats.json`; a step that times nothing,
+    the reader among them, has none)."""
+    seconds: dict[str, float] = {}
+    for path in sorted(glob.glob(os.path.join(output, "logs", "*", "stats.json"))):
+        name = os.path.basename(os.path.dirname(path))
+        with open(path, "rb") as f:
+            for step in orjson.loads(f.read()):
+                total = step["time_stats"]["total"] if step["time_stats"] else 0.0
+                if total:
+                    label = step["name"].split(": ", 1)[-1].encode("ascii", "ignore").decode().strip()
+                    key = f"{name}: {label}"
+                    seconds[key] = seconds.get(key, 0.0) + total
+    return seconds
+
+
+def floor(language: str, inputs: str, output: str) -> dict:
+    """Our shard writer alone, in this process, on the documents our run kept (their text as the
+    reader made it): its tokens per CPU second, the floor of the whole curation."""
+    import pyarrow.parquet as pq
+    from datatrove.io import get_datafolder
+
+    from pipeline.recipe import load_recipe
+    from pipeline.tokenize import MegatronShardWriter
+    from readers.records import readable_documents
+
+    kept = set()
+    for path in glob.glob(os.path.join(output, "signals", "0*.parquet")):
+        table = pq.read_table(path, columns=["id", "removed_by"]).to_pylist()
+        kept.update(row["id"] for row in table if row["removed_by"] is None)
+    docs = [doc for path in sorted(glob.glob(os.path.join(inputs, "*.jsonl.gz"))) for doc in readable_documents(path) if doc.id in kept]
+    for doc in docs:
+        doc.metadata.update(source="web", language=language)
+    recipe = load_recipe(os.path.join(ROOT, "recipes", "demo", f"{language}.yaml"))
+    folder = get_datafolder(os.path.join(output, "floor"))
+    writer = MegatronShardWriter(folder, "floor", recipe.tokenizer, recipe.eod_token, recipe.max_shard_tokens, recipe.batch_size)
+    start = time.process_time()
+    writer.run(iter(docs))
+    cpu = time.process_time() - start
+    tokens = sum(s["tokens"] for s in orjson.loads(folder.open("tasks/00000/tokenize.json", "rb").read())["shards"])
+    return {"documents": len(docs), "tokens": tokens, "cpu": cpu}
+
+
 def datatrove_stages(language: str, inputs: str, output: str, files: int) -> list:
     """(name, pipeline, tasks) of datatrove's four stages; see the module docstring."""
     import kenlm
@@ -300,25 +344,42 @@ def _sample(process: subprocess.Popen, interval: float = 0.25) -> tuple[float, f
     return max(peak.values(), default=0) / 1024, sum(cpu.values())
 
 
-def measure(system: str, language: str, count: int, inputs: str, folder: str, workers: int) -> dict:
-    """One run of `system` on the `count` documents in `inputs`, in a child process; its figures."""
-    output = os.path.join(folder, system)
-    with open(os.path.join(folder, f"{system}.log"), "w") as log:
+def _child(system: str, language: str, inputs: str, output: str, workers: int, log_path: str) -> tuple[bytes, float, float]:
+    """Run `system` in a child process: what it printed, its tree's peak RSS (MiB) and CPU seconds."""
+    with open(log_path, "w") as log:
         command = [sys.executable, os.path.abspath(__file__), "--run", system, language, inputs, output, str(workers)]
         process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
         peak, cpu = _sample(process)
         out = process.stdout.read()
     if process.returncode != 0:
-        with open(log.name, encoding="utf-8", errors="replace") as f:
+        with open(log_path, encoding="utf-8", errors="replace") as f:
             raise SystemExit(f"{system} on {language} failed (exit {process.returncode}):\n{f.read()[-3000:]}")
-    seconds, kept = orjson.loads(out)
-    return {"seconds": seconds, "per_core": count / seconds / workers, "kept": kept, "peak": peak, "cpu": cpu}
+    return out, peak, cpu
+
+
+def measure(system: str, language: str, count: int, inputs: str, folder: str, workers: int) -> dict:
+    """One run of `system` on the `count` documents in `inputs`, in a child process; its figures.
+    After ours, the floor: our shard writer alone on the documents it kept, in another child."""
+    output = os.path.join(folder, system)
+    out, peak, cpu = _child(system, language, inputs, output, workers, os.path.join(folder, f"{system}.log"))
+    seconds, kept, extra = orjson.loads(out)
+    result = {"seconds": seconds, "per_core": count / seconds / workers, "kept": kept, "peak": peak, "cpu": cpu, **extra}
+    if system == "ours":
+        with open(os.path.join(output, "manifest.json"), "rb") as f:
+            result["tokens"] = orjson.loads(f.read())["totals"]["tokens"]
+        result["floor"] = orjson.loads(_child("floor", language, inputs, output, workers, os.path.join(folder, "floor.log"))[0])
+    return result
 
 
 def child(system: str, language: str, inputs: str, output: str, workers: str) -> None:
+    if system == "floor":  # after ours, on its output
+        print(orjson.dumps(floor(language, inputs, output)).decode(), flush=True)
+        os._exit(0)
     start = time.perf_counter()
     kept = (run_ours if system == "ours" else run_datatrove)(language, inputs, output, int(workers))
-    print(orjson.dumps([time.perf_counter() - start, kept]).decode(), flush=True)
+    seconds = time.perf_counter() - start
+    extra = {"steps": step_seconds(output)} if system == "ours" else {}
+    print(orjson.dumps([seconds, kept, extra]).decode(), flush=True)
     # As `aurora` does: pyarrow's threads may abort the interpreter's teardown (exit 134) after the work is done.
     os._exit(0)
 
@@ -355,6 +416,30 @@ def print_table(rows: list[dict], workers: int) -> None:
         print("| " + " | ".join(cells) + " |")
 
 
+def print_floor_and_steps(rows: list[dict], workers: int) -> None:
+    """Per run of ours: its tokens per second per core against the floor's (the shard writer alone
+    on its kept documents, tokens per CPU second), and where its CPU went, step by step."""
+    print("\n| language | documents | kept tokens | ours tokens/s/core | floor tokens/s/core | ours / floor |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for row in rows:
+        ours = row.get("ours")
+        if ours:
+            per_core, floor_rate = ours["tokens"] / ours["seconds"] / workers, ours["floor"]["tokens"] / ours["floor"]["cpu"]
+            print(f"| {row['language']} | {row['documents']:,} | {ours['tokens']:,} | {per_core:,.0f} | {floor_rate:,.0f} "
+                  f"| {per_core / floor_rate:.3f} |")
+    for row in rows:
+        ours = row.get("ours")
+        if not ours:
+            continue
+        print(f"\nours, {row['language']}, {row['documents']:,} documents: share of the process tree's {ours['cpu']:.1f} CPU seconds\n")
+        print("| pass: step | CPU s | share |")
+        print("| --- | ---: | ---: |")
+        for step, seconds in sorted(ours["steps"].items(), key=lambda item: -item[1]):
+            print(f"| {step} | {seconds:.2f} | {seconds / ours['cpu']:.1%} |")
+        rest = ours["cpu"] - sum(ours["steps"].values())
+        print(f"| the rest: reading, normalizing, passing documents between steps, writers, start-up | {rest:.2f} | {rest / ours['cpu']:.1%} |")
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--run":
         return child(*sys.argv[2:7])
@@ -388,6 +473,7 @@ def main() -> None:
                     )
                 rows.append(row)
     print_table(rows, args.workers)
+    print_floor_and_steps(rows, args.workers)
 
 
 if __name__ == "__main__":

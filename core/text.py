@@ -11,13 +11,15 @@ syllables for vi (its orthography writes one syllable per token), letter-and-mar
 analyser for ja (fugashi with the UniDic-lite dictionary; see bench/heuristics.py for the
 choice against SudachiPy). MeCab's lattice grows with its input and fugashi crashes the process
 on a few megabytes, so Japanese is segmented in pieces of at most `SEGMENT_CHARS`, cut at line
-or sentence ends where there is one.
+or sentence ends where there is one. A task keeps the words of the Japanese documents it saw last
+(`SegmentedDocuments`), so the steps that each need them segment a document once.
 """
 
 import importlib.util
 import os
 import runpy
 import unicodedata
+from collections import OrderedDict
 from functools import cache, lru_cache
 
 import regex
@@ -61,9 +63,38 @@ def pieces(text: str, size: int = SEGMENT_CHARS):
 def words(text: str, language: str) -> list[str]:
     """The words of `text` (punctuation and symbols excluded)."""
     if language == "ja":
-        tagger = _japanese_tagger()
-        return [w for piece in pieces(text) for w in (m.surface for m in tagger(piece)) if _HAS_WORD_CHAR.search(w)]
+        return list(_JAPANESE_WORDS.get(text))
     return _WORD.findall(text)
+
+
+class SegmentedDocuments:
+    """The segmenter's words of the documents a task saw last, up to `max_chars` characters of
+    them: the heuristics, the quality classifier and the tokenizer's fertility each need a Japanese
+    document's words, and segmenting costs more than the rest of its curation (bench/curate.py).
+    A document's text is one str object through a task's steps, and Python keeps a str's hash, so
+    a lookup costs little."""
+
+    def __init__(self, max_chars: int):
+        self.max_chars, self.chars, self.entries = max_chars, 0, OrderedDict()
+
+    def get(self, text: str) -> tuple[str, ...]:
+        found = self.entries.get(text)
+        if found is not None:
+            self.entries.move_to_end(text)
+            return found
+        tagger = _japanese_tagger()
+        found = tuple(w for piece in pieces(text) for w in (m.surface for m in tagger(piece)) if _HAS_WORD_CHAR.search(w))
+        self.entries[text] = found
+        self.chars += len(text)
+        while self.chars > self.max_chars and len(self.entries) > 1:
+            oldest, _ = self.entries.popitem(last=False)
+            self.chars -= len(oldest)
+        return found
+
+
+# About 2,000 documents of 1,000 characters, more than a filter batch (256) and a tokenizer batch
+# (1,000) apart; their words take some 40 MB.
+_JAPANESE_WORDS = SegmentedDocuments(2_000_000)
 
 
 @cache

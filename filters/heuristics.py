@@ -316,9 +316,8 @@ class HeuristicFilter(RecipeFilter):
     """One group of rules with the recipe's thresholds for one language."""
 
     def __init__(self, output_folder, language: str, rules: GroupRules):
-        self.step = rules.group
+        self.step, self.name = rules.group, NAMES[rules.group]  # before datatrove names the step's stats after it
         super().__init__(output_folder, tuple(f"{rules.group}.{m}" for m in metric_names(rules.group, language)))
-        self.name = NAMES[rules.group]
         self.language, self.rules = language, rules
 
     def measure(self, batch):

@@ -29,3 +29,20 @@ def test_latin_words_unicode_aware():
 def test_whitespace_folding_keeps_lines_and_marks():
     text = "  Tiê\u0301ng   Việt\t\tcó\u00a0dấu\r\n\n\n\nहिन्दी  \n "
     assert normalize(text) == "Tiếng Việt có dấu\n\nहिन्दी"
+
+
+def test_japanese_words_are_segmented_once_for_the_steps_that_ask_and_the_cache_is_bounded(monkeypatch):
+    import core.text as text_module
+
+    segmented = []
+    tagger = text_module._japanese_tagger()
+    monkeypatch.setattr(text_module, "_japanese_tagger", lambda: lambda piece: segmented.append(piece) or tagger(piece))
+    cache = text_module.SegmentedDocuments(max_chars=40)
+    monkeypatch.setattr(text_module, "_JAPANESE_WORDS", cache)
+    documents = [f"東京に行きます。{i}日目です。" for i in range(6)]  # 14 characters each
+    first = [words(d, "ja") for d in documents[:2]]
+    assert [words(d, "ja") for d in documents[:2]] == first and len(segmented) == 2  # the second ask is kept
+    for d in documents[2:]:
+        words(d, "ja")
+    assert cache.chars <= 40 and len(cache.entries) == 2 and documents[0] not in cache.entries  # the oldest leave
+    assert words(documents[0], "ja") == first[0] and len(segmented) == 7
