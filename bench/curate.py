@@ -127,6 +127,7 @@ def floor(language: str, inputs: str, output: str) -> dict:
     import pyarrow.parquet as pq
     from datatrove.io import get_datafolder
 
+    from core.text import WORD_COUNT
     from pipeline.recipe import load_recipe
     from pipeline.tokenize import MegatronShardWriter
     from readers.records import readable_documents
@@ -136,8 +137,8 @@ def floor(language: str, inputs: str, output: str) -> dict:
         table = pq.read_table(path, columns=["id", "removed_by"]).to_pylist()
         kept.update(row["id"] for row in table if row["removed_by"] is None)
     docs = [doc for path in sorted(glob.glob(os.path.join(inputs, "*.jsonl.gz"))) for doc in readable_documents(path) if doc.id in kept]
-    for doc in docs:
-        doc.metadata.update(source="web", language=language)
+    for doc in docs:  # the floor tokenizes and writes: words are counted before it (dedup's documents carry them)
+        doc.metadata.update(source="web", language=language, **{WORD_COUNT: 0})
     recipe = load_recipe(os.path.join(ROOT, "recipes", "demo", f"{language}.yaml"))
     folder = get_datafolder(os.path.join(output, "floor"))
     writer = MegatronShardWriter(folder, "floor", recipe.tokenizer, recipe.eod_token, recipe.max_shard_tokens, recipe.batch_size)

@@ -30,6 +30,10 @@ _HORIZONTAL_SPACE = regex.compile(r"[^\S\n]+")
 _SPACE_BEFORE_NEWLINE = regex.compile(r" *\n *")
 _BLANK_LINES = regex.compile(r"\n{3,}")
 SEGMENT_CHARS = 20_000
+# A document's metadata key for its number of words, where a step that had them counted it for the
+# shard writer's fertility (dedup's documents file carries it from the filter pass, where a
+# Japanese document's words are at hand, to the tokenize pass, which would segment it again).
+WORD_COUNT = "word_count"
 
 
 def normalize(text: str) -> str:

@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
 
+from core.text import WORD_COUNT
 from dedup.clusters import STATUS_KEPT, read_decisions
 from dedup.layout import DedupLayout, document_key
 from filters.base import RecordedFilter
@@ -18,7 +19,8 @@ KEY = "dedup_key"
 
 
 class DedupDocuments(PipelineStep):
-    """The filter pass's kept documents of this task, each with its key in `metadata["dedup_key"]`."""
+    """The filter pass's kept documents of this task, each with its key in `metadata["dedup_key"]`
+    and its number of words in `metadata[WORD_COUNT]` (for the shard writer)."""
 
     name = "📖 Filtered documents"
     type = "📖 - READER"
@@ -34,6 +36,7 @@ class DedupDocuments(PipelineStep):
                 for row in batch.to_pylist():
                     metadata = orjson.loads(row["metadata"])
                     metadata[KEY] = document_key(rank, position)
+                    metadata[WORD_COUNT] = row["words"]
                     position += 1
                     yield Document(text=row["text"], id=row["id"], metadata=metadata)
 
@@ -65,4 +68,5 @@ class DedupFilter(RecordedFilter):
         if decision["status"] == STATUS_KEPT:
             return True
         doc.metadata["duplicate_of"] = decision["cluster_id"]
+        del doc.metadata[WORD_COUNT]  # the shard writer's; a duplicate's reject records what the filter pass did
         return False, decision["status"]

@@ -8,16 +8,18 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.utils.batching import batched
 
 from core.atomic import AtomicFile
+from core.text import words
 from dedup.files import RecordsWriter, read_records, read_rows
 from dedup.layout import DedupLayout, position_of, task_of
 from dedup.minhash import MinHasher, exact_digest
 from filters.base import SIGNALS
 
-DOCS_SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("metadata", pa.string())])
+DOCS_SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("metadata", pa.string()), ("words", pa.int64())])
 
 
 class DedupSignatures(PipelineStep):
-    """Each kept document goes to the layout's `docs`, its MinHash to `signatures` (uint32 rows),
+    """Each kept document goes to the layout's `docs` (with its number of words, for the shard
+    writer's fertility in the tokenize pass: `core.text.WORD_COUNT`), its MinHash to `signatures` (uint32 rows),
     its text digest to `digests` (16 bytes per row), its id to `names` and, with `shingle_sets`,
     its distinct shingle hashes to `shingles` (what verification by shingles compares), all in the
     task's document order.
@@ -33,7 +35,7 @@ class DedupSignatures(PipelineStep):
                  batch_size: int = 1000, shingle_sets: bool = True, stored_folder=None):
         super().__init__()
         self.output_folder, self.layout, self.batch_size, self.shingle_sets = output_folder, layout, batch_size, shingle_sets
-        self.hasher = MinHasher(language, num_perm, seed, ngram)
+        self.hasher, self.language = MinHasher(language, num_perm, seed, ngram), language
         self.stored_folder = stored_folder
 
     def run(self, data, rank: int = 0, world_size: int = 1):
@@ -60,6 +62,7 @@ class DedupSignatures(PipelineStep):
                         "id": [doc.id for doc in batch],
                         "text": texts,
                         "metadata": [orjson.dumps(doc.metadata, option=orjson.OPT_SORT_KEYS).decode() for doc in batch],
+                        "words": [len(words(t, self.language)) for t in texts],
                     }, schema=DOCS_SCHEMA))
                 self.stat_update("documents", value=len(batch))
         yield from ()

@@ -26,7 +26,7 @@ from datatrove.utils.batching import batched
 from core.errors import AuroraError
 from core.ledger import write_task_record
 from core.shards import ShardSequence, decode_index, token_dtype
-from core.text import words
+from core.text import WORD_COUNT, words
 from core.tokenizer import eod_id, file_sha256, load_tokenizer
 
 SHARDS_DIR = "shards"
@@ -49,12 +49,14 @@ FERTILITY_COUNTS = ("documents", "tokens", "words", "characters")
 
 def count_fertility(fertility: dict[str, list[int]], batch: list, lengths: list[int]) -> None:
     """Add each document's counts to its source's: one document, its tokens without the EOD, its
-    words in its language and its characters."""
+    words in its language (as a step before counted them, `WORD_COUNT`, or counted here) and its
+    characters."""
     for doc, length in zip(batch, lengths):
         counts = fertility.setdefault(str(doc.metadata.get("source")), [0, 0, 0, 0])
+        counted = doc.metadata.pop(WORD_COUNT, None)
         counts[0] += 1
         counts[1] += length - 1
-        counts[2] += len(words(doc.text, doc.metadata.get("language")))
+        counts[2] += len(words(doc.text, doc.metadata.get("language"))) if counted is None else counted
         counts[3] += len(doc.text)
 
 

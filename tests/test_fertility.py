@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 import orjson
+import pyarrow.parquet as pq
 import pytest
 import regex
 import yaml
@@ -96,6 +97,9 @@ def test_a_pool_manifest_records_fertility_and_the_audit_checks_it(characters_po
     assert total["tokens"] == total["characters"] == manifest["totals"]["tokens"] - total["documents"]
     assert total["tokens_per_character"] == 1.0 and total["tokens_per_word"] == round(total["characters"] / total["words"], 4)
     assert 4 < total["tokens_per_word"] < 8  # an English word and the space after it are 5 to 7 characters
+    # The words dedup's documents file carried to the tokenize pass are those the heuristics counted.
+    kept = [row for path in sorted(folder.glob("signals/0*.parquet")) for row in pq.read_table(path).to_pylist() if row["removed_by"] is None]
+    assert len(kept) == total["documents"] and sum(row["gopher_quality.doc_words"] for row in kept) == total["words"]
     assert main(["manifest", "show", str(folder)]) == 0
     assert "fertility on the kept documents (en)" in capsys.readouterr().out
     copy = tmp_path / "copy"
