@@ -15,7 +15,6 @@ text. Words come from `core.text.words`, so each language is segmented properly.
 declares each rule's valid range, which recipe loading checks.
 """
 
-from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from math import inf
@@ -53,8 +52,10 @@ _NOT_SCRIPT = {lang: regex.compile(rf"[^{characters}]+") for lang, characters in
 # two ("à¤¹", "â€™"). Requiring the continuation characters keeps "ä”" in real text apart.
 _CONTINUATION = "\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013\u2014\u2018-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122"  # noqa: E501
 _MOJIBAKE = regex.compile(f"[\u00c2-\u00c7][{_CONTINUATION}]|[\u00e0-\u00ef][{_CONTINUATION}]{{2}}|\ufffd")
-_SYMBOL_OR_DIGIT = regex.compile(r"[\p{S}\p{N}]|[#@%&*_^~|\\/<>\[\]{}=+$]")
-_NON_SPACE = regex.compile(r"\S")
+# Symbols and digits (Unicode's and ASCII's), counted like letters: what is left once runs of everything else are cut out.
+_NOT_SYMBOL_OR_DIGIT = regex.compile(r"[^\p{S}\p{N}#@%&*_^~|\\/<>\[\]{}=+$]+")
+_OTHER_SPACE = regex.compile(r"[^\S \n]")  # white space other than the space and newline that normalized text keeps
+_LETTERLESS_LINE = regex.compile(r"^[^\p{L}\n]+$", regex.MULTILINE)  # a word without a letter, in the words one per line
 _VIETNAMESE = regex.compile(r"[ăâđêôơưàáảãạằắẳẵặầấẩẫậèéẻẽẹềếểễệìíỉĩịòóỏõọồốổỗộờớởỡợùúủũụừứửữựỳýỷỹỵ]", regex.IGNORECASE)
 
 
@@ -65,6 +66,14 @@ class Analysis:
     lines: list[str]  # non-empty lines, stripped
     paragraphs: list[str]  # non-empty blocks between blank lines, stripped
     words: list[str]
+
+    @cached_property
+    def lowered(self) -> list[str]:
+        return lower_words(self.words)
+
+    @cached_property
+    def stop_words(self) -> int:
+        return count_stop_words(self.lowered, self.language)
 
 
 @lru_cache(maxsize=2)  # a document passes every group before the next comes; a few big ones must not pile up
@@ -77,6 +86,11 @@ def analyze(text: str, language: str) -> Analysis:
         paragraphs=[p.strip() for p in regex.split(r"\n\s*\n", text) if p.strip()],
         words=words(text, language),
     )
+
+
+def lower_words(ws: list[str]) -> list[str]:
+    """The words lower-cased, in one call on them all: a newline ends each word as its end would."""
+    return "\n".join(ws).lower().split("\n") if ws else []
 
 
 def _ratio(part: float, whole: float) -> float:
@@ -92,8 +106,8 @@ def gopher_quality_metrics(a: Analysis, settings: dict) -> dict:
         "symbol_word_ratio": _ratio(symbols, n),
         "bullet_lines_ratio": _ratio(sum(line.startswith(BULLETS) for line in a.lines), len(a.lines)),
         "ellipsis_lines_ratio": _ratio(sum(line.endswith(ELLIPSES) for line in a.lines), len(a.lines)),
-        "alpha_words_ratio": _ratio(sum(any(c.isalpha() for c in w) for w in a.words), n),
-        "stop_words": count_stop_words(a.words, a.language),
+        "alpha_words_ratio": _ratio(n - len(_LETTERLESS_LINE.findall("\n".join(a.words))), n),
+        "stop_words": a.stop_words,
     }
 
 
@@ -115,14 +129,18 @@ def _ngram_tables(ids: np.ndarray, sizes: range) -> dict[int, tuple[np.ndarray, 
     pair (number of its first n - 1 words, its last word), so each size is one sort of integers. A
     loop over the n-grams in Python cost most of the repetition group, twice as much for
     Vietnamese, whose words are syllables."""
-    tables, grams, vocabulary = {}, ids, int(ids.max(initial=0)) + 1
+    tables, grams, vocabulary, distinct = {}, ids, int(ids.max(initial=0)) + 1, False
     for n in sizes:
         m = len(ids) - n + 1
         if m <= 0:
             break
+        if distinct:  # no n-gram repeats, so no longer one does: most of a clean page's
+            tables[n] = np.arange(m), np.ones(m, dtype=np.int64)
+            continue
         pairs = grams[:m] * vocabulary + ids[n - 1 :]  # below len(ids) ** 2: no overflow below 3e9 words
         _, first, grams, counts = np.unique(pairs, return_index=True, return_inverse=True, return_counts=True)
         tables[n] = first, counts
+        distinct = len(counts) == m
     return tables
 
 
@@ -197,24 +215,33 @@ def lexical_diversity(ws: list[str], window: int = LEXICAL_DIVERSITY_WINDOW) -> 
     A document of at most `window` words gets its plain type-token ratio. Words are those of
     `core.text.words`: fugashi morphemes for ja, syllables for vi.
     """
-    lowered = [w.lower() for w in ws]
-    if len(lowered) <= window:
-        return _ratio(len(set(lowered)), len(lowered))
-    counts = Counter(lowered[:window])
-    distinct = total = len(counts)
-    for leaving, entering in zip(lowered, lowered[window:]):
-        counts[leaving] -= 1
-        distinct -= counts[leaving] == 0
-        distinct += counts[entering] == 0
-        counts[entering] += 1
-        total += distinct
-    return total / (window * (len(lowered) - window + 1))
+    ws = lower_words(ws)
+    if len(ws) <= window:
+        return _ratio(len(set(ws)), len(ws))
+    # Each window's distinct words are its words whose previous occurrence lies before the window,
+    # so the sum over windows counts, for each word, the windows that start after its previous
+    # occurrence and still hold it: integers, exactly the sliding count's.
+    vocabulary: dict[str, int] = {}
+    ids = np.array([vocabulary.setdefault(w, len(vocabulary)) for w in ws])
+    positions = np.arange(len(ws))
+    order = np.argsort(ids, kind="stable")
+    previous = np.full(len(ws), -1)
+    same = ids[order[1:]] == ids[order[:-1]]
+    previous[order[1:][same]] = order[:-1][same]
+    first_window = np.maximum(previous + 1, positions - window + 1)
+    last_window = np.minimum(positions, len(ws) - window)
+    total = int(np.maximum(last_window - first_window + 1, 0).sum())
+    return total / (window * (len(ws) - window + 1))
+
+
+def _non_space_chars(text: str) -> int:
+    return len(text) - text.count(" ") - text.count("\n") - len(_OTHER_SPACE.findall(text))
 
 
 def web_ratio_metrics(a: Analysis, settings: dict) -> dict:
     return {
-        "stop_word_ratio": _ratio(count_stop_words(a.words, a.language), len(a.words)),
-        "symbol_digit_ratio": _ratio(len(_SYMBOL_OR_DIGIT.findall(a.text)), len(_NON_SPACE.findall(a.text))),
+        "stop_word_ratio": _ratio(a.stop_words, len(a.words)),
+        "symbol_digit_ratio": _ratio(len(_NOT_SYMBOL_OR_DIGIT.sub("", a.text)), _non_space_chars(a.text)),
         "lexical_diversity": lexical_diversity(a.words),
     }
 

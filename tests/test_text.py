@@ -35,8 +35,8 @@ def test_japanese_words_are_segmented_once_for_the_steps_that_ask_and_the_cache_
     import core.text as text_module
 
     segmented = []
-    tagger = text_module._japanese_tagger()
-    monkeypatch.setattr(text_module, "_japanese_tagger", lambda: lambda piece: segmented.append(piece) or tagger(piece))
+    segment = text_module._japanese_segmenter()
+    monkeypatch.setattr(text_module, "_japanese_segmenter", lambda: lambda piece: segmented.append(piece) or segment(piece))
     cache = text_module.SegmentedDocuments(max_chars=40)
     monkeypatch.setattr(text_module, "_JAPANESE_WORDS", cache)
     documents = [f"東京に行きます。{i}日目です。" for i in range(6)]  # 14 characters each
