@@ -29,7 +29,7 @@ from dedup.clusters import STATUSES, members, read_decisions, statuses
 from dedup.components import partitions_for
 from dedup.files import EdgeFiles, read_edges
 from dedup.layout import global_ids, partition_of
-from dedup.minhash import MinHasher, candidate_probability
+from dedup.minhash import _SHINGLES_PER_CHUNK, MinHasher, candidate_probability
 from dedup.passes import component_passes, run_in_process
 from pipeline.recipe import load_recipe
 from tooling.sample import sample_sentences
@@ -84,7 +84,8 @@ def _signatures(folder, tasks: int) -> np.ndarray:
 @pytest.mark.parametrize("language", ["en", "vi", "ja"])
 def test_signatures_are_datasketch_minhashes_of_the_same_shingles(language):
     hasher = MinHasher(language)
-    texts = sample_sentences(language)[:200] + ["short text", "!!!"]
+    texts = sample_sentences(language)[:200] + ["short text", "!!!", " ".join(sample_sentences(language)[:400])]
+    assert len(hasher.shingle_hashes(texts[-1])) > 2 * _SHINGLES_PER_CHUNK  # one document over several of the permutation's chunks
     signatures = hasher.signatures(texts)
     for text, signature in zip(texts, signatures):
         expected = MinHash(num_perm=128, seed=1, scheme="affine32", hashfunc=int)
