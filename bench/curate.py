@@ -20,7 +20,8 @@ and hands a non-string text to its filters), written as a stream into `max(4, do
   (our tokenizer.json, EOD after each document); each stage a LocalPipelineExecutor with
   `min(workers, tasks)` workers, as ours. Word tokenizers: datatrove's own for en and fi
   (spaCy); for hi and vi its assigned ones need indic-nlp-library and pyvi, absent here, so
-  spaCy's Hindi rules and datatrove's whitespace fallback; ja needs SudachiPy: ours only.
+  spaCy's Hindi rules and datatrove's whitespace fallback; ja, SudachiPy (`make bench-setup`; without
+  it, ours only).
 
 Each system runs in a child process (its console output to a log file beside the run), ours
 and datatrove alternating which goes first from one language to the next. Figures: wall
@@ -38,6 +39,7 @@ import argparse
 import glob
 import gzip
 import importlib
+import importlib.util
 import os
 import random
 import subprocess
@@ -56,7 +58,8 @@ from tooling.sample import sample_sentences  # noqa: E402
 ROOT = sys.path[0]
 ASSETS = os.path.join(ROOT, "assets")
 RECENT = 10_000  # clean documents a duplicate is drawn from: the stream holds no more
-DATATROVE_LANGUAGES = ("en", "fi", "hi", "vi")  # ja: datatrove's Japanese word tokenizer needs SudachiPy
+# datatrove's Japanese word tokenizer needs SudachiPy, from the bench extra (`make bench-setup`).
+DATATROVE_LANGUAGES = ("en", "fi", "hi", "vi") + (("ja",) if importlib.util.find_spec("sudachipy") else ())
 SYSTEMS = ("ours", "datatrove")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 

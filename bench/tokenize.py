@@ -3,8 +3,11 @@
 All three run in this process, interleaved for `--rounds` rounds in a rotating order (the median
 counts: two shared cores are noisy, and a later run inherits a grown heap), on the same documents (at least 50 MB of
 text in en, fi, hi, ja, vi and Python code) with the same tokenizer, and each appends one EOD
-per document. Prints tokens/s for each and the ratios. Target: ours >= datatrove, and >= 0.8 of
-the bare `Tokenizer.encode_batch` ceiling.
+per document. The documents come as the curation's tokenize pass gets them: each with its source,
+language and number of words (`core.text.WORD_COUNT`, counted by the filter pass and carried by
+dedup's documents file), so ours counts fertility as it does there. Prints tokens/s for each and
+the ratios. Target: ours >= 1.2x datatrove, and >= 0.95 of the bare `Tokenizer.encode_batch_fast`
+ceiling (the call ours makes, with nothing around it).
 
     .venv/bin/python bench/tokenize.py [--megabytes 50] [--tokenizer assets/tokenizer.json]
 """
@@ -28,6 +31,7 @@ from datatrove.io import get_datafolder  # noqa: E402
 from datatrove.pipeline.tokens.megatron_tokenizer import MegatronDocumentTokenizer  # noqa: E402
 from tokenizers import Tokenizer  # noqa: E402
 
+from core.text import WORD_COUNT, words  # noqa: E402
 from pipeline.recipe import EOD_TOKEN, TEXT_LANGUAGES  # noqa: E402
 from pipeline.tokenize import MegatronShardWriter  # noqa: E402
 from tooling.demo_data import clean_document  # noqa: E402
@@ -44,7 +48,9 @@ def make_documents(megabytes: int) -> list[Document]:
     while size < megabytes * 1_000_000:
         kind = rng.choice(TEXT_LANGUAGES + ("code",))
         text = rng.choice(code) if kind == "code" else clean_document(rng, sentences[kind], kind)
-        docs.append(Document(text=text, id=str(len(docs))))
+        language = "en" if kind == "code" else kind
+        metadata = {"source": kind, "language": language, WORD_COUNT: len(words(text, language))}
+        docs.append(Document(text=text, id=str(len(docs)), metadata=metadata))
         size += len(text.encode("utf-8"))
     return docs
 
@@ -54,7 +60,7 @@ def bare(tokenizer_path, docs) -> int:
     eod = tokenizer.token_to_id(EOD_TOKEN)
     tokens = 0
     for i in range(0, len(docs), BATCH):
-        for encoding in tokenizer.encode_batch([d.text for d in docs[i : i + BATCH]], add_special_tokens=False):
+        for encoding in tokenizer.encode_batch_fast([d.text for d in docs[i : i + BATCH]], add_special_tokens=False):
             tokens += len(encoding.ids) + 1  # + EOD
     assert eod is not None
     return tokens
@@ -67,6 +73,7 @@ def datatrove_step(tokenizer_path, docs, out) -> int:
 
 
 def our_step(tokenizer_path, docs, out) -> int:
+    docs = [Document(text=d.text, id=d.id, metadata=dict(d.metadata)) for d in docs]  # the writer takes the word count out
     step = MegatronShardWriter(get_datafolder(out), "bench", tokenizer_path, EOD_TOKEN, max_shard_tokens=1 << 30, batch_size=BATCH)
     step.run(iter(docs), rank=0, world_size=1)
     return step.stats["tokens"].total
@@ -85,7 +92,7 @@ def main() -> None:
     megabytes = sum(len(d.text.encode()) for d in docs) / 1e6
     print(f"{len(docs):,} documents, {megabytes:.1f} MB of text, tokenizer {args.tokenizer}, {os.cpu_count()} CPUs")
     paths = {
-        "bare encode_batch (ceiling)": lambda out: bare(args.tokenizer, docs),
+        "bare encode_batch_fast (ceiling)": lambda out: bare(args.tokenizer, docs),
         "datatrove MegatronDocumentTokenizer": lambda out: datatrove_step(args.tokenizer, docs, out),
         "ours: MegatronShardWriter": lambda out: our_step(args.tokenizer, docs, out),
     }
@@ -109,8 +116,8 @@ def main() -> None:
     counts = {tokens for tokens, _ in results.values()}
     assert len(counts) == 1, f"the three paths disagree on the token count: {results}"
     ours = results["ours: MegatronShardWriter"][1]
-    print(f"ratio ours / datatrove: {ours / results['datatrove MegatronDocumentTokenizer'][1]:.2f} (target >= 1.0)")
-    print(f"ratio ours / ceiling:   {ours / results['bare encode_batch (ceiling)'][1]:.2f} (target >= 0.8)")
+    print(f"ratio ours / datatrove: {ours / results['datatrove MegatronDocumentTokenizer'][1]:.2f} (target >= 1.2)")
+    print(f"ratio ours / ceiling:   {ours / results['bare encode_batch_fast (ceiling)'][1]:.2f} (target >= 0.95)")
 
 
 if __name__ == "__main__":

@@ -55,7 +55,9 @@ _MOJIBAKE = regex.compile(f"[\u00c2-\u00c7][{_CONTINUATION}]|[\u00e0-\u00ef][{_C
 # Symbols and digits (Unicode's and ASCII's), counted like letters: what is left once runs of everything else are cut out.
 _NOT_SYMBOL_OR_DIGIT = regex.compile(r"[^\p{S}\p{N}#@%&*_^~|\\/<>\[\]{}=+$]+")
 _OTHER_SPACE = regex.compile(r"[^\S \n]")  # white space other than the space and newline that normalized text keeps
-_LETTERLESS_LINE = regex.compile(r"^[^\p{L}\n]+$", regex.MULTILINE)  # a word without a letter, in the words one per line
+# A word without a letter, in the words one per line. \p{L} is the regex module's (a newer Unicode than
+# str.isalpha's on Python 3.11: letters assigned since Unicode 14 count here).
+_LETTERLESS_LINE = regex.compile(r"^[^\p{L}\n]+$", regex.MULTILINE)
 _VIETNAMESE = regex.compile(r"[ăâđêôơưàáảãạằắẳẵặầấẩẫậèéẻẽẹềếểễệìíỉĩịòóỏõọồốổỗộờớởỡợùúủũụừứửữựỳýỷỹỵ]", regex.IGNORECASE)
 
 
