@@ -17,6 +17,7 @@ or sentence ends where there is one. A task keeps the words of the Japanese docu
 
 import importlib.util
 import os
+import re
 import runpy
 import unicodedata
 from collections import OrderedDict
@@ -26,7 +27,9 @@ import regex
 
 _WORD = regex.compile(r"[\p{L}\p{M}\p{N}_\u200c\u200d]+(?:['’][\p{L}\p{M}]+)*")
 _HAS_WORD_CHAR = regex.compile(r"[\p{L}\p{N}]")
-_HORIZONTAL_SPACE = regex.compile(r"[^\S\n]+")
+# Runs of white space other than newlines (the regex module's \s: the standard library's also takes
+# \x1c-\x1f) that are not already one space: most runs are, and replacing each cost most of `normalize`.
+_HORIZONTAL_SPACE = re.compile(r" [^\S\n\x1c-\x1f]+|[^\S\n \x1c-\x1f][^\S\n\x1c-\x1f]*")
 _SPACE_BEFORE_NEWLINE = regex.compile(r" *\n *")
 _BLANK_LINES = regex.compile(r"\n{3,}")
 SEGMENT_CHARS = 20_000

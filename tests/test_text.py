@@ -46,3 +46,19 @@ def test_japanese_words_are_segmented_once_for_the_steps_that_ask_and_the_cache_
         words(d, "ja")
     assert cache.chars <= 40 and len(cache.entries) == 2 and documents[0] not in cache.entries  # the oldest leave
     assert words(documents[0], "ja") == first[0] and len(segmented) == 7
+
+
+def test_horizontal_space_runs_fold_to_one_space_whatever_the_white_space():
+    """normalize skips the runs that are already one space: the same result as folding every run
+    of the regex module's white space but newlines."""
+    import random
+
+    import regex
+
+    from core.text import _HORIZONTAL_SPACE
+
+    spaces = [chr(c) for c in range(0x3001) if chr(c).isspace() or regex.match(r"\s", chr(c))] + ["a", "\n"]
+    rng = random.Random(0)
+    for _ in range(20_000):
+        text = "".join(rng.choice(spaces) for _ in range(rng.randint(0, 10)))
+        assert _HORIZONTAL_SPACE.sub(" ", text) == regex.sub(r"[^\S\n]+", " ", text)
