@@ -31,7 +31,9 @@ from datatrove.io import get_datafolder  # noqa: E402
 from datatrove.pipeline.tokens.megatron_tokenizer import MegatronDocumentTokenizer  # noqa: E402
 from tokenizers import Tokenizer  # noqa: E402
 
+import pipeline.tokenize as tokenize_module  # noqa: E402
 from core.text import WORD_COUNT, words  # noqa: E402
+from core.tokenizer import load_tokenizer  # noqa: E402
 from pipeline.recipe import EOD_TOKEN, TEXT_LANGUAGES  # noqa: E402
 from pipeline.tokenize import MegatronShardWriter  # noqa: E402
 from tooling.demo_data import clean_document  # noqa: E402
@@ -55,21 +57,20 @@ def make_documents(megabytes: int) -> list[Document]:
     return docs
 
 
-def bare(tokenizer_path, docs) -> int:
-    tokenizer = Tokenizer.from_file(tokenizer_path)
-    eod = tokenizer.token_to_id(EOD_TOKEN)
+def bare(tokenizer, docs) -> int:
     tokens = 0
     for i in range(0, len(docs), BATCH):
         for encoding in tokenizer.encode_batch_fast([d.text for d in docs[i : i + BATCH]], add_special_tokens=False):
             tokens += len(encoding.ids) + 1  # + EOD
-    assert eod is not None
     return tokens
 
 
-def datatrove_step(tokenizer_path, docs, out) -> int:
+def datatrove_step(tokenizer_path, tokenizer, docs, out) -> tuple[int, object]:
     step = MegatronDocumentTokenizer(get_datafolder(out), tokenizer_name_or_path=tokenizer_path, eos_token=EOD_TOKEN, batch_size=BATCH)
+    if tokenizer is not None:
+        step.__dict__["tokenizer"] = tokenizer  # its cached_property: the instance of the first round, with its EOS post-processor
     step.run(iter(docs), rank=0, world_size=1)
-    return step.stats["tokens"].total
+    return step.stats["tokens"].total, step.tokenizer
 
 
 def our_step(tokenizer_path, docs, out) -> int:
@@ -91,9 +92,21 @@ def main() -> None:
     docs = make_documents(args.megabytes)
     megabytes = sum(len(d.text.encode()) for d in docs) / 1e6
     print(f"{len(docs):,} documents, {megabytes:.1f} MB of text, tokenizer {args.tokenizer}, {os.cpu_count()} CPUs")
+    # Each path keeps one tokenizer for all its rounds, as a task keeps one for all its batches:
+    # tokenizers gets slower with each instance a process makes (on 15 MB, 2.49 s with the first
+    # and 3.18 s with the sixth, each dropped before the next), which would favour whichever
+    # path makes its instance first.
+    bare_tokenizer, ours_tokenizer, datatrove_tokenizer = Tokenizer.from_file(args.tokenizer), load_tokenizer(args.tokenizer), None
+    tokenize_module.load_tokenizer = lambda path: ours_tokenizer
+
+    def datatrove(out):
+        nonlocal datatrove_tokenizer
+        tokens, datatrove_tokenizer = datatrove_step(args.tokenizer, datatrove_tokenizer, docs, out)
+        return tokens
+
     paths = {
-        "bare encode_batch_fast (ceiling)": lambda out: bare(args.tokenizer, docs),
-        "datatrove MegatronDocumentTokenizer": lambda out: datatrove_step(args.tokenizer, docs, out),
+        "bare encode_batch_fast (ceiling)": lambda out: bare(bare_tokenizer, docs),
+        "datatrove MegatronDocumentTokenizer": datatrove,
         "ours: MegatronShardWriter": lambda out: our_step(args.tokenizer, docs, out),
     }
     speeds = {name: [] for name in paths}
