@@ -5,7 +5,8 @@ proportions: 2/3 clean, 1/30 each of boilerplate, keyword spam, symbol soup, num
 repeated line, too short, mojibake, wrong language, exact and near duplicate of a recent clean
 document; no malformed records: datatrove's reader drops the rest of a file at invalid UTF-8
 and hands a non-string text to its filters), written as a stream into `max(4, documents /
-100,000)` jsonl.gz files, go through:
+100,000)` jsonl.gz files (with `--format warc`, warc.gz files of HTML pages around them: a menu,
+the lines as an article's paragraphs, a footer; ours only, extraction included), go through:
 
 - ours: `pipeline.curate.curate` with `recipes/demo/<lang>.yaml` (language ID, every heuristic
   group, KenLM perplexity buckets with their sampling pass, exact + MinHash dedup with all its
@@ -32,14 +33,16 @@ driver's where a one-task pass runs in it), CPU seconds of the tree (same sample
 documents. Ours' cost per million documents in core-hours is wall x workers.
 
     .venv/bin/python bench/curate.py [--sizes 10000 100000 1000000] [--languages en fi hi ja vi] [--workers 2]
-                                     [--systems ours datatrove] [--scratch DIR]
+                                     [--systems ours datatrove] [--format jsonl|warc] [--scratch DIR]
 """
 
 import argparse
 import glob
 import gzip
+import html
 import importlib
 import importlib.util
+import io
 import os
 import random
 import subprocess
@@ -87,15 +90,40 @@ def documents(language: str, count: int, seed: int = 0):
         yield orjson.dumps({"id": f"{language}-{i:08d}", "url": f"https://example.{language}/{i}", "label": label, "text": text})
 
 
-def write_inputs(language: str, count: int, folder: str) -> int:
-    """The documents, round-robin over the input files; returns the number of files."""
+def html_page(record: bytes) -> bytes:
+    """A web page around a generated document: a menu, its lines as the article's paragraphs, a footer."""
+    doc = orjson.loads(record)
+    paragraphs = "".join(f"<p>{html.escape(line)}</p>" for line in doc["text"].split("\n") if line.strip())
+    menu = "".join(f'<li><a href="/{i}">{name}</a></li>' for i, name in enumerate(("Home", "News", "About", "Contact")))
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(doc['id'])}</title></head><body>"
+            f"<header><nav><ul>{menu}</ul></nav></header><main><article>{paragraphs}</article></main>"
+            f"<footer><p>© example.{doc['id'][:2]}</p></footer></body></html>").encode()
+
+
+def write_inputs(language: str, count: int, folder: str, form: str = "jsonl") -> int:
+    """The documents, round-robin over the input files (jsonl.gz, or warc.gz of HTML pages around
+    them, each response after its request); returns the number of files."""
     os.makedirs(folder)
-    files = [gzip.open(os.path.join(folder, f"part-{n:05d}.jsonl.gz"), "wb", compresslevel=1) for n in range(max(4, count // 100_000))]
-    for i, line in enumerate(documents(language, count)):
-        files[i % len(files)].write(line + b"\n")
+    n = max(4, count // 100_000)
+    if form == "warc":
+        from warcio.statusandheaders import StatusAndHeaders
+        from warcio.warcwriter import WARCWriter
+
+        files = [open(os.path.join(folder, f"part-{i:05d}.warc.gz"), "wb") for i in range(n)]
+        writers = [WARCWriter(f, gzip=True) for f in files]
+        for i, line in enumerate(documents(language, count)):
+            writer, url = writers[i % n], f"https://example.{language}/{i}"
+            writer.write_record(writer.create_warc_record(url, "request", payload=io.BytesIO(b"GET / HTTP/1.1\r\n\r\n"),
+                                                          warc_content_type="application/http; msgtype=request"))
+            http = StatusAndHeaders("200 OK", [("Content-Type", "text/html; charset=utf-8")], protocol="HTTP/1.1")
+            writer.write_record(writer.create_warc_record(url, "response", payload=io.BytesIO(html_page(line)), http_headers=http))
+    else:
+        files = [gzip.open(os.path.join(folder, f"part-{i:05d}.jsonl.gz"), "wb", compresslevel=1) for i in range(n)]
+        for i, line in enumerate(documents(language, count)):
+            files[i % n].write(line + b"\n")
     for f in files:
         f.close()
-    return len(files)
+    return n
 
 
 def run_ours(language: str, inputs: str, output: str, workers: int) -> int:
@@ -103,7 +131,7 @@ def run_ours(language: str, inputs: str, output: str, workers: int) -> int:
     from pipeline.recipe import load_recipe
 
     recipe = load_recipe(os.path.join(ROOT, "recipes", "demo", f"{language}.yaml"))  # asset paths relative to ROOT, the cwd
-    manifest = curate(recipe, inputs=[os.path.join(inputs, "*.jsonl.gz")], output=output, executor="local", workers=workers)
+    manifest = curate(recipe, inputs=[os.path.join(inputs, "part-*")], output=output, executor="local", workers=workers)
     return manifest["funnel"]["kept"]
 
 
@@ -139,7 +167,7 @@ def floor(language: str, inputs: str, output: str) -> dict:
     for path in glob.glob(os.path.join(output, "signals", "0*.parquet")):
         table = pq.read_table(path, columns=["id", "removed_by"]).to_pylist()
         kept.update(row["id"] for row in table if row["removed_by"] is None)
-    docs = [doc for path in sorted(glob.glob(os.path.join(inputs, "*.jsonl.gz"))) for doc in readable_documents(path) if doc.id in kept]
+    docs = [doc for path in sorted(glob.glob(os.path.join(inputs, "part-*"))) for doc in readable_documents(path) if doc.id in kept]
     for doc in docs:  # the floor tokenizes and writes: words are counted before it (dedup's documents carry them)
         doc.metadata.update(source="web", language=language, **{WORD_COUNT: 0})
     recipe = load_recipe(os.path.join(ROOT, "recipes", "demo", f"{language}.yaml"))
@@ -441,7 +469,7 @@ def print_floor_and_steps(rows: list[dict], workers: int) -> None:
         for step, seconds in sorted(ours["steps"].items(), key=lambda item: -item[1]):
             print(f"| {step} | {seconds:.2f} | {seconds / ours['cpu']:.1%} |")
         rest = ours["cpu"] - sum(ours["steps"].values())
-        print(f"| the rest: reading, normalizing, passing documents between steps, writers, start-up | {rest:.2f} | {rest / ours['cpu']:.1%} |")
+        print(f"| the rest: passing documents between steps, signals and rejects, writers, start-up | {rest:.2f} | {rest / ours['cpu']:.1%} |")
 
 
 def main() -> None:
@@ -452,6 +480,8 @@ def main() -> None:
     parser.add_argument("--languages", nargs="+", choices=TEXT_LANGUAGES, default=list(TEXT_LANGUAGES))
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))
+    parser.add_argument("--format", choices=("jsonl", "warc"), default="jsonl",
+                        help="input files: jsonl.gz records, or warc.gz of HTML pages around them (extracted by ours; datatrove is not run)")
     parser.add_argument("--scratch", default=None, help="folder for the runs' files (default: a temporary folder)")
     args = parser.parse_args()
     if args.scratch:
@@ -459,13 +489,13 @@ def main() -> None:
     rows, turn = [], 0
     for count in args.sizes:
         for language in args.languages:
-            systems = [s for s in args.systems if s == "ours" or language in DATATROVE_LANGUAGES]
+            systems = [s for s in args.systems if s == "ours" or (language in DATATROVE_LANGUAGES and args.format == "jsonl")]
             if len(systems) == 2:  # alternate which goes first
                 systems, turn = systems[turn:] + systems[:turn], 1 - turn
             with tempfile.TemporaryDirectory(dir=args.scratch) as folder:
                 inputs = os.path.join(folder, "inputs")
                 start = time.perf_counter()
-                files = write_inputs(language, count, inputs)
+                files = write_inputs(language, count, inputs, args.format)
                 print(f"{language} {count:,} documents: {files} files written in {time.perf_counter() - start:.1f} s", flush=True)
                 row = {"language": language, "documents": count}
                 for system in systems:

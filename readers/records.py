@@ -456,7 +456,7 @@ class RawDocumentReader(PipelineStep):
         read = 0
         with RejectWriter(self.output_folder, "malformed") as rejects, RejectWriter(self.output_folder, "read") as removed:
             for source, path, start, end in self.units[rank::world_size]:
-                for fallback_id, record, reason, raw in iter_records(path, self.max_document_bytes, start, end, self.extractor):
+                for fallback_id, record, reason, raw in self._timed(iter_records(path, self.max_document_bytes, start, end, self.extractor)):
                     read += 1
                     if reason is None and self.whole_records:
                         doc = Document(text=raw_text(raw if raw is not None else record), id=fallback_id, metadata={"record": record})
@@ -472,3 +472,13 @@ class RawDocumentReader(PipelineStep):
                     yield doc
         write_task_record(self.output_folder, rank, "read",
                           {"read": read, "malformed": dict(rejects.counts), "removed": dict(removed.counts)})
+
+    def _timed(self, records):
+        """The records, each one's reading (decompressing, parsing, a WARC page's extraction) in
+        the step's time stats: the share of the run that bench/curate.py prints for reading."""
+        while True:
+            with self.track_time("record"):
+                record = next(records, None)
+            if record is None:
+                return
+            yield record
