@@ -36,7 +36,8 @@ class DedupDocuments(PipelineStep):
                 for row in batch.to_pylist():
                     metadata = orjson.loads(row["metadata"])
                     metadata[KEY] = document_key(rank, position)
-                    metadata[WORD_COUNT] = row["words"]
+                    if row.get("words") is not None:  # a file of an earlier version has none: the shard writer counts them
+                        metadata[WORD_COUNT] = row["words"]
                     position += 1
                     yield Document(text=row["text"], id=row["id"], metadata=metadata)
 
@@ -68,5 +69,5 @@ class DedupFilter(RecordedFilter):
         if decision["status"] == STATUS_KEPT:
             return True
         doc.metadata["duplicate_of"] = decision["cluster_id"]
-        del doc.metadata[WORD_COUNT]  # the shard writer's; a duplicate's reject records what the filter pass did
+        doc.metadata.pop(WORD_COUNT, None)  # the shard writer's; a duplicate's reject records what the filter pass did
         return False, decision["status"]

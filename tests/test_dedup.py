@@ -479,3 +479,18 @@ def test_dedup_defaults_choose_bands_for_recall(workspace):
     settings = load_recipe(str(workspace / "recipes/demo/en.yaml")).dedup
     assert settings | {"memory_mb": 0} == {"threshold": 0.8, "num_perm": 128, "ngram": 5, "seed": 1, "recall": 0.95,
                                             "verify": "shingles", "bands": BANDS, "rows": ROWS, "memory_mb": 0}
+
+
+def test_a_documents_file_without_word_counts_still_dedups(tmp_path):
+    """A run resumed from a filter pass of an earlier version, whose documents file has no `words`
+    column: its documents carry no count (the shard writer counts their words) and dedup decides as before."""
+    folder, partitions = run_dedup(tmp_path, [["same text here", "other text"], ["same text here", "fresh words"]])
+    path = LAYOUT.docs(1)
+    with folder.open(path, "rb") as f:
+        table = pq.read_table(f)
+    with folder.open(path, "wb") as f:
+        pq.write_table(table.drop_columns(["words"]), f)
+    docs = list(DedupDocuments(folder, LAYOUT).run(None, rank=1))
+    assert [d.id for d in docs] == ["t1-0", "t1-1"] and all("word_count" not in d.metadata for d in docs)
+    kept = [d.id for d in DedupFilter(folder, LAYOUT, partitions).run(iter(docs), rank=1)]
+    assert kept == ["t1-1"]
