@@ -65,12 +65,11 @@ def bare(tokenizer, docs) -> int:
     return tokens
 
 
-def datatrove_step(tokenizer_path, tokenizer, docs, out) -> tuple[int, object]:
+def datatrove_step(tokenizer_path, tokenizer, docs, out) -> int:
     step = MegatronDocumentTokenizer(get_datafolder(out), tokenizer_name_or_path=tokenizer_path, eos_token=EOD_TOKEN, batch_size=BATCH)
-    if tokenizer is not None:
-        step.__dict__["tokenizer"] = tokenizer  # its cached_property: the instance of the first round, with its EOS post-processor
+    step.__dict__["tokenizer"] = tokenizer  # its cached_property: one instance, with its EOS post-processor, for all rounds
     step.run(iter(docs), rank=0, world_size=1)
-    return step.stats["tokens"].total, step.tokenizer
+    return step.stats["tokens"].total
 
 
 def our_step(tokenizer_path, docs, out) -> int:
@@ -94,19 +93,16 @@ def main() -> None:
     print(f"{len(docs):,} documents, {megabytes:.1f} MB of text, tokenizer {args.tokenizer}, {os.cpu_count()} CPUs")
     # Each path keeps one tokenizer for all its rounds, as a task keeps one for all its batches:
     # tokenizers gets slower with each instance a process makes (on 15 MB, 2.49 s with the first
-    # and 3.18 s with the sixth, each dropped before the next), which would favour whichever
-    # path makes its instance first.
-    bare_tokenizer, ours_tokenizer, datatrove_tokenizer = Tokenizer.from_file(args.tokenizer), load_tokenizer(args.tokenizer), None
+    # and 3.18 s with the sixth, each dropped before the next), so all three are made before any
+    # timing, ours last (the slowest instance, if any).
+    bare_tokenizer = Tokenizer.from_file(args.tokenizer)
+    datatrove_tokenizer = MegatronDocumentTokenizer(tempfile.gettempdir(), tokenizer_name_or_path=args.tokenizer, eos_token=EOD_TOKEN).tokenizer
+    ours_tokenizer = load_tokenizer(args.tokenizer)
     tokenize_module.load_tokenizer = lambda path: ours_tokenizer
-
-    def datatrove(out):
-        nonlocal datatrove_tokenizer
-        tokens, datatrove_tokenizer = datatrove_step(args.tokenizer, datatrove_tokenizer, docs, out)
-        return tokens
 
     paths = {
         "bare encode_batch_fast (ceiling)": lambda out: bare(bare_tokenizer, docs),
-        "datatrove MegatronDocumentTokenizer": datatrove,
+        "datatrove MegatronDocumentTokenizer": lambda out: datatrove_step(args.tokenizer, datatrove_tokenizer, docs, out),
         "ours: MegatronShardWriter": lambda out: our_step(args.tokenizer, docs, out),
     }
     speeds = {name: [] for name in paths}

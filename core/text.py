@@ -32,6 +32,7 @@ _HAS_WORD_CHAR = regex.compile(r"[\p{L}\p{N}]")
 _HORIZONTAL_SPACE = re.compile(r" [^\S\n\x1c-\x1f]+|[^\S\n \x1c-\x1f][^\S\n\x1c-\x1f]*")
 _SPACE_BEFORE_NEWLINE = regex.compile(r" *\n *")
 _BLANK_LINES = regex.compile(r"\n{3,}")
+_OTHER_WHITE_SPACE = re.compile(r"[^\S \t\n]")  # what str.strip removes but MeCab keeps in a surface
 SEGMENT_CHARS = 20_000
 # A document's metadata key for its number of words, where a step that had them counted it for the
 # shard writer's fertility (dedup's documents file carries it from the filter pass, where a
@@ -51,11 +52,20 @@ def normalize(text: str) -> str:
 def _japanese_segmenter():
     """A piece of Japanese text -> its morphemes' surfaces. MeCab's own space-separated output
     (`-Owakati`) makes no Python object per morpheme: a quarter less time than iterating
-    fugashi's nodes, with the same surfaces (none holds a space: MeCab skips white space)."""
+    fugashi's nodes, with the same surfaces (none holds a space, tab or newline: MeCab skips
+    them). fugashi strips that output of all white space, though, which would cut other white
+    space (\x1c-\x1f survive `normalize`) off a first or last surface ("ก\x1c"): a piece that
+    holds any is segmented node by node."""
     import fugashi
 
     tagger = fugashi.Tagger("-Owakati")
-    return lambda piece: tagger.parse(piece).split(" ")
+
+    def segment(piece: str) -> list[str]:
+        if _OTHER_WHITE_SPACE.search(piece):
+            return [node.surface for node in tagger(piece)]
+        return tagger.parse(piece).split(" ")
+
+    return segment
 
 
 def pieces(text: str, size: int = SEGMENT_CHARS):

@@ -1,5 +1,7 @@
 import unicodedata
 
+import regex
+
 from core.text import normalize, words
 
 
@@ -53,8 +55,6 @@ def test_horizontal_space_runs_fold_to_one_space_whatever_the_white_space():
     of the regex module's white space but newlines."""
     import random
 
-    import regex
-
     from core.text import _HORIZONTAL_SPACE
 
     spaces = [chr(c) for c in range(0x3001) if chr(c).isspace() or regex.match(r"\s", chr(c))] + ["a", "\n"]
@@ -62,3 +62,14 @@ def test_horizontal_space_runs_fold_to_one_space_whatever_the_white_space():
     for _ in range(20_000):
         text = "".join(rng.choice(spaces) for _ in range(rng.randint(0, 10)))
         assert _HORIZONTAL_SPACE.sub(" ", text) == regex.sub(r"[^\S\n]+", " ", text)
+
+
+def test_japanese_words_keep_white_space_that_mecab_puts_in_a_surface():
+    """MeCab groups some white space with the letters before it (\\x1c-\\x1f survive normalize);
+    the words are fugashi's node surfaces, whatever fugashi's own output strips."""
+    import fugashi
+
+    tagger = fugashi.Tagger()
+    for text in ("猫です。ก\x1c", "猫です。ก\x1c\n犬です。", "한국\x1f\n犬", "\x1cก猫"):
+        expected = [m.surface for m in tagger(text) if regex.search(r"[\p{L}\p{N}]", m.surface)]
+        assert words(text, "ja") == expected
