@@ -78,8 +78,11 @@ class MinHasher:
         a, b = MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations
         self.a, self.b = a.astype(np.uint32), b.astype(np.uint32)
 
-    def _units(self, text: str, cache: dict) -> np.ndarray:
-        """One uint64 per word (per character for ja): the sequence the n-grams are taken over."""
+    def units(self, text: str, cache: dict) -> np.ndarray:
+        """One uint64 per word of the lower-cased text (per character for ja): the sequence the
+        n-grams are taken over. Outside ja there is one per word of `text` itself, which the
+        documents file counts: lower-casing changes no character's word class (a test checks every
+        code point). `cache` keeps each word's hash for the batch."""
         if self.language == "ja":  # code points are under 2^21: mixed to 64 bits, so the last of an n-gram counts too
             return mix64(np.frombuffer(text.lower().encode("utf-32-le"), dtype=np.uint32))
         units = []
@@ -91,8 +94,11 @@ class MinHasher:
         return np.array(units, dtype=np.uint64)
 
     def shingle_hashes(self, text: str, cache: dict | None = None) -> np.ndarray:
-        """The 32-bit hash of every n-gram; a text shorter than n is one shingle, the whole of it."""
-        units = self._units(text, {} if cache is None else cache)
+        return self.shingles(text, self.units(text, {} if cache is None else cache))
+
+    def shingles(self, text: str, units: np.ndarray) -> np.ndarray:
+        """The 32-bit hash of every n-gram of the text's `units`; a text shorter than n is one
+        shingle, the whole of it."""
         if len(units) < self.ngram:
             units = np.array([_word_hash(text)], dtype=np.uint64) if len(units) == 0 else units
             count, n = 1, len(units)

@@ -47,10 +47,13 @@ class DedupSignatures(PipelineStep):
             for batch in batched(data, self.batch_size):
                 with self.track_time("batch"):
                     stored_keys = [getattr(doc.metadata.pop(SIGNALS, None), "stored_key", None) for doc in batch]
-                    texts = [doc.text for doc in batch]
+                    texts, counts = [doc.text for doc in batch], None
                     if self.stored_folder is None:
                         cache: dict = {}
-                        hashes = [self.hasher.shingle_hashes(t, cache) for t in texts]
+                        units = [self.hasher.units(t, cache) for t in texts]
+                        hashes = [self.hasher.shingles(t, u) for t, u in zip(texts, units)]
+                        if self.language != "ja":  # one unit per word (MinHasher.units)
+                            counts = [len(u) for u in units]
                         signatures.write(self.hasher.signatures_of(hashes).tobytes())
                         digests.write(b"".join(exact_digest(t) for t in texts))
                         if self.shingle_sets:
@@ -62,7 +65,7 @@ class DedupSignatures(PipelineStep):
                         "id": [doc.id for doc in batch],
                         "text": texts,
                         "metadata": [orjson.dumps(doc.metadata, option=orjson.OPT_SORT_KEYS).decode() for doc in batch],
-                        "words": [len(words(t, self.language)) for t in texts],
+                        "words": counts or [len(words(t, self.language)) for t in texts],
                     }, schema=DOCS_SCHEMA))
                 self.stat_update("documents", value=len(batch))
         yield from ()

@@ -15,6 +15,7 @@ import numpy as np
 import orjson
 import pyarrow.parquet as pq
 import pytest
+import regex
 from datasketch import MinHash, MinHashLSH
 from datatrove.data import Document
 from datatrove.io import get_datafolder
@@ -101,6 +102,30 @@ def test_shingles_are_word_five_grams_and_japanese_character_five_grams():
     assert len(MinHasher("ja").shingle_hashes("吾輩は猫である。名前")) == 6
     # Tone marks are letters: these Vietnamese words differ only in them.
     assert not np.array_equal(MinHasher("vi").shingle_hashes("ma ma ma ma ma"), MinHasher("vi").shingle_hashes("mà mả mã má mạ"))
+
+
+def test_lower_casing_changes_no_characters_word_class():
+    """The documents file counts a document's words as the MinHash units of its lower-cased text
+    (`MinHasher.units`): the same number only if lower-casing maps every character to characters
+    of its own classes in `core.text`'s word pattern. Every code point is checked."""
+    word, letter = regex.compile(r"[\p{L}\p{M}\p{N}_\u200c\u200d]"), regex.compile(r"[\p{L}\p{M}]")
+
+    def classes(c):
+        return bool(word.match(c)), bool(letter.match(c)), c in "'’"
+
+    for code in range(0x110000):
+        c = chr(code)
+        lowered = c.lower() if not 0xD800 <= code < 0xE000 else c
+        assert all(classes(x) == classes(c) for x in lowered), hex(code)
+
+
+@pytest.mark.parametrize("language", ["en", "hi", "vi", "ja"])
+def test_the_documents_file_counts_the_words_of_each_text(tmp_path, language):
+    texts = sample_sentences(language)[:50] + ["ΣΑΣ'Α İstanbul ǅemal Ⅻ ⓐⒶ don’t", "!!!", ""]
+    folder, _ = run_dedup(tmp_path, [texts], language=language)
+    with folder.open(LAYOUT.docs(0), "rb") as f:
+        counts = pq.read_table(f).column("words").to_pylist()
+    assert counts == [len(words(t, language)) for t in texts]
 
 
 @pytest.mark.parametrize("threshold", [0.5, 0.7, 0.8, 0.9])
