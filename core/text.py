@@ -21,11 +21,11 @@ import re
 import runpy
 import unicodedata
 from collections import OrderedDict
-from functools import cache, lru_cache
+from functools import cache, cached_property, lru_cache
 
 import regex
 
-_WORD = regex.compile(r"[\p{L}\p{M}\p{N}_\u200c\u200d]+(?:['’][\p{L}\p{M}]+)*")
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 _HAS_WORD_CHAR = regex.compile(r"[\p{L}\p{N}]")
 # Runs of white space other than newlines (the regex module's \s: the standard library's also takes
 # \x1c-\x1f) that are not already one space: most runs are, and replacing each cost most of `normalize`.
@@ -81,11 +81,43 @@ def pieces(text: str, size: int = SEGMENT_CHARS):
         start = end
 
 
+class ClassPattern:
+    """A pattern over Unicode classes (`template` with each of `classes`, the inside of a regex-module
+    character class such as `\\p{L}`, in its braces), matched by the standard library's `re` on
+    text without characters beyond the Basic Multilingual Plane (nearly all text) and by the regex
+    module on the rest. `re` gets each class as its ranges within the plane, taken from the regex
+    module (its Unicode version), so the matches are the same; it makes such a class a bitmap and
+    finds words 1.7 to 1.9 times faster (hi, vi, en, fi), where the regex module looks up each
+    character's properties."""
+
+    def __init__(self, template: str, *classes: str):
+        self.template, self.classes = template, classes
+        self.astral = regex.compile(template.format(*classes))
+
+    @cached_property
+    def plane(self) -> re.Pattern:
+        return re.compile(self.template.format(*map(_plane_ranges, self.classes)))
+
+    def of(self, text: str):
+        """The compiled pattern to match `text` with."""
+        return self.astral if _ASTRAL.search(text) else self.plane
+
+
+def _plane_ranges(members: str) -> str:
+    """The characters of the Basic Multilingual Plane in the regex module's class `[members]`,
+    as ranges for a character class of `re`."""
+    plane = "".join(map(chr, range(0xD800))) + "".join(map(chr, range(0xE000, 0x10000)))
+    return "".join(f"{re.escape(run[0])}-{re.escape(run[-1])}" for run in regex.findall(f"[{members}]+", plane))
+
+
+_WORD = ClassPattern("[{}]+(?:['’][{}]+)*", r"\p{L}\p{M}\p{N}_\u200c\u200d", r"\p{L}\p{M}")
+
+
 def words(text: str, language: str) -> list[str]:
     """The words of `text` (punctuation and symbols excluded)."""
     if language == "ja":
         return list(_JAPANESE_WORDS.get(text))
-    return _WORD.findall(text)
+    return _WORD.of(text).findall(text)
 
 
 class SegmentedDocuments:

@@ -15,6 +15,7 @@ text. Words come from `core.text.words`, so each language is segmented properly.
 declares each rule's valid range, which recipe loading checks.
 """
 
+import re
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from math import inf
@@ -24,7 +25,7 @@ import regex
 
 from core.config import number
 from core.errors import AuroraError
-from core.text import count_stop_words, words
+from core.text import ClassPattern, count_stop_words, words
 from filters.base import FilterConfig, RecipeContext, RecipeFilter, Removal, StepContext
 
 GROUPS = ("gopher_quality", "gopher_repetition", "fineweb", "web_ratios", "script")
@@ -44,21 +45,24 @@ SCRIPTS = {  # the characters of each language's script, as the inside of a char
 }
 # Letters are counted as what is left once runs of everything else are cut out: four times
 # faster than finding each letter (bench/curate.py showed the script group costing the most).
-_NON_LETTERS = regex.compile(r"\P{L}+")
+_NON_LETTERS = ClassPattern("[^{}]+", r"\p{L}")
 _NOT_SCRIPT = {lang: regex.compile(rf"[^{characters}]+") for lang, characters in SCRIPTS.items()}
 # UTF-8 read as Windows-1252 (or Latin-1): each continuation byte 0x80-0xBF shows as one of
 # these characters. A 2-byte character (U+0080-U+01FF: ä, é, ă, đ, ơ, ư) becomes Â-Ç plus one of
 # them ("Ã¤"); a 3-byte one (Devanagari, Vietnamese tone letters, Japanese, "’") becomes à-ï plus
 # two ("à¤¹", "â€™"). Requiring the continuation characters keeps "ä”" in real text apart.
 _CONTINUATION = "\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013\u2014\u2018-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122"  # noqa: E501
-_MOJIBAKE = regex.compile(f"[\u00c2-\u00c7][{_CONTINUATION}]|[\u00e0-\u00ef][{_CONTINUATION}]{{2}}|\ufffd")
+_MOJIBAKE = re.compile(f"[\u00c2-\u00c7][{_CONTINUATION}]|[\u00e0-\u00ef][{_CONTINUATION}]{{2}}|\ufffd")  # no Unicode property: re is exact
 # Symbols and digits (Unicode's and ASCII's), counted like letters: what is left once runs of everything else are cut out.
-_NOT_SYMBOL_OR_DIGIT = regex.compile(r"[^\p{S}\p{N}#@%&*_^~|\\/<>\[\]{}=+$]+")
+_NOT_SYMBOL_OR_DIGIT = ClassPattern(r"[^{}#@%&*_^~|\\/<>\[\]{{}}=+$]+", r"\p{S}\p{N}")
 _OTHER_SPACE = regex.compile(r"[^\S \n]")  # white space other than the space and newline that normalized text keeps
 # A word without a letter, in the words one per line. \p{L} is the regex module's (a newer Unicode than
 # str.isalpha's on Python 3.11: letters assigned since Unicode 14 count here).
 _LETTERLESS_LINE = regex.compile(r"^[^\p{L}\n]+$", regex.MULTILINE)
-_VIETNAMESE = regex.compile(r"[ăâđêôơưàáảãạằắẳẵặầấẩẫậèéẻẽẹềếểễệìíỉĩịòóỏõọồốổỗộờớởỡợùúủũụừứửữựỳýỷỹỵ]", regex.IGNORECASE)
+_VIETNAMESE = "ăâđêôơưàáảãạằắẳẵặầấẩẫậèéẻẽẹềếểễệìíỉĩịòóỏõọồốổỗộờớởỡợùúủũụừứửữựỳýỷỹỵ"  # lower case
+# A lower-cased word holding a Vietnamese letter, in the words one per line: one match per such word,
+# found in one call on them all (a regex search per word cost most of the script group for vi).
+_VIETNAMESE_WORD = re.compile(f"^[^\\n{_VIETNAMESE}]*[{_VIETNAMESE}]", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -125,40 +129,45 @@ def _duplicates(elements: list[str]) -> tuple[int, int]:
     return count, chars
 
 
+def _first_positions(ws: list[str]) -> np.ndarray:
+    """Each word's number: the position where it first occurs, so equal words have equal numbers."""
+    return np.fromiter(map({}.setdefault, ws, range(len(ws))), dtype=np.int64, count=len(ws))
+
+
 def _ngram_tables(ids: np.ndarray, sizes: range) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """For each n in `sizes` (from 2, consecutive): the first position of each distinct n-gram of the
-    document's word ids and how often it occurs. Exact and vectorized: an n-gram is numbered by the
-    pair (number of its first n - 1 words, its last word), so each size is one sort of integers. A
-    loop over the n-grams in Python cost most of the repetition group, twice as much for
-    Vietnamese, whose words are syllables."""
-    tables, grams, vocabulary, distinct = {}, ids, int(ids.max(initial=0)) + 1, False
+    """For each n in `sizes` (from 2, consecutive) at which some n-gram of the document's word ids
+    repeats: the first position of each distinct n-gram and how often it occurs. A size left out
+    repeats nothing, and neither does any larger one: most of a clean page's sizes, whose fractions
+    are then 0 without a table. Exact and vectorized: an n-gram is numbered by the pair (number of
+    its first n - 1 words, its last word), so each size is one sort of integers. A loop over the
+    n-grams in Python cost most of the repetition group, twice as much for Vietnamese, whose words
+    are syllables."""
+    tables, grams, vocabulary = {}, ids, int(ids.max(initial=0)) + 1
     for n in sizes:
         m = len(ids) - n + 1
         if m <= 0:
             break
-        if distinct:  # no n-gram repeats, so no longer one does: most of a clean page's
-            tables[n] = np.arange(m), np.ones(m, dtype=np.int64)
-            continue
         pairs = grams[:m] * vocabulary + ids[n - 1 :]  # below len(ids) ** 2: no overflow below 3e9 words
         _, first, grams, counts = np.unique(pairs, return_index=True, return_inverse=True, return_counts=True)
+        if len(counts) == m:
+            break
         tables[n] = first, counts
-        distinct = len(counts) == m
     return tables
 
 
 def _top_ngram_fraction(table, lengths: np.ndarray, n: int, total_chars: int) -> float:
     """Characters of the most frequent n-gram times its count (the earliest of equally frequent ones)."""
-    if table is None:
+    if table is None:  # no n-gram repeats
         return 0.0
     first, counts = table
     top = counts.max()
     start = int(first[counts == top].min())
-    return _ratio(int(top) * int(lengths[start : start + n].sum()), total_chars) if top > 1 else 0.0
+    return _ratio(int(top) * int(lengths[start : start + n].sum()), total_chars)
 
 
 def _duplicate_ngram_fraction(table, lengths: np.ndarray, n: int, total_chars: int) -> float:
     """Characters of words covered by an n-gram that occurred earlier (each word counted once)."""
-    if table is None:
+    if table is None:  # no n-gram repeats
         return 0.0
     first, _ = table
     repeated = np.ones(len(lengths) - n + 1, dtype=bool)
@@ -181,9 +190,8 @@ def gopher_repetition_metrics(a: Analysis, settings: dict) -> dict:
         "dup_line_char_frac": _ratio(dup_line_chars, text_chars),
         "dup_para_char_frac": _ratio(dup_para_chars, text_chars),
     }
-    vocabulary: dict[str, int] = {}
-    ids = np.array([vocabulary.setdefault(w, len(vocabulary)) for w in a.words], dtype=np.int64)
-    lengths = np.array([len(w) for w in a.words], dtype=np.int64)
+    ids = _first_positions(a.words)
+    lengths = np.fromiter(map(len, a.words), dtype=np.int64, count=len(a.words))
     tables = _ngram_tables(ids, range(2, 11))
     for n in (2, 3, 4):
         metrics[f"top_{n}gram_frac"] = _top_ngram_fraction(tables.get(n), lengths, n, word_chars)
@@ -223,8 +231,7 @@ def lexical_diversity(ws: list[str], window: int = LEXICAL_DIVERSITY_WINDOW) -> 
     # Each window's distinct words are its words whose previous occurrence lies before the window,
     # so the sum over windows counts, for each word, the windows that start after its previous
     # occurrence and still hold it: integers, exactly the sliding count's.
-    vocabulary: dict[str, int] = {}
-    ids = np.array([vocabulary.setdefault(w, len(vocabulary)) for w in ws])
+    ids = _first_positions(ws)
     positions = np.arange(len(ws))
     order = np.argsort(ids, kind="stable")
     previous = np.full(len(ws), -1)
@@ -243,20 +250,20 @@ def _non_space_chars(text: str) -> int:
 def web_ratio_metrics(a: Analysis, settings: dict) -> dict:
     return {
         "stop_word_ratio": _ratio(a.stop_words, len(a.words)),
-        "symbol_digit_ratio": _ratio(len(_NOT_SYMBOL_OR_DIGIT.sub("", a.text)), _non_space_chars(a.text)),
+        "symbol_digit_ratio": _ratio(len(_NOT_SYMBOL_OR_DIGIT.of(a.text).sub("", a.text)), _non_space_chars(a.text)),
         "lexical_diversity": lexical_diversity(a.words),
     }
 
 
 def script_metrics(a: Analysis, settings: dict) -> dict:
-    letters = _NON_LETTERS.sub("", a.text)
+    letters = _NON_LETTERS.of(a.text).sub("", a.text)
     metrics = {
         "script_fraction": _ratio(len(_NOT_SCRIPT[a.language].sub("", letters)), len(letters)),
         "mojibake_ratio": _ratio(len(_MOJIBAKE.findall(a.text)), len(letters)),
     }
     if a.language == "vi":
         # Vietnamese is Latin with its own diacritics; most running text has them on many syllables.
-        metrics["vietnamese_diacritic_fraction"] = _ratio(sum(bool(_VIETNAMESE.search(w)) for w in a.words), len(a.words))
+        metrics["vietnamese_diacritic_fraction"] = _ratio(len(_VIETNAMESE_WORD.findall("\n".join(a.lowered))), len(a.words))
     return metrics
 
 

@@ -4,6 +4,7 @@ import random
 from collections import Counter, defaultdict
 
 import pytest
+import regex
 import yaml
 from conftest import LANGUAGES, ROOT, corpus_sentences, demo_records
 
@@ -253,3 +254,21 @@ def test_calibrate_reads_html_pages_and_warc_as_curation_extracts_them(tmp_path)
     assert len(texts) == 4 and all("Home" not in t and "Title" not in t for t in texts)
     assert texts[0].startswith(sentences[0])
     assert "heuristics:" in calibrate([str(path)], "en")
+
+
+def test_vietnamese_letters_are_found_in_lower_case_as_in_any_case():
+    """`vietnamese_diacritic_fraction` looks for Vietnamese letters in the lower-cased words: a
+    character is one of them, in any case, exactly when its lower case holds one. Every code point
+    is checked, and the metric on sample and odd words."""
+    from filters.heuristics import _VIETNAMESE
+
+    any_case = regex.compile(f"[{_VIETNAMESE}]", regex.IGNORECASE)
+    for code in range(0x110000):
+        if not 0xD800 <= code < 0xE000:
+            c = chr(code)
+            assert bool(any_case.match(c)) == any(x in _VIETNAMESE for x in c.lower()), hex(code)
+    texts = ["Tiếng Việt CÓ DẤU và không dau", "ĐẠI HỌC Ăn ưu", "ΣΑΣ İ ẞ K 123", ""] + sample_sentences("vi")[:200]
+    for text in texts:
+        ws = words(text, "vi")
+        expected = sum(bool(any_case.search(w)) for w in ws) / len(ws) if ws else 0.0
+        assert METRICS["script"](analyze(text, "vi"), {})["vietnamese_diacritic_fraction"] == expected

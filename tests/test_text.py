@@ -1,8 +1,10 @@
 import unicodedata
 
+import pytest
 import regex
 
-from core.text import normalize, words
+from core.text import _WORD, normalize, words
+from filters.heuristics import _NON_LETTERS, _NOT_SYMBOL_OR_DIGIT
 
 
 def test_nfc_composes_and_keeps_vietnamese_tone_marks():
@@ -73,3 +75,22 @@ def test_japanese_words_keep_white_space_that_mecab_puts_in_a_surface():
     for text in ("猫です。ก\x1c", "猫です。ก\x1c\n犬です。", "한국\x1f\n犬", "\x1cก猫"):
         expected = [m.surface for m in tagger(text) if regex.search(r"[\p{L}\p{N}]", m.surface)]
         assert words(text, "ja") == expected
+
+
+@pytest.mark.parametrize("pattern", [_WORD, _NON_LETTERS, _NOT_SYMBOL_OR_DIGIT], ids=["words", "non-letters", "not-symbol-or-digit"])
+def test_class_patterns_match_within_the_basic_plane_as_the_regex_module_does(pattern):
+    """A `ClassPattern` runs on the standard library's re for text without astral characters: each
+    plane character must match there exactly as in the regex module, whose Unicode version is newer,
+    alone and beside an apostrophe, a letter and a mark."""
+    plane = "".join(chr(c) for c in range(0x10000) if not 0xD800 <= c < 0xE000)
+    for context in ("{}", "a'{}", "a’{}b", "{}'b", "\u0301{}x"):
+        text = "\n".join(context.format(c) for c in plane)
+        assert pattern.plane.findall(text) == pattern.astral.findall(text)
+        assert pattern.plane.sub("", text) == pattern.astral.sub("", text)
+    assert pattern.of("nay 😀 trời") is pattern.astral and pattern.of("nay trời") is pattern.plane
+
+
+def test_words_keep_marks_and_apostrophes_beside_astral_characters():
+    mixed = "Hôm nay 😀 trời đẹp, didn't किताबें 12_3 𠀋"
+    assert words(mixed, "vi") == ["Hôm", "nay", "trời", "đẹp", "didn't", "किताबें", "12_3", "𠀋"]
+    assert words(mixed[:-2], "vi") == words(mixed, "vi")[:-1]
