@@ -31,7 +31,7 @@ from filters.base import StepContext
 from filters.decontamination import DecontaminationConfig, load_index
 from filters.registry import BASIS_ORDER
 from manifests.manifest import build_pool_manifest, write_manifest
-from pipeline.cutoffs import ensure_cutoffs, sample_documents
+from pipeline.cutoffs import Sampler, ensure_cutoffs
 from pipeline.recipe import Recipe, Source
 from pipeline.signals import SignalsEnd, SignalsStart, SignalsWriter, TaskSignals, filter_schema, signals_path, signals_schema
 from pipeline.tokenize import MegatronShardWriter
@@ -68,8 +68,8 @@ def filter_steps(recipe: Recipe, folder) -> list:
     return [step for config in recipe.filters for step in config.steps(context)]
 
 
-def _sample_values(step, files: list[tuple[str, str]], before: list, recipe: Recipe) -> list[dict]:
-    return step.measure(sample_documents(files, before, step.sample_size, recipe.max_document_bytes, recipe.extractor))
+def _sample_values(step, sampler: Sampler, before: int) -> list[dict]:
+    return step.measure(sampler.sample(before, step.sample_size))
 
 
 def filter_pass(recipe: Recipe, inputs, units: list[WorkUnit], folder, replay: Replay | None = None) -> list:
@@ -78,13 +78,13 @@ def filter_pass(recipe: Recipe, inputs, units: list[WorkUnit], folder, replay: R
     quality classifier's top fraction) has it taken first (`pipeline.cutoffs`), from the documents
     that pass the filters before it, in run order."""
     filters = filter_steps(recipe, folder)
+    sampler = Sampler([(s, absolute(p)) for s, p in inputs], filters, recipe.max_document_bytes, recipe.extractor)
     for i, step in enumerate(filters):
         if getattr(step, "sample_size", None):
             if replay is not None:
                 sample = functools.partial(replay.sample, step)
             else:
-                files = [(s, absolute(p)) for s, p in inputs]
-                sample = functools.partial(_sample_values, step, files, filters[:i], recipe)
+                sample = functools.partial(_sample_values, step, sampler, i)
             ensure_cutoffs(folder, step, sample)
     if replay is not None:  # a refilter: the same outputs, from the run's files
         return [replay.filters(units, folder, filters, filter_schema_of(recipe))]
