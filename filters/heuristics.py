@@ -55,10 +55,10 @@ _CONTINUATION = "\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u
 _MOJIBAKE = re.compile(f"[\u00c2-\u00c7][{_CONTINUATION}]|[\u00e0-\u00ef][{_CONTINUATION}]{{2}}|\ufffd")  # no Unicode property: re is exact
 # Symbols and digits (Unicode's and ASCII's), counted like letters: what is left once runs of everything else are cut out.
 _NOT_SYMBOL_OR_DIGIT = ClassPattern(r"[^{}#@%&*_^~|\\/<>\[\]{{}}=+$]+", r"\p{S}\p{N}")
-_OTHER_SPACE = regex.compile(r"[^\S \n]")  # white space other than the space and newline that normalized text keeps
+_OTHER_SPACE = ClassPattern("[{}]", r"^\S \n")  # white space other than the space and newline that normalized text keeps
 # A word without a letter, in the words one per line. \p{L} is the regex module's (a newer Unicode than
 # str.isalpha's on Python 3.11: letters assigned since Unicode 14 count here).
-_LETTERLESS_LINE = regex.compile(r"^[^\p{L}\n]+$", regex.MULTILINE)
+_LETTERLESS_LINE = ClassPattern(r"(?m)^[^{}\n]+$", r"\p{L}")
 _VIETNAMESE = "ăâđêôơưàáảãạằắẳẵặầấẩẫậèéẻẽẹềếểễệìíỉĩịòóỏõọồốổỗộờớởỡợùúủũụừứửữựỳýỷỹỵ"  # lower case
 # A lower-cased word holding a Vietnamese letter, in the words one per line: one match per such word,
 # found in one call on them all (a regex search per word cost most of the script group for vi).
@@ -106,13 +106,14 @@ def _ratio(part: float, whole: float) -> float:
 def gopher_quality_metrics(a: Analysis, settings: dict) -> dict:
     n = len(a.words)
     symbols = a.text.count("#") + sum(a.text.count(e) for e in ELLIPSES)
+    one_per_line = "\n".join(a.words)
     return {
         "doc_words": n,
         "avg_word_length": _ratio(sum(map(len, a.words)), n),
         "symbol_word_ratio": _ratio(symbols, n),
         "bullet_lines_ratio": _ratio(sum(line.startswith(BULLETS) for line in a.lines), len(a.lines)),
         "ellipsis_lines_ratio": _ratio(sum(line.endswith(ELLIPSES) for line in a.lines), len(a.lines)),
-        "alpha_words_ratio": _ratio(n - len(_LETTERLESS_LINE.findall("\n".join(a.words))), n),
+        "alpha_words_ratio": _ratio(n - len(_LETTERLESS_LINE.of(one_per_line).findall(one_per_line)), n),
         "stop_words": a.stop_words,
     }
 
@@ -244,7 +245,7 @@ def lexical_diversity(ws: list[str], window: int = LEXICAL_DIVERSITY_WINDOW) -> 
 
 
 def _non_space_chars(text: str) -> int:
-    return len(text) - text.count(" ") - text.count("\n") - len(_OTHER_SPACE.findall(text))
+    return len(text) - text.count(" ") - text.count("\n") - len(_OTHER_SPACE.of(text).findall(text))
 
 
 def web_ratio_metrics(a: Analysis, settings: dict) -> dict:

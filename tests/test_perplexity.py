@@ -10,7 +10,7 @@ import kenlm
 import pytest
 from conftest import ROOT, curate_demo
 
-from filters.perplexity import PerplexityModel, bucket, bucket_cutoffs, ccnet_normalize, perplexity
+from filters.perplexity import PerplexityModel, bucket, bucket_cutoffs, normalize_lines, perplexity
 
 SENTENCES = {
     "en": "The committee met on Tuesday and agreed that the library should open in spring.",
@@ -66,14 +66,14 @@ CCNET_CASES = [
 
 @pytest.mark.parametrize("text, expected", CCNET_CASES)
 def test_strip_accents_reproduces_ccnet(text, expected):
-    assert ccnet_normalize(text, strip_accents=True) == expected
+    assert normalize_lines([text], strip_accents=True) == [expected]
 
 
 def test_default_normalization_keeps_vietnamese_and_hindi_marks():
-    assert ccnet_normalize("Tiếng Việt có dấu") == "tiếng việt có dấu"
+    assert normalize_lines(["Tiếng Việt có dấu"]) == ["tiếng việt có dấu"]
     hindi = "हिन्दी में संख्याएँ"
-    assert ccnet_normalize(hindi) == hindi
-    assert ccnet_normalize(hindi, strip_accents=True) != hindi  # CCNet erases the virama and chandrabindu
+    assert normalize_lines([hindi]) == [hindi]
+    assert normalize_lines([hindi], strip_accents=True) != [hindi]  # CCNet erases the virama and chandrabindu
 
 
 def test_bucket_cutoffs_are_the_30th_and_60th_percentiles():

@@ -93,9 +93,9 @@ def build_tokenizer(path: str) -> None:
 def build_sentencepiece(language: str, sentences: list[str], path: str) -> None:
     import sentencepiece
 
-    from filters.perplexity import ccnet_normalize
+    from filters.perplexity import normalize_lines
 
-    sentences = [ccnet_normalize(s) for s in sentences]
+    sentences = normalize_lines(sentences)
     sentencepiece.set_random_generator_seed(0)
     # Written through model_writer, so no temporary path is recorded in the model's trainer spec.
     with open(path, "wb") as f:
