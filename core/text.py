@@ -30,8 +30,8 @@ _HAS_WORD_CHAR = regex.compile(r"[\p{L}\p{N}]")
 # Runs of white space other than newlines (the regex module's \s: the standard library's also takes
 # \x1c-\x1f) that are not already one space: most runs are, and replacing each cost most of `normalize`.
 _HORIZONTAL_SPACE = re.compile(r" [^\S\n\x1c-\x1f]+|[^\S\n \x1c-\x1f][^\S\n\x1c-\x1f]*")
-_SPACE_BEFORE_NEWLINE = regex.compile(r" *\n *")
-_BLANK_LINES = regex.compile(r"\n{3,}")
+_SPACE_BEFORE_NEWLINE = re.compile(r" *\n *")
+_BLANK_LINES = re.compile(r"\n{3,}")
 _OTHER_WHITE_SPACE = re.compile(r"[^\S \t\n]")  # what str.strip removes but MeCab keeps in a surface
 SEGMENT_CHARS = 20_000
 # A document's metadata key for its number of words, where a step that had them counted it for the
