@@ -87,8 +87,8 @@ class ClassPattern:
     text without characters beyond the Basic Multilingual Plane (nearly all text) and by the regex
     module on the rest. `re` gets each class as its ranges within the plane, taken from the regex
     module (its Unicode version), so the matches are the same; it makes such a class a bitmap and
-    finds words 1.7 to 1.9 times faster (hi, vi, en, fi), where the regex module looks up each
-    character's properties."""
+    finds words 1.7 to 1.9 times faster (on bench/heuristics.py's generated hi, vi, en and fi
+    documents), where the regex module looks up each character's properties."""
 
     def __init__(self, template: str, *classes: str):
         self.template, self.classes = template, classes
