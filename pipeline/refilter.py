@@ -60,7 +60,7 @@ from manifests.audit import audit_checksums, audit_rejects, audit_signals
 from manifests.manifest import load_manifest
 from pipeline.passes import Replay, asset_sha256, filter_steps, prepare, run_curation, signals_basis
 from pipeline.recipe import Recipe, Source
-from pipeline.signals import filter_signals_path, signals_path, write_row_groups
+from pipeline.signals import RowGroups, filter_signals_path, signals_path
 from pipeline.tokenize import StoredTokens
 from readers.html_text import DEFAULT_EXTRACTOR
 from readers.records import REMOVAL_PREFIX, iter_records, parse_record, raw_text, work_units
@@ -336,7 +336,10 @@ class ReplayedFilters(PipelineStep):
         for f in self.filters:
             write_task_record(folder, rank, f.step, {"removed": removed[f.step], **f.task_summary()})
         with AtomicFile(folder, filter_signals_path(rank)) as out, pq.ParquetWriter(out.file, self.schema, compression="zstd") as writer:
-            write_row_groups(writer, rows, self.schema, final=True, empty=not rows)
+            groups = RowGroups(writer, self.schema)
+            for row in rows:
+                groups.append(row)
+            groups.close()
 
     def _judge(self, stored: dict, doc: Document, metadata: dict) -> tuple[str | None, str | None]:
         """(step, reason) of the first filter that removes the document, or (None, None): each filter

@@ -120,12 +120,48 @@ def test_refilter_equals_a_full_run_in_row_groups(in_workspace, runs, tmp_path, 
     import pipeline.signals
 
     monkeypatch.setattr(pipeline.signals, "ROWS_PER_GROUP", 37)  # workers=1: the tasks run in this process
+    monkeypatch.setattr(pipeline.signals, "ROWS_PER_BATCH", 10)  # rows wait in batches that do not divide a group
     recipe = variant(in_workspace, "en", "en-groups", tighten("en", runs))
     refiltered = refilter(load_recipe(recipe), str(runs / "en"), output=str(tmp_path / "refilter"), workers=1)
     full = curate(load_recipe(recipe), output=str(tmp_path / "full"), workers=1)
     assert refiltered == full
     assert pq.ParquetFile(tmp_path / "full" / "signals" / "filter" / "00000.parquet").metadata.num_row_groups > 2
     assert run_files(tmp_path / "refilter") == run_files(tmp_path / "full")
+
+
+@pytest.mark.parametrize("group, batch", [(37, 10), (37, 37), (37, 100), (64, 16)])
+@pytest.mark.parametrize("count", [0, 1, 36, 37, 38, 200])
+def test_row_groups_are_the_bytes_of_the_rows_in_groups(tmp_path, monkeypatch, group, batch, count):
+    """Rows kept as Arrow batches while their group fills write the bytes that the same rows,
+    cut into groups at once, do: whatever the batch size, the rows missing a column, the count;
+    appended as rows or added as tables. A file without rows has one empty group, or none."""
+    import pipeline.signals
+    from pipeline.signals import RowGroups
+
+    monkeypatch.setattr(pipeline.signals, "ROWS_PER_GROUP", group)
+    monkeypatch.setattr(pipeline.signals, "ROWS_PER_BATCH", batch)
+    schema = pa.schema([("id", pa.string()), ("score", pa.float64()), ("words", pa.int64()), ("removed_by", pa.string())])
+    rng = np.random.default_rng(count)
+    rows = [{"id": f"d{i}", **({"score": float(rng.random())} if rng.random() < 0.8 else {}),
+             "words": int(rng.integers(1000)), "removed_by": [None, "gopher_quality.min_doc_words"][i % 2]} for i in range(count)]
+    with pq.ParquetWriter(tmp_path / "grouped.parquet", schema, compression="zstd") as writer:
+        groups = RowGroups(writer, schema)
+        for row in rows[: count // 2]:  # a filter pass appends rows; a task's signals file adds Arrow tables
+            groups.append(row)
+        for start in range(count // 2, count, 7):
+            groups.add(pa.Table.from_pylist(rows[start : start + 7], schema=schema))
+        groups.close()
+    with pq.ParquetWriter(tmp_path / "at_once.parquet", schema, compression="zstd") as writer:
+        for start in range(0, max(count, 1), group):
+            writer.write_table(pa.Table.from_pylist(rows[start : start + group], schema=schema))
+    assert (tmp_path / "grouped.parquet").read_bytes() == (tmp_path / "at_once.parquet").read_bytes()
+    assert pq.ParquetFile(tmp_path / "grouped.parquet").metadata.num_row_groups == max(1, -(-count // group))
+    with pq.ParquetWriter(tmp_path / "without.parquet", schema) as writer:
+        groups = RowGroups(writer, schema)
+        for row in rows:
+            groups.append(row)
+        groups.close(empty_group=False)
+    assert pq.ParquetFile(tmp_path / "without.parquet").metadata.num_row_groups == -(-count // group)
 
 
 @pytest.mark.parametrize("damaged", ["shards", "dedup"])
