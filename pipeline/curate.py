@@ -3,12 +3,11 @@ by the passes of `pipeline.passes`."""
 
 from pipeline.passes import prepare, run_curation
 from pipeline.recipe import Recipe
-from run.executors import start_ray
+from run.executors import start_executor
 
 
 def curate(recipe: Recipe, inputs: list[str] | None = None, output: str | None = None,
            executor: str = "local", workers: int = 1, verbose: bool = False) -> dict:
-    if executor == "ray" and workers >= 1:  # the cluster starts, and its workers import, while the run is prepared
-        start_ray(workers, verbose)
+    start_executor(executor, workers, verbose)  # its workers import while the run is prepared
     recipe, files = prepare(recipe, inputs, output, workers)
     return run_curation(recipe, files, executor, workers, verbose)

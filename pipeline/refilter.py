@@ -64,6 +64,7 @@ from pipeline.signals import RowGroups, filter_signals_path, signals_path
 from pipeline.tokenize import StoredTokens
 from readers.html_text import DEFAULT_EXTRACTOR
 from readers.records import REMOVAL_PREFIX, iter_records, parse_record, raw_text, work_units
+from run.executors import start_executor
 from run.inputs import absolute, input_identity
 from run.output import RUN_FILE, read_run_file
 
@@ -75,6 +76,7 @@ def refilter(recipe: Recipe, run: str, output: str | None = None, executor: str 
     for config in recipe.filters:
         if config.not_replayed:
             raise AuroraError(f"refilter does not replay '{config.section}': {config.not_replayed}; curate the recipe instead")
+    start_executor(executor, workers, verbose)  # its workers import while the run is prepared
     manifest, run_folder = load_manifest(run)
     if "signals" not in manifest:
         raise AuroraError(f"{run} has no signals (curated before they were recorded); curate the recipe instead")

@@ -229,3 +229,15 @@ def test_an_unreachable_cluster_is_one_line_at_once(in_workspace, monkeypatch, t
     err = capsys.readouterr().err
     assert err.startswith("aurora: error: cannot reach the Ray cluster at RAY_ADDRESS=127.0.0.1:") and err.count("\n") == 1
     assert time.time() - started < 60
+
+
+def test_the_local_fork_server_starts_before_the_run_is_prepared_with_its_modules():
+    """With workers, the local executor's fork server starts with the run and imports the run's
+    modules while the run is prepared; with one worker, tasks run in the run's process and none starts."""
+    probe = ("import sys; from multiprocess import forkserver; from run.executors import start_executor; "
+             "start_executor('local', int(sys.argv[1])); pid = forkserver._forkserver._forkserver_pid; "
+             "print(open(f'/proc/{pid}/cmdline').read() if pid else 'none')")
+    started = subprocess.run([sys.executable, "-c", probe, "2"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert "multiprocess.forkserver" in started and "'pipeline.passes'" in started
+    alone = subprocess.run([sys.executable, "-c", probe, "1"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert alone.strip() == "none"
