@@ -76,10 +76,10 @@ def refilter(recipe: Recipe, run: str, output: str | None = None, executor: str 
     for config in recipe.filters:
         if config.not_replayed:
             raise AuroraError(f"refilter does not replay '{config.section}': {config.not_replayed}; curate the recipe instead")
-    start_executor(executor, workers, verbose)  # its workers import while the run is prepared
     manifest, run_folder = load_manifest(run)
     if "signals" not in manifest:
         raise AuroraError(f"{run} has no signals (curated before they were recorded); curate the recipe instead")
+    start_executor(executor, workers, verbose)  # its workers import while the run is prepared
     recipe, files = prepare(replace(recipe, sources=_sources(manifest["inputs"])), None, output, workers)  # RUN's inputs, as RUN named them
     if absolute(recipe.output).rstrip("/") == absolute(uri(run_folder)).rstrip("/"):
         raise AuroraError(f"--output is {run} itself; refilter writes a new run folder")

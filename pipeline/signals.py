@@ -104,7 +104,9 @@ class RowGroups:
             self.add(pa.Table.from_pylist(rows, schema=self.schema))
 
     def _write(self, table: pa.Table) -> None:
-        self.writer.write_table(table)  # a group's bytes depend on its rows only, not on how they are chunked
+        # In one chunk, as the rows of a group were when they were dicts: the writer cuts a
+        # column's pages where its chunks end, so chunks would change the bytes of large groups.
+        self.writer.write_table(table.combine_chunks())
         self.written += table.num_rows
 
 

@@ -231,9 +231,9 @@ def test_an_unreachable_cluster_is_one_line_at_once(in_workspace, monkeypatch, t
     assert time.time() - started < 60
 
 
-def test_the_local_fork_server_starts_before_the_run_is_prepared_with_its_modules():
-    """With workers, the local executor's fork server starts with the run and imports the run's
-    modules while the run is prepared; with one worker, tasks run in the run's process and none starts."""
+def test_start_executor_starts_the_local_fork_server_with_the_run_modules():
+    """With workers, the local executor's fork server starts and imports the run's modules; with
+    one worker, tasks run in the run's process and none starts."""
     probe = ("import sys; from multiprocess import forkserver; from run.executors import start_executor; "
              "start_executor('local', int(sys.argv[1])); pid = forkserver._forkserver._forkserver_pid; "
              "print(open(f'/proc/{pid}/cmdline').read() if pid else 'none')")
@@ -241,3 +241,33 @@ def test_the_local_fork_server_starts_before_the_run_is_prepared_with_its_module
     assert "multiprocess.forkserver" in started and "'pipeline.passes'" in started
     alone = subprocess.run([sys.executable, "-c", probe, "1"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert alone.strip() == "none"
+
+
+@pytest.mark.parametrize("command", ["curate", "refilter"])
+def test_the_executor_starts_before_the_run_is_prepared(in_workspace, monkeypatch, tmp_path, command):
+    """curate and refilter start the executor before they prepare the run (check its assets, list
+    its inputs), so that its workers import while the run is prepared."""
+    import pipeline.curate
+    import pipeline.refilter
+    from pipeline.recipe import load_recipe
+
+    class Prepared(Exception):
+        pass
+
+    calls = []
+
+    def prepare(*args, **kwargs):
+        calls.append("prepare")
+        raise Prepared
+
+    module = getattr(pipeline, command)
+    monkeypatch.setattr(module, "start_executor", lambda kind, workers, verbose=False: calls.append(f"start {kind} {workers}"))
+    monkeypatch.setattr(module, "prepare", prepare)
+    monkeypatch.setattr(pipeline.refilter, "load_manifest", lambda run: ({"signals": {}, "inputs": []}, None))
+    recipe = load_recipe("recipes/demo/en.yaml")
+    with pytest.raises(Prepared):
+        if command == "curate":
+            pipeline.curate.curate(recipe, output=str(tmp_path / "out"), workers=2)
+        else:
+            pipeline.refilter.refilter(recipe, str(tmp_path / "run"), output=str(tmp_path / "out"), workers=2)
+    assert calls == ["start local 2", "prepare"]

@@ -129,39 +129,63 @@ def test_refilter_equals_a_full_run_in_row_groups(in_workspace, runs, tmp_path, 
     assert run_files(tmp_path / "refilter") == run_files(tmp_path / "full")
 
 
-@pytest.mark.parametrize("group, batch", [(37, 10), (37, 37), (37, 100), (64, 16)])
-@pytest.mark.parametrize("count", [0, 1, 36, 37, 38, 200])
-def test_row_groups_are_the_bytes_of_the_rows_in_groups(tmp_path, monkeypatch, group, batch, count):
-    """Rows kept as Arrow batches while their group fills write the bytes that the same rows,
-    cut into groups at once, do: whatever the batch size, the rows missing a column, the count;
-    appended as rows or added as tables. A file without rows has one empty group, or none."""
-    import pipeline.signals
+SIGNALS_ROWS = pa.schema([("id", pa.string()), ("score", pa.float64()), ("words", pa.int64()), ("removed_by", pa.string())])
+
+
+def signals_rows(count: int, id_length: int = 1) -> list[dict]:
+    rng = np.random.default_rng(count)
+    return [{"id": f"d{i:0{id_length}d}", **({"score": float(rng.random())} if rng.random() < 0.8 else {}),
+             "words": int(rng.integers(1000)), "removed_by": [None, "gopher_quality.min_doc_words"][i % 2]} for i in range(count)]
+
+
+def assert_row_groups_write_the_rows_in_groups(folder: Path, rows: list[dict], group: int) -> None:
+    """The rows through `RowGroups` (the first half appended as rows, as a filter pass does; the
+    rest added as Arrow tables of 7, as a task's signals file does) are the bytes of the rows
+    written group by group at once; a file without rows has one empty group, or none."""
     from pipeline.signals import RowGroups
 
-    monkeypatch.setattr(pipeline.signals, "ROWS_PER_GROUP", group)
-    monkeypatch.setattr(pipeline.signals, "ROWS_PER_BATCH", batch)
-    schema = pa.schema([("id", pa.string()), ("score", pa.float64()), ("words", pa.int64()), ("removed_by", pa.string())])
-    rng = np.random.default_rng(count)
-    rows = [{"id": f"d{i}", **({"score": float(rng.random())} if rng.random() < 0.8 else {}),
-             "words": int(rng.integers(1000)), "removed_by": [None, "gopher_quality.min_doc_words"][i % 2]} for i in range(count)]
-    with pq.ParquetWriter(tmp_path / "grouped.parquet", schema, compression="zstd") as writer:
+    count, schema = len(rows), SIGNALS_ROWS
+    with pq.ParquetWriter(folder / "grouped.parquet", schema, compression="zstd") as writer:
         groups = RowGroups(writer, schema)
-        for row in rows[: count // 2]:  # a filter pass appends rows; a task's signals file adds Arrow tables
+        for row in rows[: count // 2]:
             groups.append(row)
         for start in range(count // 2, count, 7):
             groups.add(pa.Table.from_pylist(rows[start : start + 7], schema=schema))
         groups.close()
-    with pq.ParquetWriter(tmp_path / "at_once.parquet", schema, compression="zstd") as writer:
+    with pq.ParquetWriter(folder / "at_once.parquet", schema, compression="zstd") as writer:
         for start in range(0, max(count, 1), group):
             writer.write_table(pa.Table.from_pylist(rows[start : start + group], schema=schema))
-    assert (tmp_path / "grouped.parquet").read_bytes() == (tmp_path / "at_once.parquet").read_bytes()
-    assert pq.ParquetFile(tmp_path / "grouped.parquet").metadata.num_row_groups == max(1, -(-count // group))
-    with pq.ParquetWriter(tmp_path / "without.parquet", schema) as writer:
+    assert (folder / "grouped.parquet").read_bytes() == (folder / "at_once.parquet").read_bytes()
+    assert pq.ParquetFile(folder / "grouped.parquet").metadata.num_row_groups == max(1, -(-count // group))
+    with pq.ParquetWriter(folder / "without.parquet", schema) as writer:
         groups = RowGroups(writer, schema)
         for row in rows:
             groups.append(row)
         groups.close(empty_group=False)
-    assert pq.ParquetFile(tmp_path / "without.parquet").metadata.num_row_groups == -(-count // group)
+    assert pq.ParquetFile(folder / "without.parquet").metadata.num_row_groups == -(-count // group)
+
+
+@pytest.mark.parametrize("group, batch", [(37, 10), (37, 37), (37, 100), (64, 16)])
+@pytest.mark.parametrize("count", [0, 1, 36, 37, 38, 200])
+def test_row_groups_are_the_bytes_of_the_rows_in_groups(tmp_path, monkeypatch, group, batch, count):
+    """Rows kept as Arrow batches while their group fills: whatever the batch size, the rows
+    missing a column, the count."""
+    import pipeline.signals
+
+    monkeypatch.setattr(pipeline.signals, "ROWS_PER_GROUP", group)
+    monkeypatch.setattr(pipeline.signals, "ROWS_PER_BATCH", batch)
+    assert_row_groups_write_the_rows_in_groups(tmp_path, signals_rows(count), group)
+
+
+def test_row_groups_of_many_pages_are_the_bytes_of_the_rows_in_groups(tmp_path, monkeypatch):
+    """Groups of the real size whose columns fill several pages (ids of 60 characters): the writer
+    cuts pages where a table's chunks end, so batches of 1,000 rows, which do not line up with
+    its steps of 1,024, must still be written as the rows in one chunk."""
+    import pipeline.signals
+
+    monkeypatch.setattr(pipeline.signals, "ROWS_PER_BATCH", 1000)
+    assert_row_groups_write_the_rows_in_groups(tmp_path, signals_rows(pipeline.signals.ROWS_PER_GROUP + 4_000, 59),
+                                               pipeline.signals.ROWS_PER_GROUP)
 
 
 @pytest.mark.parametrize("damaged", ["shards", "dedup"])
