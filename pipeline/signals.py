@@ -66,7 +66,8 @@ class RowGroups:
     finished in, so a signals file has the same bytes however it was made (a curate run, or a
     refilter that replays it); `close` writes the last shorter group. Rows wait for their group as
     Arrow batches of `ROWS_PER_BATCH`, not as dicts: a dict per row costs several times its
-    columns, and a task would grow with its rows up to a group (en, 25,000 documents a task: 58 MiB)."""
+    columns, and a task would grow with its rows up to a group (en, 25,000 generated documents a
+    task: 58 MiB)."""
 
     def __init__(self, writer: pq.ParquetWriter, schema: pa.Schema):
         self.writer, self.schema = writer, schema

@@ -237,8 +237,8 @@ def start_executor(kind: str, workers: int, verbose: bool = False) -> None:
     """Start what will run the tasks before the run is prepared, so that it imports the run's
     modules while this process checks the assets and takes the cut-offs' samples: Ray's workers,
     or the local executor's fork server where tasks run in a pool (more than one worker; with one,
-    they run in this process). The fork server's imports took about 2.3 s of a 10,000-document
-    run's wall time when it started with the first pass."""
+    they run in this process). The fork server's imports took about 2.3 s of a run's wall time on
+    10,000 generated documents (`bench/curate.py`) when it started with the first pass."""
     if kind == "ray" and workers >= 1:
         start_ray(workers, verbose)
     elif kind == "local" and workers > 1:
