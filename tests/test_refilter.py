@@ -141,7 +141,9 @@ def signals_rows(count: int, id_length: int = 1) -> list[dict]:
 def assert_row_groups_write_the_rows_in_groups(folder: Path, rows: list[dict], group: int) -> None:
     """The rows through `RowGroups` (the first half appended as rows, as a filter pass does; the
     rest added as Arrow tables of 7, as a task's signals file does) are the bytes of the rows
-    written group by group at once; a file without rows has one empty group, or none."""
+    written group by group at once, and never wait a group's worth (a task's signals memory); a
+    file without rows has one empty group, or none."""
+    import pipeline.signals
     from pipeline.signals import RowGroups
 
     count, schema = len(rows), SIGNALS_ROWS
@@ -149,8 +151,10 @@ def assert_row_groups_write_the_rows_in_groups(folder: Path, rows: list[dict], g
         groups = RowGroups(writer, schema)
         for row in rows[: count // 2]:
             groups.append(row)
+            assert groups.held < group and len(groups.rows) < pipeline.signals.ROWS_PER_BATCH
         for start in range(count // 2, count, 7):
             groups.add(pa.Table.from_pylist(rows[start : start + 7], schema=schema))
+            assert groups.held < group and not groups.rows
         groups.close()
     with pq.ParquetWriter(folder / "at_once.parquet", schema, compression="zstd") as writer:
         for start in range(0, max(count, 1), group):
@@ -178,13 +182,13 @@ def test_row_groups_are_the_bytes_of_the_rows_in_groups(tmp_path, monkeypatch, g
 
 
 def test_row_groups_of_many_pages_are_the_bytes_of_the_rows_in_groups(tmp_path, monkeypatch):
-    """Groups of the real size whose columns fill several pages (ids of 60 characters): the writer
+    """Groups of the real size whose columns fill several pages (ids of 200 characters): the writer
     cuts pages where a table's chunks end, so batches of 1,000 rows, which do not line up with
     its steps of 1,024, must still be written as the rows in one chunk."""
     import pipeline.signals
 
     monkeypatch.setattr(pipeline.signals, "ROWS_PER_BATCH", 1000)
-    assert_row_groups_write_the_rows_in_groups(tmp_path, signals_rows(pipeline.signals.ROWS_PER_GROUP + 4_000, 59),
+    assert_row_groups_write_the_rows_in_groups(tmp_path, signals_rows(pipeline.signals.ROWS_PER_GROUP + 4_000, 199),
                                                pipeline.signals.ROWS_PER_GROUP)
 
 
