@@ -16,7 +16,7 @@ Any other document (one the replayed run removed as a duplicate, say) is tokeniz
 """
 
 import hashlib
-from itertools import chain
+from array import array
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -33,15 +33,20 @@ SHARDS_DIR = "shards"
 
 
 def encode_documents(tokenizer, texts: list[str], eod: int) -> tuple[np.ndarray, list[int]]:
-    """Token ids of all texts, each followed by EOD, concatenated; and each document's length.
+    """Token ids of all texts, each followed by EOD, concatenated (unsigned 32-bit, as tokenizers
+    gives them); and each document's length.
 
-    `encode_batch_fast` skips the character offsets that `encode_batch` computes and we never use."""
-    encodings = tokenizer.encode_batch_fast(texts, add_special_tokens=False)
-    ids = [e.ids for e in encodings]
-    for doc_ids in ids:
-        doc_ids.append(eod)
-    lengths = [len(doc_ids) for doc_ids in ids]
-    return np.fromiter(chain.from_iterable(ids), dtype=np.int64, count=sum(lengths)), lengths
+    `encode_batch_fast` skips the character offsets that `encode_batch` computes and we never use.
+    Each document's ids (a list) are copied into one `array` by its C loop, not by `np.fromiter`
+    over the chained lists: on the tokenize bench's 20 MB, from the encodings to the array took
+    0.39 s before and 0.20 after, of which making the lists takes 0.12."""
+    ids, lengths = array("I"), []
+    for encoding in tokenizer.encode_batch_fast(texts, add_special_tokens=False):
+        doc_ids = encoding.ids
+        ids.extend(doc_ids)
+        ids.append(eod)
+        lengths.append(len(doc_ids) + 1)
+    return np.frombuffer(ids, dtype=np.uintc), lengths
 
 
 FERTILITY_COUNTS = ("documents", "tokens", "words", "characters")
@@ -162,4 +167,4 @@ class MegatronShardWriter(PipelineStep):
             for i, end, n in zip(missing, np.cumsum(lengths).tolist(), lengths):
                 pieces[i] = tokens[end - n : end]
         lengths = [len(piece) for piece in pieces]
-        return np.concatenate(pieces).astype(np.int64, copy=False), lengths
+        return np.concatenate(pieces), lengths
