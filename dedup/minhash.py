@@ -14,10 +14,9 @@ verified, so the bands only decide what is compared, not what is merged.
 """
 
 import hashlib
+from functools import cached_property
 
 import numpy as np
-from datasketch import MinHash
-from datasketch.minhash import _fmix
 
 from core.text import words
 
@@ -75,8 +74,16 @@ class MinHasher:
 
     def __init__(self, language: str, num_perm: int = 128, seed: int = 1, ngram: int = 5):
         self.language, self.num_perm, self.seed, self.ngram = language, num_perm, seed, ngram
-        a, b = MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations
-        self.a, self.b = a.astype(np.uint32), b.astype(np.uint32)
+
+    @cached_property
+    def permutations(self) -> tuple[np.ndarray, np.ndarray]:
+        """datasketch's (a, b) of its affine32 scheme, as uint32. Imported here, where signatures
+        are made: importing datasketch imports its LSH and scipy (0.4-0.7 s), which a run's
+        driver, building this step, never needs (the executor's workers preload it)."""
+        from datasketch import MinHash
+
+        a, b = MinHash(num_perm=self.num_perm, seed=self.seed, scheme="affine32").permutations
+        return a.astype(np.uint32), b.astype(np.uint32)
 
     def units(self, text: str, cache: dict) -> np.ndarray:
         """One uint64 per word of the lower-cased text (per character for ja): the sequence the
@@ -119,6 +126,9 @@ class MinHasher:
         permuted `_SHINGLES_PER_CHUNK` at a time into one buffer that stays in the CPU's cache (six
         times faster than 8 MiB chunks on Japanese's character shingles), and each document's
         minimum is taken over its part of each chunk (a long one spans several)."""
+        from datasketch.minhash import _fmix
+
+        a, b = self.permutations
         lengths = np.array([len(s) for s in shingles], dtype=np.int64)
         hashes = _fmix(np.concatenate(shingles) if shingles else np.empty(0, np.uint32), 32)
         document = np.repeat(np.arange(len(shingles)), lengths)
@@ -127,8 +137,8 @@ class MinHasher:
         for start in range(0, len(hashes), _SHINGLES_PER_CHUNK):
             chunk, owners = hashes[start : start + _SHINGLES_PER_CHUNK, None], document[start : start + _SHINGLES_PER_CHUNK]
             permuted = buffer[: len(chunk)]
-            np.multiply(chunk, self.a, out=permuted)  # wraps modulo 2^32, as datasketch's affine32 does
-            np.add(permuted, self.b, out=permuted)
+            np.multiply(chunk, a, out=permuted)  # wraps modulo 2^32, as datasketch's affine32 does
+            np.add(permuted, b, out=permuted)
             firsts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
             rows = owners[firsts]
             out[rows] = np.minimum(out[rows], np.minimum.reduceat(permuted, firsts, axis=0))

@@ -25,7 +25,6 @@ trafilatura runs only on pages small and shallow enough for its time to stay bou
 import logging
 import re
 
-import trafilatura
 from resiliparse.extract.html2text import extract_plain_text
 from resiliparse.parse.html import HTMLTree
 
@@ -78,6 +77,8 @@ def resiliparse_text(tree: HTMLTree) -> tuple[str, int]:
 
 def trafilatura_text(html: str) -> tuple[str, int]:
     """The `trafilatura` extractor's text (its repeats removed as resiliparse's are) and its number of words."""
+    import trafilatura  # here: its import (0.17 s) is for runs that extract pages, not every run
+
     return without_repeated_lines(trafilatura.extract(html, fast=True, with_metadata=False, include_comments=False) or "")
 
 
