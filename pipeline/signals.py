@@ -34,8 +34,8 @@ from filters.base import SIGNALS, DocumentSignals
 SIGNALS_DIR = "signals"
 # Parquet row groups, and the rows written at once: a group is held whole until written (as Arrow
 # columns, and the writer's encoded pages), so this bounds a task's signals memory. With 65,536, a
-# task of 25,000 generated en documents held all its rows: its tokenize-pass worker peaked 17-28 MiB
-# higher than with 8,192.
+# task of 25,000 generated en documents held all its rows: its tokenize-pass workers peaked 15 to
+# 30 MiB higher than with 8,192 (bench/curate.py's inputs, per-process peaks).
 ROWS_PER_GROUP = 1 << 13
 ROWS_PER_BATCH = 1 << 10  # rows turned into Arrow columns at once, while their group fills
 REMOVAL = [("removed_by", pa.string()), ("removed_value", pa.float64()), ("removed_threshold", pa.float64())]
