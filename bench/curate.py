@@ -356,7 +356,7 @@ def _process_tree(root: int) -> list[tuple[int, str]]:
     return tree
 
 
-def _sample(process: subprocess.Popen, interval: float = 0.25) -> tuple[float, float]:
+def sample_tree(process: subprocess.Popen, interval: float = 0.25) -> tuple[float, float]:
     """Samples the process tree until `process` ends: the largest VmHWM (MiB) of any process in
     it and the CPU seconds of them all (each process's last reading)."""
     peak, cpu = {}, {}
@@ -381,7 +381,7 @@ def _child(system: str, language: str, inputs: str, output: str, workers: int, l
     with open(log_path, "w") as log:
         command = [sys.executable, os.path.abspath(__file__), "--run", system, language, inputs, output, str(workers)]
         process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
-        peak, cpu = _sample(process)
+        peak, cpu = sample_tree(process)
         out = process.stdout.read()
     if process.returncode != 0:
         with open(log_path, encoding="utf-8", errors="replace") as f:

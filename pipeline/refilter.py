@@ -36,9 +36,10 @@ buckets kept, and dedup's threshold are exact.
 
 import functools
 import os
-from collections import Counter
-from contextlib import ExitStack
+import shutil
+from contextlib import ExitStack, closing
 from dataclasses import replace
+from itertools import islice
 
 import numpy as np
 import orjson
@@ -54,13 +55,12 @@ from core.ledger import write_task_record
 from core.rejects import REJECTS_DIR, RejectWriter, read_rejects, rejects_path
 from core.storage import uri
 from dedup import DedupLayout
-from dedup.signatures import DOCS_SCHEMA
 from filters.base import SIGNALS, DocumentSignals
 from manifests.audit import audit_checksums, audit_rejects, audit_signals
 from manifests.manifest import load_manifest
 from pipeline.passes import Replay, asset_sha256, filter_steps, prepare, run_curation, signals_basis
 from pipeline.recipe import Recipe, Source
-from pipeline.signals import RowGroups, filter_signals_path, signals_path
+from pipeline.signals import ROWS_PER_BATCH, RowGroups, filter_signals_path, signals_path
 from pipeline.tokenize import StoredTokens
 from readers.html_text import DEFAULT_EXTRACTOR
 from readers.records import REMOVAL_PREFIX, iter_records, parse_record, raw_text, work_units
@@ -270,10 +270,10 @@ class ReplayedFilters(PipelineStep):
     shards.
 
     Each record of the task's work unit is parsed for its id and fields only (cheap); the texts
-    are RUN's (normalized, as the reader made them): its filter rejects and dedup's kept documents,
-    by id. A document whose text RUN does not hold (a run without dedup kept it; an id its task
-    holds twice) is parsed whole, as the reader does. The documents must be RUN's signals rows, in
-    order: anything else is an error."""
+    are RUN's (normalized, as the reader made them): its filter rejects and dedup's documents
+    (`_RunTexts`). The documents must be RUN's signals rows, in order: anything else is an error.
+    Everything is streamed in read order (RUN's rows and texts in, rows, rejects and documents
+    out), so a task's memory does not grow with its documents."""
 
     name = "📝 Replayed filters"
     type = "📖 - READER"
@@ -286,17 +286,19 @@ class ReplayedFilters(PipelineStep):
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         folder, unit = self.output_folder, self.units[rank]
-        with self.run_folder.open(signals_path(rank), "rb") as f:
-            stored_rows = pq.read_table(f).to_pylist()
-        texts, twice, run_rejects = self._texts(rank, stored_rows)
         for f in self.filters:
             f.reset()
-        rows, position, read = [], 0, 0
+        position, read = 0, 0
         with ExitStack() as stack:
+            stored_rows = stack.enter_context(self.run_folder.open(signals_path(rank), "rb"))
+            documents = (row for batch in pq.ParquetFile(stored_rows).iter_batches(batch_size=ROWS_PER_BATCH)
+                         for row in batch.to_pylist())
+            texts = stack.enter_context(_RunTexts(self.run_folder, rank))
             malformed = stack.enter_context(RejectWriter(folder, "malformed"))
             large = stack.enter_context(RejectWriter(folder, "read"))
-            rejects = {f.step: [] for f in self.filters}  # each step's records, written once the task is done
-            documents = iter(stored_rows)
+            rejects = {f.step: stack.enter_context(_ReplayedRejects(self.run_folder, folder, f.step, rank)) for f in self.filters}
+            out = stack.enter_context(AtomicFile(folder, filter_signals_path(rank)))
+            groups = RowGroups(stack.enter_context(pq.ParquetWriter(out.file, self.schema, compression="zstd")), self.schema)
             for fallback_id, record, reason, raw in iter_records(unit.path, self.max_document_bytes, unit.start, unit.end, self.extractor):
                 read += 1
                 doc = None
@@ -319,29 +321,22 @@ class ReplayedFilters(PipelineStep):
                 metadata = {**doc.metadata, "source": unit.source, "language": self.language, "file": os.path.basename(unit.path),
                             SIGNALS: signals}
                 step, why = self._judge(stored, doc, metadata)
-                rows.append(signals.row)
-                if doc.id in texts and doc.id not in twice:
-                    text = texts[doc.id]
-                else:
-                    text = parse_record(record, fallback_id)[0].text
+                text = texts.text(stored, doc.id, lambda: parse_record(record, fallback_id)[0].text)
                 if why is not None:
                     signals.row["removed_by"] = why
                     del metadata[SIGNALS]
-                    rejects[step].append({"id": doc.id, "reason": why, "text": text, "metadata": metadata})
+                    groups.append(signals.row)
+                    rejects[step].write({"id": doc.id, "reason": why, "text": text, "metadata": metadata})
                     continue
+                groups.append(signals.row)
                 yield Document(text=text, id=doc.id, metadata=metadata)
             if next(documents, None) is not None:
                 raise ValueError("the replayed run has more documents than the inputs: its inputs changed")
+            groups.close()
             large_counts, malformed_counts = dict(large.counts), dict(malformed.counts)
-        removed = {step: self._write_rejects(rank, step, records, run_rejects.get(step)) for step, records in rejects.items()}
         write_task_record(folder, rank, "read", {"read": read, "malformed": malformed_counts, "removed": large_counts})
         for f in self.filters:
-            write_task_record(folder, rank, f.step, {"removed": removed[f.step], **f.task_summary()})
-        with AtomicFile(folder, filter_signals_path(rank)) as out, pq.ParquetWriter(out.file, self.schema, compression="zstd") as writer:
-            groups = RowGroups(writer, self.schema)
-            for row in rows:
-                groups.append(row)
-            groups.close()
+            write_task_record(folder, rank, f.step, {"removed": rejects[f.step].counts, **f.task_summary()})
 
     def _judge(self, stored: dict, doc: Document, metadata: dict) -> tuple[str | None, str | None]:
         """(step, reason) of the first filter that removes the document, or (None, None): each filter
@@ -355,44 +350,108 @@ class ReplayedFilters(PipelineStep):
                 return f.step, verdict[1]
         return None, None
 
-    def _write_rejects(self, rank: int, step: str, records: list[dict], run_file) -> dict:
-        """A step's rejects; where their lines are RUN's, line for line (RUN's file checked against
-        its manifest's sha256 before any work), RUN's file is copied instead of compressed again:
-        the same bytes. Returns the counts by reason, for the ledger."""
-        counts = Counter(record["reason"] for record in records)
-        if not records:
-            return {}
-        if run_file is not None and len(run_file[1]) == len(records) and \
-                all(orjson.dumps(r) + b"\n" == line for r, line in zip(records, run_file[1])):
-            with self.run_folder.open(run_file[0], "rb") as f, AtomicFile(self.output_folder, rejects_path(step, rank)) as out:
-                out.write(f.read())
-            return dict(counts)
-        with RejectWriter(self.output_folder, step) as writer:
-            for record in records:
-                writer.write_record(record, rank)
-        return dict(writer.counts)
 
-    def _texts(self, rank: int, stored_rows: list[dict]) -> tuple[dict, set, dict]:
-        """RUN's text of each document of the task it holds one for, by id (its rejects, its dedup
-        documents); the ids the task holds twice (their texts are parsed again); and RUN's rejects
-        of the task by step (path, lines)."""
-        counts = Counter(row["id"] for row in stored_rows)
-        twice = {doc_id for doc_id, n in counts.items() if n > 1}
-        texts, run_rejects = {}, {}
-        folder = self.run_folder
-        for path in folder.glob(f"{REJECTS_DIR}/*/{rank:05d}.jsonl.gz"):  # checked against RUN's manifest first
+class _RunTexts:
+    """RUN's text of each document of a task, in read order, where RUN holds one: a document it
+    removed in the filters is in its rejects of that step (the reason is its `removed_by`), one
+    that reached dedup is in dedup's documents; every file is read once, as a stream, so a task's
+    texts are never all held. A document RUN holds no text for (a run without dedup kept it) is
+    parsed whole, as the reader does."""
+
+    def __init__(self, run_folder, rank: int):
+        self.run_folder, self.rank = run_folder, rank
+
+    def __enter__(self):
+        self.stack = ExitStack().__enter__()
+        self.steps = {}  # step -> its rejects, each (line, record), not yet matched to a document
+        for path in self.run_folder.glob(f"{REJECTS_DIR}/*/{self.rank:05d}.jsonl.gz"):  # checked against RUN's manifest first
             step = path.split("/")[-2]
-            if step in ("malformed", "read"):
-                continue
-            lines = []
-            for line, record in read_rejects(folder, path):
-                lines.append(line)
-                if "text" in record:
-                    texts[record["id"]] = record["text"]
-            run_rejects[step] = (path, lines)
-        layout = DedupLayout()
-        if folder.exists(layout.docs(rank)):  # checked against RUN's manifest first, as the rejects
-            with folder.open(layout.docs(rank), "rb") as f:
-                table = pq.read_table(f, columns=["id", "text"], schema=DOCS_SCHEMA)
-            texts.update(zip(table.column("id").to_pylist(), table.column("text").to_pylist()))
-        return texts, twice, run_rejects
+            if step not in ("malformed", "read"):
+                self.steps[step] = _Peekable(self.stack.enter_context(closing(read_rejects(self.run_folder, path))))
+        self.deduped, docs = _Peekable(iter(())), DedupLayout().docs(self.rank)
+        if self.run_folder.exists(docs):  # checked against RUN's manifest first, as the rejects
+            batches = pq.ParquetFile(self.stack.enter_context(self.run_folder.open(docs, "rb"))).iter_batches(
+                batch_size=ROWS_PER_BATCH, columns=["id", "text"])
+            self.deduped = _Peekable((None, row) for batch in batches for row in batch.to_pylist())
+        return self
+
+    def __exit__(self, *exc):
+        return self.stack.__exit__(*exc)
+
+    def text(self, stored: dict, doc_id: str, parse) -> str:
+        """The document's text: RUN's, or `parse()`. Where two of RUN's files hold the same id with
+        the same reason next (a task holding an id twice), the text is parsed and the file whose
+        next text it is gives it up: a document is never given another's text."""
+        if stored.get("dedup") is not None:
+            candidates = [self.deduped]
+        elif stored["removed_by"] is not None:
+            candidates = [s for s in self.steps.values() if s.head is not None and s.head[1]["reason"] == stored["removed_by"]]
+        else:
+            return parse()
+        candidates = [c for c in candidates if c.head is not None and c.head[1]["id"] == doc_id and "text" in c.head[1]]
+        if len(candidates) == 1:
+            return candidates[0].take()[1]["text"]
+        text = parse()
+        same = next((c for c in candidates if c.head[1]["text"] == text), None)
+        if same is not None:
+            same.take()
+        return text
+
+
+class _Peekable:
+    """An iterator whose next item is seen before it is taken."""
+
+    def __init__(self, items):
+        self.items = items
+        self.head = next(items, None)
+
+    def take(self):
+        item, self.head = self.head, next(self.items, None)
+        return item
+
+
+class _ReplayedRejects:
+    """One step's rejects in a refilter, written as they come. While they are RUN's line for line
+    nothing is written, and RUN's file (checked against its manifest's sha256 before any work) is
+    copied at the end: the same bytes without compressing them again. At the first line that
+    differs, RUN's lines so far are written (they are ours), then ours. `counts`: by reason, for
+    the ledger."""
+
+    def __init__(self, run_folder, output_folder, step: str, rank: int):
+        self.run_folder, self.output_folder, self.step, self.rank = run_folder, output_folder, step, rank
+        self.path = rejects_path(step, rank)
+        self.same, self.writer, self.counts = 0, None, {}
+
+    def __enter__(self):
+        exists = self.run_folder.exists(self.path)
+        self.run_lines = read_rejects(self.run_folder, self.path) if exists else (line for line in ())
+        return self
+
+    def write(self, record: dict) -> None:
+        self.counts[record["reason"]] = self.counts.get(record["reason"], 0) + 1
+        if self.writer is None:
+            line = next(self.run_lines, None)
+            if line is not None and line[0] == orjson.dumps(record) + b"\n":
+                self.same += 1
+                return
+            self._differ()
+        self.writer.write_record(record, self.rank)
+
+    def _differ(self) -> None:
+        self.writer = RejectWriter(self.output_folder, self.step).__enter__()
+        with closing(read_rejects(self.run_folder, self.path)) as lines:
+            for _, record in islice(lines, self.same):
+                self.writer.write_record(record, self.rank)
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if exc_type is None and self.writer is None and self.same:
+                if next(self.run_lines, None) is None:  # RUN's file, whole
+                    with self.run_folder.open(self.path, "rb") as f, AtomicFile(self.output_folder, self.path) as out:
+                        shutil.copyfileobj(f, out)
+                    return
+                self._differ()  # RUN's file goes on: its first lines only
+            if self.writer is not None:
+                self.writer.__exit__(exc_type, exc, tb)
+        finally:
+            self.run_lines.close()

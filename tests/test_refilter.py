@@ -129,6 +129,39 @@ def test_refilter_equals_a_full_run_in_row_groups(in_workspace, runs, tmp_path, 
     assert run_files(tmp_path / "refilter") == run_files(tmp_path / "full")
 
 
+def test_refilter_of_ids_held_twice_equals_a_full_run(in_workspace, tmp_path):
+    """A task holding ids twice, with other texts and other fates (kept by one, removed by another
+    rule, removed by the same rule in a row; exact copies): each document gets its own text, from
+    the run's streamed rejects and dedup documents, never another's."""
+    from conftest import demo_records
+
+    records = demo_records(in_workspace, "en")[:240]
+    for i in range(1, len(records), 3):  # every third document takes the id of the one before it
+        records[i] = {**records[i], "id": records[i - 1]["id"]}
+    records += [dict(records[0]), dict(records[7])]  # exact copies, ids included
+    inputs = tmp_path / "twice.jsonl.gz"
+    inputs.write_bytes(gzip.compress(b"".join(orjson.dumps(r) + b"\n" for r in records), mtime=0))
+    (tmp_path / "runs" / "en").parent.mkdir()
+    run = tmp_path / "runs" / "en"
+    curate(load_recipe("recipes/demo/en.yaml"), inputs=[str(inputs)], output=str(run), workers=1)
+
+    def change(data):
+        tighten("en", run.parent)(data)
+        loosen(data)
+    recipe = variant(in_workspace, "en", "en-twice", change)
+    refiltered = refilter(load_recipe(recipe), str(run), output=str(tmp_path / "refilter"), workers=1)
+    full = curate(load_recipe(recipe), inputs=[str(inputs)], output=str(tmp_path / "full"), workers=1)
+    assert refiltered == full
+    assert run_files(tmp_path / "refilter") == run_files(tmp_path / "full")
+    fates: dict[str, list] = {}
+    for row in signals(tmp_path / "full"):
+        fates.setdefault(row["id"], []).append(row["removed_by"])
+    twice = [f for f in fates.values() if len(f) > 1]
+    assert any(None in f and set(f) != {None} for f in twice)  # one kept, the other removed
+    assert any(len(set(f)) == 1 and f[0] is not None for f in twice)  # both removed by the same rule
+    assert any(len(set(f) - {None}) == 2 for f in twice)  # removed by two rules
+
+
 SIGNALS_ROWS = pa.schema([("id", pa.string()), ("score", pa.float64()), ("words", pa.int64()), ("removed_by", pa.string())])
 
 
