@@ -22,17 +22,20 @@
   nothing of that package is imported, its evaluation code runs generated programs).
 
 The trainings are single-threaded with fixed seeds, so the files are byte-identical on every
-run with the same sample text and Python. `assets.json` lists each file's sha256 and how it
+run with the same sample text and Python, though each language's are built in a process of
+their own (`build_language`, one per core). `assets.json` lists each file's sha256 and how it
 was made; a build whose inputs and outputs are unchanged is skipped.
 """
 
 import gzip
 import hashlib
+import multiprocessing
 import os
 import random
 import shutil
 import subprocess
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from importlib import metadata
 
 import orjson
@@ -263,6 +266,31 @@ def quality_files(language: str) -> list[str]:
     return [f"quality/{language}.ftz", f"quality/{language}.hq.jsonl.gz", f"quality/{language}.cc.jsonl.gz"]
 
 
+def build_language(language: str, output: str, tools: dict) -> dict:
+    """The language's perplexity models (SentencePiece, then KenLM) and demo quality classifier
+    under `output`; returns their records."""
+    files = {}
+    sp_path = os.path.join(output, f"{language}.sp.model")
+    lm_path = os.path.join(output, f"{language}.arpa.bin")
+    _build(sp_path, lambda p: build_sentencepiece(language, sample_sentences(language), p))
+    files[f"{language}.sp.model"] = _record(
+        sp_path, f"SentencePiece on the CCNet-normalized (accents kept) {language} sample text: {SENTENCEPIECE_PARAMS}"
+    )
+    options = []
+    _build(lm_path, lambda p: options.append(build_kenlm(language, sample_sentences(language), sp_path, p, tools)))
+    files[f"{language}.arpa.bin"] = _record(
+        lm_path, f"KenLM lmplz {options[0]} on the {language} sample text's pieces, then build_binary"
+    )
+    card = build_quality_classifier(language, output)
+    model, positive, negative = quality_files(language)
+    files[model] = _record(os.path.join(output, model), (
+        f"aurora quality train ({card['parameters']}) on {positive} against {negative}; held-out {card['held_out']}"))
+    files[positive] = _record(os.path.join(output, positive), f"{QUALITY_DOCUMENTS} documents of the {language} sample text")
+    files[negative] = _record(os.path.join(output, negative),
+                              f"{QUALITY_DOCUMENTS} documents of the demo generator's junk kinds in turn: {', '.join(QUALITY_JUNK_KINDS)}")
+    return files
+
+
 def build_assets(output: str, force: bool = False, kenlm_cache: str | None = None) -> tuple[dict, bool]:
     """Build every asset into `output`; returns (assets.json content, whether anything was built).
 
@@ -275,42 +303,30 @@ def build_assets(output: str, force: bool = False, kenlm_cache: str | None = Non
     inputs = _inputs()
     if not force and (record := _up_to_date(output, record_path, inputs, asset_names())):
         return record, False
-    files = {}
-    for asset, (distribution, name, licence) in PACKAGED.items():
-        _build(os.path.join(output, asset), lambda p: copy_packaged(asset, p))
-        files[asset] = _record(os.path.join(output, asset), f"{name} of {distribution} {metadata.version(distribution)} ({licence})")
-    _build(os.path.join(output, "tokenizer.json"), build_tokenizer)
-    files["tokenizer.json"] = _record(
-        os.path.join(output, "tokenizer.json"),
-        f"HF tokenizers byte-level BPE, vocab {TOKENIZER_VOCAB_SIZE}, digits split, StarCoder special tokens; "
-        f"trained on the sample text and the first {TOKENIZER_CODE_FILES} standard-library modules",
-    )
-    model_path = os.path.join(output, TINY_MODEL)
-    build_tiny_model(os.path.join(output, "tokenizer.json"), model_path)
-    for name in ("config.json", "model.safetensors"):
-        files[f"{TINY_MODEL}/{name}"] = _record(
-            os.path.join(model_path, name),
-            f"transformers GPTBigCodeForCausalLM, random init (seed 0), vocabulary of tokenizer.json: {TINY_MODEL_CONFIG}",
+    # Each language's models in a process of their own, forked before this one trains anything
+    # (the tokenizer's and torch's threads): single-threaded and seeded, they are the same bytes.
+    workers = min(os.cpu_count() or 1, len(TEXT_LANGUAGES))
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        languages = [pool.submit(build_language, language, output, tools) for language in TEXT_LANGUAGES]
+        files = {}
+        for asset, (distribution, name, licence) in PACKAGED.items():
+            _build(os.path.join(output, asset), lambda p: copy_packaged(asset, p))
+            files[asset] = _record(os.path.join(output, asset), f"{name} of {distribution} {metadata.version(distribution)} ({licence})")
+        _build(os.path.join(output, "tokenizer.json"), build_tokenizer)
+        files["tokenizer.json"] = _record(
+            os.path.join(output, "tokenizer.json"),
+            f"HF tokenizers byte-level BPE, vocab {TOKENIZER_VOCAB_SIZE}, digits split, StarCoder special tokens; "
+            f"trained on the sample text and the first {TOKENIZER_CODE_FILES} standard-library modules",
         )
-    for language in TEXT_LANGUAGES:
-        sp_path = os.path.join(output, f"{language}.sp.model")
-        lm_path = os.path.join(output, f"{language}.arpa.bin")
-        _build(sp_path, lambda p: build_sentencepiece(language, sample_sentences(language), p))
-        files[f"{language}.sp.model"] = _record(
-            sp_path, f"SentencePiece on the CCNet-normalized (accents kept) {language} sample text: {SENTENCEPIECE_PARAMS}"
-        )
-        options = []
-        _build(lm_path, lambda p: options.append(build_kenlm(language, sample_sentences(language), sp_path, p, tools)))
-        files[f"{language}.arpa.bin"] = _record(
-            lm_path, f"KenLM lmplz {options[0]} on the {language} sample text's pieces, then build_binary"
-        )
-        card = build_quality_classifier(language, output)
-        model, positive, negative = quality_files(language)
-        files[model] = _record(os.path.join(output, model), (
-            f"aurora quality train ({card['parameters']}) on {positive} against {negative}; held-out {card['held_out']}"))
-        files[positive] = _record(os.path.join(output, positive), f"{QUALITY_DOCUMENTS} documents of the {language} sample text")
-        files[negative] = _record(os.path.join(output, negative),
-                                  f"{QUALITY_DOCUMENTS} documents of the demo generator's junk kinds in turn: {', '.join(QUALITY_JUNK_KINDS)}")
+        model_path = os.path.join(output, TINY_MODEL)
+        build_tiny_model(os.path.join(output, "tokenizer.json"), model_path)
+        for name in ("config.json", "model.safetensors"):
+            files[f"{TINY_MODEL}/{name}"] = _record(
+                os.path.join(model_path, name),
+                f"transformers GPTBigCodeForCausalLM, random init (seed 0), vocabulary of tokenizer.json: {TINY_MODEL_CONFIG}",
+            )
+        for language in languages:
+            files.update(language.result())
     record = {"inputs": inputs, "files": files}
     write_atomic(LOCAL, record_path, orjson.dumps(record, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
     return record, True
