@@ -366,17 +366,24 @@ def _is_run(run) -> bool:
             and all(isinstance(loss, float) for loss in start.values()))
 
 
-def load(checkpoint: str, trainer: dict, model, optimizer, scheduler, seed: int) -> dict:
-    """Restores model, optimizer, scheduler and random streams from `checkpoint`, whose `trainer.json`
-    is `trainer` (`read_trainer`); every process calls this. Returns the loop's state: step,
-    samples, tokens."""
+def check_files(checkpoint: str, trainer: dict) -> None:
+    """Refuse `checkpoint` if its files are not those its `trainer.json` (`trainer`) lists
+    (`file_problem`); every process calls this, and hashes its share. A resume calls it before
+    any work: the stage's data and the model are not built for a checkpoint that cannot be read."""
     rank, world = dist.get_rank(), dist.get_world_size()
-    path = os.path.join(checkpoint, "trainer.json")
-    step, samples, written_by, tokens = trainer["step"], trainer["samples"], trainer["world"], trainer["tokens"]
     problems = [None] * world
     dist.all_gather_object(problems, file_problem(checkpoint, trainer["files"], rank, world))
     if any(problems):
         raise AuroraError(f"{checkpoint}: {next(p for p in problems if p)}")
+
+
+def load(checkpoint: str, trainer: dict, model, optimizer, scheduler, seed: int) -> dict:
+    """Restores model, optimizer, scheduler and random streams from `checkpoint`, whose `trainer.json`
+    is `trainer` (`read_trainer`) and whose files `check_files` has checked; every process calls
+    this. Returns the loop's state: step, samples, tokens."""
+    rank, world = dist.get_rank(), dist.get_world_size()
+    path = os.path.join(checkpoint, "trainer.json")
+    step, samples, written_by, tokens = trainer["step"], trainer["samples"], trainer["world"], trainer["tokens"]
 
     tensors, model_state, optimizer_state, tied = _split(model, optimizer)
     folder = os.path.join(checkpoint, STATE)

@@ -185,6 +185,7 @@ def train(config: TrainConfig, rank: int, world: int, device: torch.device) -> i
             raise AuroraError(f"{config.path}: {', '.join(changed)} differ from the run it resumes ({resume}); "
                               f"set them back or train into a new output (a resumed run may change only "
                               f"{', '.join(RESUME_MAY_CHANGE)})")
+        checkpoint.check_files(resume, resumed)
     from tqdm import tqdm
 
     from trainer.data import StageData
