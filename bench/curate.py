@@ -30,10 +30,12 @@ seconds of the run in the child, documents/s, documents/s per worker, the peak R
 largest process of the child's tree (VmHWM of the child, its executor's workers and helpers,
 read from /proc every 0.25 s: one task per worker at a time, so the largest task's peak, or the
 driver's where a one-task pass runs in it), CPU seconds of the tree (same samples) and kept
-documents. Ours' cost per million documents in core-hours is wall x workers.
+documents. Ours' cost per million documents in core-hours is wall x workers. With `--rounds N`,
+each language and size runs N times on the same inputs (the systems' order alternating), and a
+last table gives each round's ratios and their medians.
 
     .venv/bin/python bench/curate.py [--sizes 10000 100000 1000000] [--languages en fi hi ja vi] [--workers 2]
-                                     [--systems ours datatrove] [--format jsonl|warc] [--scratch DIR]
+                                     [--systems ours datatrove] [--format jsonl|warc] [--rounds N] [--scratch DIR]
 """
 
 import argparse
@@ -45,6 +47,8 @@ import importlib.util
 import io
 import os
 import random
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -393,6 +397,7 @@ def measure(system: str, language: str, count: int, inputs: str, folder: str, wo
     """One run of `system` on the `count` documents in `inputs`, in a child process; its figures.
     After ours, the floor: our shard writer alone on the documents it kept, in another child."""
     output = os.path.join(folder, system)
+    shutil.rmtree(output, ignore_errors=True)  # an earlier round's: a run resumes, skipping the tasks done
     out, peak, cpu = _child(system, language, inputs, output, workers, os.path.join(folder, f"{system}.log"))
     seconds, kept, extra = orjson.loads(out)
     result = {"seconds": seconds, "per_core": count / seconds / workers, "kept": kept, "peak": peak, "cpu": cpu, **extra}
@@ -456,9 +461,9 @@ def print_floor_and_steps(rows: list[dict], workers: int) -> None:
     for row in rows:
         ours = row.get("ours")
         if ours:
-            per_core, floor_rate = ours["tokens"] / ours["seconds"] / workers, ours["floor"]["tokens"] / ours["floor"]["cpu"]
+            per_core, floor_rate, ratio = floor_rates(ours, workers)
             print(f"| {row['language']} | {row['documents']:,} | {ours['tokens']:,} | {per_core:,.0f} | {floor_rate:,.0f} "
-                  f"| {per_core / floor_rate:.3f} |")
+                  f"| {ratio:.3f} |")
     for row in rows:
         ours = row.get("ours")
         if not ours:
@@ -472,6 +477,28 @@ def print_floor_and_steps(rows: list[dict], workers: int) -> None:
         print(f"| the rest: passing documents between steps, signals and rejects, writers, start-up | {rest:.2f} | {rest / ours['cpu']:.1%} |")
 
 
+def print_rounds(rows: list[dict], workers: int) -> None:
+    """Per language and size: ours / datatrove per core and ours / floor in each round, and their medians."""
+    print("\n| language | documents | ours / datatrove per core, each round | median | ours / floor, each round | median |")
+    print("| --- | ---: | --- | ---: | --- | ---: |")
+    runs: dict[tuple, list[dict]] = {}
+    for row in rows:
+        runs.setdefault((row["language"], row["documents"]), []).append(row)
+    for (language, documents), same in runs.items():
+        cells = []
+        for values in ([r["ours"]["per_core"] / r["datatrove"]["per_core"] for r in same if r.get("ours") and r.get("datatrove")],
+                       [floor_rates(r["ours"], workers)[2] for r in same if r.get("ours")]):
+            cells += [", ".join(f"{v:.2f}" for v in values) or "n/a", f"{statistics.median(values):.2f}" if values else "n/a"]
+        print(f"| {language} | {documents:,} | {' | '.join(cells)} |")
+
+
+def floor_rates(ours: dict, workers: int) -> tuple[float, float, float]:
+    """Ours' kept tokens per second per core, the floor's (the shard writer alone, tokens per CPU
+    second), and their ratio."""
+    per_core, floor_rate = ours["tokens"] / ours["seconds"] / workers, ours["floor"]["tokens"] / ours["floor"]["cpu"]
+    return per_core, floor_rate, per_core / floor_rate
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--run":
         return child(*sys.argv[2:7])
@@ -483,6 +510,8 @@ def main() -> None:
     parser.add_argument("--format", choices=("jsonl", "warc"), default="jsonl",
                         help="input files: jsonl.gz records, or warc.gz of HTML pages around them (extracted by ours; datatrove is not run)")
     parser.add_argument("--scratch", default=None, help="folder for the runs' files (default: a temporary folder)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="runs of each system per language and size, on the same inputs (one run varies by up to a third at 10,000 documents)")
     args = parser.parse_args()
     if args.scratch:
         os.makedirs(args.scratch, exist_ok=True)
@@ -497,17 +526,22 @@ def main() -> None:
                 start = time.perf_counter()
                 files = write_inputs(language, count, inputs, args.format)
                 print(f"{language} {count:,} documents: {files} files written in {time.perf_counter() - start:.1f} s", flush=True)
-                row = {"language": language, "documents": count}
-                for system in systems:
-                    row[system] = r = measure(system, language, count, inputs, folder, args.workers)
-                    print(
-                        f"  {system:<9} {r['seconds']:>8.1f} s  {count / r['seconds']:>8,.0f} docs/s  CPU {r['cpu']:>8.1f} s  "
-                        f"peak {r['peak']:>6,.0f} MiB  kept {r['kept']:,}",
-                        flush=True,
-                    )
-                rows.append(row)
+                for round_ in range(args.rounds):  # each round on the same inputs, the systems' order alternating
+                    row = {"language": language, "documents": count}
+                    for system in systems:
+                        row[system] = r = measure(system, language, count, inputs, folder, args.workers)
+                        print(
+                            f"  {system:<9} {r['seconds']:>8.1f} s  {count / r['seconds']:>8,.0f} docs/s  CPU {r['cpu']:>8.1f} s  "
+                            f"peak {r['peak']:>6,.0f} MiB  kept {r['kept']:,}",
+                            flush=True,
+                        )
+                    rows.append(row)
+                    if len(systems) == 2 and round_ + 1 < args.rounds:
+                        systems = systems[::-1]
     print_table(rows, args.workers)
     print_floor_and_steps(rows, args.workers)
+    if args.rounds > 1:
+        print_rounds(rows, args.workers)
 
 
 if __name__ == "__main__":
