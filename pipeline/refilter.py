@@ -37,6 +37,7 @@ buckets kept, and dedup's threshold are exact.
 import functools
 import os
 import shutil
+import sys
 from contextlib import ExitStack, closing
 from dataclasses import replace
 from itertools import islice
@@ -362,17 +363,18 @@ class _RunTexts:
         self.run_folder, self.rank = run_folder, rank
 
     def __enter__(self):
-        self.stack = ExitStack().__enter__()
-        self.steps = {}  # step -> its rejects, each (line, record), not yet matched to a document
-        for path in self.run_folder.glob(f"{REJECTS_DIR}/*/{self.rank:05d}.jsonl.gz"):  # checked against RUN's manifest first
-            step = path.split("/")[-2]
-            if step not in ("malformed", "read"):
-                self.steps[step] = _Peekable(self.stack.enter_context(closing(read_rejects(self.run_folder, path))))
-        self.deduped, docs = _Peekable(iter(())), DedupLayout().docs(self.rank)
-        if self.run_folder.exists(docs):  # checked against RUN's manifest first, as the rejects
-            batches = pq.ParquetFile(self.stack.enter_context(self.run_folder.open(docs, "rb"))).iter_batches(
-                batch_size=ROWS_PER_BATCH, columns=["id", "text"])
-            self.deduped = _Peekable((None, row) for batch in batches for row in batch.to_pylist())
+        with ExitStack() as stack:  # what is open so far is closed if opening the rest fails
+            self.steps = {}  # step -> its rejects, each (line, record), not yet matched to a document
+            for path in self.run_folder.glob(f"{REJECTS_DIR}/*/{self.rank:05d}.jsonl.gz"):  # checked against RUN's manifest first
+                step = path.split("/")[-2]
+                if step not in ("malformed", "read"):
+                    self.steps[step] = _Peekable(stack.enter_context(closing(read_rejects(self.run_folder, path))))
+            self.deduped, docs = _Peekable(iter(())), DedupLayout().docs(self.rank)
+            if self.run_folder.exists(docs):  # checked against RUN's manifest first, as the rejects
+                batches = pq.ParquetFile(stack.enter_context(self.run_folder.open(docs, "rb"))).iter_batches(
+                    batch_size=ROWS_PER_BATCH, columns=["id", "text"])
+                self.deduped = _Peekable((None, row) for batch in batches for row in batch.to_pylist())
+            self.stack = stack.pop_all()
         return self
 
     def __exit__(self, *exc):
@@ -450,7 +452,11 @@ class _ReplayedRejects:
                     with self.run_folder.open(self.path, "rb") as f, AtomicFile(self.output_folder, self.path) as out:
                         shutil.copyfileobj(f, out)
                     return
-                self._differ()  # RUN's file goes on: its first lines only
+                try:
+                    self._differ()  # RUN's file goes on: its first lines only
+                except BaseException:
+                    self.writer.__exit__(*sys.exc_info())  # its temporary file removed
+                    raise
             if self.writer is not None:
                 self.writer.__exit__(exc_type, exc, tb)
         finally:
