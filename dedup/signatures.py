@@ -25,8 +25,9 @@ class DedupSignatures(PipelineStep):
     task's document order.
 
     In a refilter (`stored_folder`, the replayed run's folder), a document's signature, digest and
-    shingle set are that run's, copied by the key the document had there (its `DocumentSignals.stored_key`):
-    nothing is hashed again, and the rows are the bytes a full run writes."""
+    shingle set are that run's, copied by the key the document had there (its `DocumentSignals.stored_key`),
+    and so is its number of words: nothing is hashed or counted again, and the rows are the bytes
+    a full run writes."""
 
     name = "🫂 MinHash signatures"
     type = "🫂 - DEDUP"
@@ -37,6 +38,7 @@ class DedupSignatures(PipelineStep):
         self.output_folder, self.layout, self.batch_size, self.shingle_sets = output_folder, layout, batch_size, shingle_sets
         self.hasher, self.language = MinHasher(language, num_perm, seed, ngram), language
         self.stored_folder = stored_folder
+        self._stored_words = (None, None)  # (task, the replayed run's word counts of its documents)
 
     def run(self, data, rank: int = 0, world_size: int = 1):
         layout, folder = self.layout, self.output_folder
@@ -59,7 +61,7 @@ class DedupSignatures(PipelineStep):
                         if self.shingle_sets:
                             shingles.write([np.unique(h).tobytes() for h in hashes])
                     else:
-                        self._copy_stored(batch, stored_keys, signatures, digests, shingles)
+                        counts = self._copy_stored(batch, stored_keys, signatures, digests, shingles)
                     names.write([doc.id.encode("utf-8") for doc in batch])
                     docs.write_table(pa.table({
                         "id": [doc.id for doc in batch],
@@ -70,8 +72,10 @@ class DedupSignatures(PipelineStep):
                 self.stat_update("documents", value=len(batch))
         yield from ()
 
-    def _copy_stored(self, batch, keys: list, signatures, digests, shingles) -> None:
-        """The replayed run's rows of these documents, which all come from one of its tasks (this one)."""
+    def _copy_stored(self, batch, keys: list, signatures, digests, shingles) -> list[int]:
+        """The replayed run's rows of these documents, which all come from one of its tasks (this
+        one); returns their word counts, from its documents file (the same texts: for ja, counting
+        them again would segment every text)."""
         if any(key is None for key in keys):
             doc = batch[keys.index(None)]
             raise ValueError(f"document {doc.id} never reached dedup in the replayed run: it has no MinHash signature")
@@ -82,3 +86,7 @@ class DedupSignatures(PipelineStep):
         digests.write(read_rows(folder, layout.digests(task), 16, positions).tobytes())
         if self.shingle_sets:
             shingles.write(read_records(folder, layout.shingles(task), positions))
+        if self._stored_words[0] != task:
+            with folder.open(layout.docs(task), "rb") as f:
+                self._stored_words = task, pq.read_table(f, columns=["words"]).column("words").to_numpy()
+        return self._stored_words[1][positions].tolist()
