@@ -43,7 +43,7 @@ from core.errors import AuroraError
 _PR_SET_PDEATHSIG = 1
 TASK_RETRIES = 3  # a task lost with its worker or node is run again, this many times at most
 CONNECT_TIMEOUT_S = 10
-FORWARDED_ENV = ("AWS_", "FSSPEC_", "AURORA_")
+FORWARDED_ENV = ("AWS_", "FSSPEC_", "AURORA_", "ARROW_DEFAULT_MEMORY_POOL")
 PACKAGES = ("core", "filters", "manifests", "readers", "dedup", "run", "pipeline")  # the run path's code: every package it imports
 # Everything a pass's steps import, with what they import only where the work is done (MinHash
 # signatures' datasketch, HTML extraction's trafilatura), so that the run's own process skips them.
@@ -208,6 +208,7 @@ def start_ray(workers: int, verbose: bool = False) -> None:
 
     if ray.is_initialized():
         return
+    _arrow_from_the_c_allocator()
     options = {"log_to_driver": verbose, "logging_level": logging.INFO if verbose else logging.ERROR}
     address = os.environ.get("RAY_ADDRESS")
     if address:
@@ -228,10 +229,21 @@ def _import_run_modules() -> None:
         importlib.import_module(name)
 
 
+def _arrow_from_the_c_allocator() -> None:
+    """The processes this one starts from now on (the fork server and its workers, Ray's) take
+    Arrow's buffers from the C library's allocator, not from the mimalloc Arrow bundles, unless the
+    environment names another pool. Arrow reads the setting once, when it is imported, so it is set
+    here, before they start. mimalloc kept what a task's parquet reads and writes had freed, and a
+    worker grew with its task: en, 10,000 to 100,000 generated documents in 4 tasks, a filter-pass
+    worker's peak RSS went from 172-177 to 194-197 MiB; with the C library's, 157-160 to 168-171."""
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+
+
 def _preload_fork_server() -> None:
     """datatrove's pool workers are forked by a fork server, a fresh process that would import the
     run's modules again for every pass; imported once there, every pass's workers start warm."""
     _end_children_with_this_process()
+    _arrow_from_the_c_allocator()
     multiprocess.get_context("forkserver").set_forkserver_preload(PRELOADED)
 
 
