@@ -243,6 +243,19 @@ def test_start_executor_starts_the_local_fork_server_with_the_run_modules():
     assert alone.strip() == "none"
 
 
+@pytest.mark.parametrize("named", [None, "mimalloc"])
+def test_the_local_workers_take_arrows_buffers_from_the_c_allocator(named):
+    """A pool worker of the local executor allocates Arrow's buffers with the C library's
+    allocator (mimalloc, Arrow's own, kept what tasks had freed: README, "Throughput and cost"),
+    unless the environment names a pool."""
+    probe = ("import multiprocess; from run.executors import start_executor; start_executor('local', 2); "
+             "pool = multiprocess.get_context('forkserver').Pool(1); "
+             "print(pool.apply(lambda: __import__('pyarrow').default_memory_pool().backend_name)); pool.close()")
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"} | ({"ARROW_DEFAULT_MEMORY_POOL": named} if named else {})
+    backend = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout
+    assert backend.strip() == (named or "system")
+
+
 @pytest.mark.parametrize("command", ["curate", "refilter"])
 def test_the_executor_starts_before_the_run_is_prepared(in_workspace, monkeypatch, tmp_path, command):
     """curate and refilter start the executor before they prepare the run (check its assets, list
