@@ -2,7 +2,9 @@
 
 `DedupDocuments` puts each document's key on it (`metadata["dedup_key"]`); `DedupFilter` looks
 the document's decision (from the clusters pass) up by that key, whatever order the documents
-come in, and takes the key off again before the document goes on (to the shards or to the rejects).
+come in, and takes the key off a document it removes (its reject records what the filter pass
+did). A kept document keeps it to the shard writer: in a refilter, the key finds its row in the
+replayed run (`pipeline.tokenize.TaskTokens`).
 """
 
 import orjson
@@ -61,7 +63,7 @@ class DedupFilter(RecordedFilter):
     def filter(self, doc: Document):
         if KEY not in doc.metadata:
             raise ValueError(f"document {doc.id} has no {KEY!r}: DedupFilter takes its documents from DedupDocuments")
-        decision = self._decisions.get(doc.metadata.pop(KEY))
+        decision = self._decisions.get(doc.metadata[KEY])
         if decision is None:  # in no cluster: its own
             doc.metadata.update(cluster_id=doc.id, cluster_size=1)
             return True
@@ -69,5 +71,6 @@ class DedupFilter(RecordedFilter):
         if decision["status"] == STATUS_KEPT:
             return True
         doc.metadata["duplicate_of"] = decision["cluster_id"]
+        del doc.metadata[KEY]
         doc.metadata.pop(WORD_COUNT, None)  # the shard writer's; a duplicate's reject records what the filter pass did
         return False, decision["status"]

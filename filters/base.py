@@ -114,10 +114,11 @@ class FilterConfig(ABC):
 @dataclass
 class DocumentSignals:
     """`doc.metadata["signals"]` while a document is in the filter pass: the row being recorded and,
-    in a refilter, the dedup key the document had in the replayed run. Taken off before the
-    document's metadata is written anywhere (rejects, dedup's documents)."""
+    in a refilter, the document's row in the replayed run's task and the dedup key it had there.
+    Taken off before the document's metadata is written anywhere (rejects, dedup's documents)."""
 
     row: dict
+    stored_row: int | None = None
     stored_key: int | None = None
     done: bool = False
 

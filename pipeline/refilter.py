@@ -289,7 +289,7 @@ class ReplayedFilters(PipelineStep):
         folder, unit = self.output_folder, self.units[rank]
         for f in self.filters:
             f.reset()
-        position, read = 0, 0
+        position, read, run_row = 0, 0, -1  # documents that reached dedup in RUN; records read; the row of RUN's
         with ExitStack() as stack:
             stored_rows = stack.enter_context(self.run_folder.open(signals_path(rank), "rb"))
             documents = (row for batch in pq.ParquetFile(stored_rows).iter_batches(batch_size=ROWS_PER_BATCH)
@@ -311,14 +311,14 @@ class ReplayedFilters(PipelineStep):
                     writer = large if reason.startswith(REMOVAL_PREFIX) else malformed
                     writer.write_record({"id": fallback_id, "reason": reason, "raw": raw_text(raw if raw is not None else record)}, rank)
                     continue
-                stored = next(documents, None)
+                stored, run_row = next(documents, None), run_row + 1
                 if stored is None or stored["id"] != doc.id:
                     raise ValueError(f"document {doc.id} is not the replayed run's next document "
                                      f"({None if stored is None else stored['id']}): its inputs changed")
                 key = None
                 if stored.get("dedup") is not None:  # it reached dedup there: its MinHash files are at this key
                     key, position = rank << 32 | position, position + 1
-                signals = DocumentSignals({"id": doc.id}, stored_key=key, done=True)
+                signals = DocumentSignals({"id": doc.id}, stored_row=run_row, stored_key=key, done=True)
                 metadata = {**doc.metadata, "source": unit.source, "language": self.language, "file": os.path.basename(unit.path),
                             SIGNALS: signals}
                 step, why = self._judge(stored, doc, metadata)

@@ -16,6 +16,7 @@ from conftest import curate_demo
 
 from aurora.cli import main
 from core.config import integer, section
+from core.errors import AuroraError
 from filters.base import FilterConfig, RecipeFilter, Removal
 from filters.flagged_words import FlaggedWordsConfig
 from filters.perplexity import PerplexityConfig
@@ -248,6 +249,25 @@ def test_a_damaged_run_is_not_copied(in_workspace, runs, tmp_path, capsys, damag
     else:
         assert "dedup files cannot be trusted: dedup/docs/00000.parquet: sha256 differs from the manifest" in line
     assert not (tmp_path / "new").exists()
+
+
+def test_a_shard_changed_after_the_checks_fails_its_task(in_workspace, runs, tmp_path, monkeypatch):
+    """The tokenize pass hashes each of the run's shards as it reads them, to its end: one that
+    changed after the checks made before any work (here: not checked at all) fails its task, and
+    the new run writes no manifest."""
+    import pipeline.tokenize
+
+    run = tmp_path / "en"
+    shutil.copytree(runs / "en", run)
+    path = sorted(run.glob("shards/*.bin"))[-1]  # a task's last shard, its last document's EOD
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x01
+    path.write_bytes(bytes(data))
+    monkeypatch.setattr(pipeline.tokenize.StoredTokens, "check", lambda self: None)  # workers=1: the tasks run in this process
+    recipe = variant(in_workspace, "en", "en-changed", tighten("en", runs))
+    with pytest.raises(AuroraError, match=r"tokenize: 1 of \d+ tasks did not complete .*\.bin differs from its manifest's sha256"):
+        refilter(load_recipe(recipe), str(run), output=str(tmp_path / "new"), workers=1)
+    assert not (tmp_path / "new" / "manifest.json").exists()
 
 
 def test_signals_hold_every_metric_up_to_the_removal(runs):
