@@ -95,7 +95,7 @@ class StoredTokens:
     def task(self, rank: int, output_folder) -> "TaskTokens":
         """The stored tokens of task `rank`, for the task of the same rank writing to `output_folder`."""
         mine = [s for s in self.shards if s["prefix"].startswith(f"{SHARDS_DIR}/") and s["prefix"].rsplit("_", 2)[-2] == f"{rank:05d}"]
-        return TaskTokens(self.folder, mine, self.signals_path(rank), output_folder, filter_signals_path(rank))
+        return TaskTokens(self.folder, mine, self.signals_path(rank), output_folder, filter_signals_path(rank), rank)
 
 
 class TaskTokens:
@@ -108,15 +108,16 @@ class TaskTokens:
     shard is read to its end when the task ends): a damaged run fails the task, whose outputs are
     then never committed."""
 
-    def __init__(self, folder, shards: list[dict], signals_file: str, output_folder, filter_signals_file: str):
+    def __init__(self, folder, shards: list[dict], signals_file: str, output_folder, filter_signals_file: str, rank: int):
         self.folder, self.shards, self.signals_file = folder, shards, signals_file
-        self.output_folder, self.filter_signals_file = output_folder, filter_signals_file
+        self.output_folder, self.filter_signals_file, self.rank = output_folder, filter_signals_file, rank
 
     def __enter__(self):
-        self.stack = ExitStack()
-        self.rows = _rows(self.stack.enter_context(self.folder.open(self.signals_file, "rb")), ["id", "tokens", "removed_by"])
-        self.documents = self._documents()
-        self.stack.callback(self.documents.close)
+        with ExitStack() as stack:  # what is open so far is closed if opening the rest fails
+            self.rows = _rows(stack.enter_context(self.folder.open(self.signals_file, "rb")), ["id", "tokens", "removed_by"])
+            self.documents = self._documents()
+            stack.callback(self.documents.close)
+            self.stack = stack.pop_all()
         self.next_row = 0  # rows read
         self.reached, self.next_position = None, 0  # rows that reach this run's dedup (read when needed); positions read
         return self
@@ -135,6 +136,8 @@ class TaskTokens:
         pass without dedup, its row (`DocumentSignals.stored_row`)."""
         key = doc.metadata.pop(KEY, None)
         if key is not None:
+            if key >> 32 != self.rank:
+                raise ValueError(f"document {doc.id} has the dedup key of task {key >> 32}, not of task {self.rank}")
             row = self._reached_row(key & 0xFFFFFFFF)
         else:
             row = getattr(doc.metadata.get(SIGNALS), "stored_row", None)
@@ -188,6 +191,8 @@ class TaskTokens:
             with self.folder.open(f"{shard['prefix']}.bin", "rb") as f:
                 for length in index.lengths.tolist():
                     data = f.read(length * index.dtype.itemsize)
+                    if len(data) != length * index.dtype.itemsize:
+                        raise ValueError(f"the replayed run's {shard['prefix']}.bin differs from its manifest's sha256 (shorter)")
                     digest.update(data)
                     yield np.frombuffer(data, dtype=index.dtype)
                 digest.update(f.read())  # anything after its last document
