@@ -5,6 +5,7 @@ import os
 import signal
 import sys
 
+from core.allocator import arrow_from_the_c_allocator
 from core.errors import AuroraError
 
 
@@ -286,6 +287,7 @@ def run() -> None:
     # cleans up; the cleanup is its job, the report is noise after our one line.
     os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"),
                                                           "ignore:resource_tracker:UserWarning"]))
+    arrow_from_the_c_allocator()  # before any command loads Arrow: its own mimalloc keeps what tasks free
     try:
         code = main()
     except KeyboardInterrupt:

@@ -38,12 +38,13 @@ from datatrove.utils import logging as datatrove_logging
 from loguru import logger
 from multiprocess import forkserver, util
 
+from core.allocator import arrow_from_the_c_allocator
 from core.errors import AuroraError
 
 _PR_SET_PDEATHSIG = 1
 TASK_RETRIES = 3  # a task lost with its worker or node is run again, this many times at most
 CONNECT_TIMEOUT_S = 10
-FORWARDED_ENV = ("AWS_", "FSSPEC_", "AURORA_", "ARROW_DEFAULT_MEMORY_POOL")
+FORWARDED_ENV = ("AWS_", "FSSPEC_", "AURORA_")
 PACKAGES = ("core", "filters", "manifests", "readers", "dedup", "run", "pipeline")  # the run path's code: every package it imports
 # Everything a pass's steps import, with what they import only where the work is done (MinHash
 # signatures' datasketch, HTML extraction's trafilatura), so that the run's own process skips them.
@@ -208,13 +209,13 @@ def start_ray(workers: int, verbose: bool = False) -> None:
 
     if ray.is_initialized():
         return
-    _arrow_from_the_c_allocator()
     options = {"log_to_driver": verbose, "logging_level": logging.INFO if verbose else logging.ERROR}
     address = os.environ.get("RAY_ADDRESS")
     if address:
         _check_reachable(address)
         options["runtime_env"] = runtime_env()
     else:
+        arrow_from_the_c_allocator()  # a remote cluster's nodes keep their own setting
         options.update(num_cpus=workers, include_dashboard=False)
     try:
         ray.init(**options)
@@ -229,21 +230,11 @@ def _import_run_modules() -> None:
         importlib.import_module(name)
 
 
-def _arrow_from_the_c_allocator() -> None:
-    """The processes this one starts from now on (the fork server and its workers, Ray's) take
-    Arrow's buffers from the C library's allocator, not from the mimalloc Arrow bundles, unless the
-    environment names another pool. Arrow reads the setting once, when it is imported, so it is set
-    here, before they start. mimalloc kept what a task's parquet reads and writes had freed, and a
-    worker grew with its task: en, 10,000 to 100,000 generated documents in 4 tasks, a filter-pass
-    worker's peak RSS went from 172-177 to 194-197 MiB; with the C library's, 157-160 to 168-171."""
-    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
-
-
 def _preload_fork_server() -> None:
     """datatrove's pool workers are forked by a fork server, a fresh process that would import the
     run's modules again for every pass; imported once there, every pass's workers start warm."""
     _end_children_with_this_process()
-    _arrow_from_the_c_allocator()
+    arrow_from_the_c_allocator()  # before the fork server imports Arrow
     multiprocess.get_context("forkserver").set_forkserver_preload(PRELOADED)
 
 
