@@ -88,8 +88,7 @@ def refilter(recipe: Recipe, run: str, output: str | None = None, executor: str 
     check_basis(recipe, manifest["signals"]["basis"], files, run)
     _check_inputs(run_folder, manifest, files, run)
     units = work_units([(source, absolute(path)) for source, path in files], recipe.unit_bytes)
-    table = _read_signals(run_folder, len(units), _columns(recipe))
-    fates = Fates(recipe, table, [unit.path for unit in units], run)
+    fates = Fates(recipe, run_folder, [unit.path for unit in units], run)
     tokens = StoredTokens(run_folder, manifest["shards"], signals_path)
     tokens.check()
     filters = functools.partial(ReplayedFilters, run_folder=run_folder, language=recipe.language,
@@ -171,25 +170,25 @@ def _columns(recipe: Recipe) -> list[str]:
     return columns + (["dedup"] if recipe.dedup else [])
 
 
-def _read_signals(folder, tasks: int, columns: list[str]) -> pa.Table:
-    """The columns the decisions need, of every task in order, with each row's task."""
-    tables = []
-    for task in range(tasks):
-        with folder.open(signals_path(task), "rb") as f:
-            table = pq.read_table(f, columns=columns)
-        tables.append(table.append_column("task", pa.array(np.full(table.num_rows, task, dtype=np.int64))))
-    return pa.concat_tables(tables)
-
-
 class Fates:
     """What the recipe's filters decide of RUN's documents before any work, from RUN's signals, by
     the filter steps' own rules (`stored` values, `decide`): the samples of the steps whose
     cut-offs come from one (`pipeline.cutoffs`: perplexity buckets, a quality classifier's top
     fraction), and the refusal of a recipe under which a document reaches a filter (or dedup)
-    that RUN never ran on it."""
+    that RUN never ran on it.
 
-    def __init__(self, recipe: Recipe, table: pa.Table, unit_paths: list[str], run: str):
-        self.table, self.run = table, run
+    RUN's signals are read as a stream, task after task, `ROWS_PER_BATCH` rows at a time (as
+    dicts, which cost several times their columns: batches of 65,536 rows held 118 MiB of a
+    100,000-document run's 4 tasks), once per sampled step and once more for the rest: what is
+    held of every document is whether it is still alive and its place in the sampling order
+    (about 10 bytes), not its row."""
+
+    def __init__(self, recipe: Recipe, folder, unit_paths: list[str], run: str):
+        self.folder, self.run, self.columns = folder, run, _columns(recipe)
+        self.counts = []  # rows of each task
+        for task in range(len(unit_paths)):
+            with folder.open(signals_path(task), "rb") as f:
+                self.counts.append(pq.ParquetFile(f).metadata.num_rows)
         self.missing: dict[str, list] = {}  # step -> [documents that reach it without its values, the first one's row]
         steps = filter_steps(recipe, get_datafolder(absolute(recipe.output)))  # made, never run: their rules only
         self.order, self.samples = self._round_robin(unit_paths), {}
@@ -198,8 +197,7 @@ class Fates:
             if step.sample_size:  # its sample: the first documents, round-robin, that pass every filter before it
                 alive = self._fates(steps[start:i], alive)
                 start = i
-                chosen = self.order[alive[self.order]][: step.sample_size]
-                rows = table.take(pa.array(chosen, pa.int64())).to_pylist()
+                rows = self._take(self.order[alive[self.order]][: step.sample_size])
                 self.samples[step.step] = [step.stored(row) for row in rows]
                 for row, values in zip(rows, self.samples[step.step]):
                     if None in values.values():
@@ -208,22 +206,52 @@ class Fates:
                 step.cutoffs_record(self.samples[step.step])  # the step decides under them below
         alive = self._fates(steps[start:], alive)
         if recipe.dedup:
-            unseen = alive & table.column("dedup").is_null().to_numpy(zero_copy_only=False)
-            if unseen.any():
-                self.missing["dedup"] = [int(unseen.sum()), table.slice(int(np.flatnonzero(unseen)[0]), 1).to_pylist()[0]]
-                self._refuse_missing()
+            self._refuse_unseen_by_dedup(alive)
+
+    def _batches(self, columns: list[str]):
+        """RUN's rows of every task, in order, these columns, a batch at a time."""
+        for task in range(len(self.counts)):
+            with self.folder.open(signals_path(task), "rb") as f:
+                yield from pq.ParquetFile(f).iter_batches(batch_size=ROWS_PER_BATCH, columns=columns)
+
+    def _take(self, places: np.ndarray) -> list[dict]:
+        """RUN's rows at these places (in all tasks' rows, in order), in the order given; a task's
+        rows are read only where one is taken."""
+        rows, offset = {}, 0
+        for task, count in enumerate(self.counts):
+            mine = places[(places >= offset) & (places < offset + count)]
+            if len(mine):
+                with self.folder.open(signals_path(task), "rb") as f:
+                    table = pq.read_table(f, columns=self.columns)
+                rows.update(zip(mine.tolist(), table.take(pa.array(mine - offset, pa.int64())).to_pylist()))
+            offset += count
+        return [rows[place] for place in places.tolist()]
 
     def _fates(self, steps: list, reaching: np.ndarray | None = None) -> np.ndarray:
         """Which documents pass `steps` (those that reach them: all, or `reaching`), refused when one
         reaches a step whose values RUN never computed for it."""
-        passed, i = np.zeros(self.table.num_rows, dtype=bool), 0
-        columns = dict.fromkeys(["id", "removed_by"] + [c for step in steps for c in step.columns if c in self.table.column_names])
-        for batch in self.table.select(list(columns)).to_batches(max_chunksize=1 << 16):  # rows as dicts, a batch at a time
+        passed, i = np.zeros(sum(self.counts), dtype=bool), 0
+        columns = dict.fromkeys(["id", "removed_by"] + [c for step in steps for c in step.columns if c in self.columns])
+        for batch in self._batches(list(columns)):  # rows as dicts, a batch at a time
             for row in batch.to_pylist():
                 passed[i] = (reaching is None or reaching[i]) and self._passes(steps, row)
                 i += 1
         self._refuse_missing()
         return passed
+
+    def _refuse_unseen_by_dedup(self, alive: np.ndarray) -> None:
+        """Refuse a recipe under which a document RUN removed before dedup reaches it."""
+        count, first, i = 0, None, 0
+        for batch in self._batches(self.columns):
+            unseen = alive[i : i + batch.num_rows] & batch.column("dedup").is_null().to_numpy(zero_copy_only=False)
+            if unseen.any():
+                count += int(unseen.sum())
+                if first is None:
+                    first = batch.slice(int(np.flatnonzero(unseen)[0]), 1).to_pylist()[0]
+            i += batch.num_rows
+        if count:
+            self.missing["dedup"] = [count, first]
+            self._refuse_missing()
 
     def _passes(self, steps: list, row: dict) -> bool:
         for step in steps:
@@ -246,9 +274,9 @@ class Fates:
     def _round_robin(self, unit_paths: list[str]) -> np.ndarray:
         """The documents in the order the sampling pass reads them (`pipeline.cutoffs`): one from each
         input file in turn."""
-        tasks = self.table.column("task").to_numpy()
+        tasks = np.repeat(np.arange(len(self.counts)), self.counts)
         paths = list(dict.fromkeys(unit_paths))
-        file_of = np.array([paths.index(unit_paths[t]) for t in tasks], dtype=np.int64)
+        file_of = np.array([paths.index(path) for path in unit_paths], dtype=np.int64)[tasks]
         position = np.zeros(len(tasks), dtype=np.int64)  # a document's place in its file, over the file's units
         for f in range(len(paths)):
             mine = np.flatnonzero(file_of == f)
