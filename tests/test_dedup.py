@@ -415,9 +415,10 @@ def test_dedup_filter_joins_decisions_by_key_whatever_the_order(tmp_path):
     kept = {d.id: d.metadata for d in DedupFilter(folder, LAYOUT, partitions).run(iter(docs), rank=1)}
     with gzip.open(folder.open("rejects/dedup/00001.jsonl.gz", "rb")) as f:
         removed = {r["id"]: r for r in map(orjson.loads, f)}
-    # A kept document's word count goes on to the shard writer (its fertility); a duplicate's reject holds none.
-    assert kept == {"t1-0": {"cluster_id": "t1-0", "cluster_size": 1, "word_count": 2},
-                    "t1-3": {"cluster_id": "t1-3", "cluster_size": 1, "word_count": 2}}
+    # A kept document's word count and key go on to the shard writer (its fertility; in a refilter, its
+    # row in the replayed run); a duplicate's reject holds neither.
+    assert kept == {"t1-0": {"cluster_id": "t1-0", "cluster_size": 1, "word_count": 2, "dedup_key": 1 << 32 | 0},
+                    "t1-3": {"cluster_id": "t1-3", "cluster_size": 1, "word_count": 2, "dedup_key": 1 << 32 | 3}}
     assert {i: (r["reason"], r["metadata"]) for i, r in removed.items()} == {
         "t1-1": ("exact_duplicate", {"cluster_id": "t0-0", "cluster_size": 2, "duplicate_of": "t0-0"}),
         "t1-2": ("exact_duplicate", {"cluster_id": "t0-1", "cluster_size": 2, "duplicate_of": "t0-1"}),
