@@ -61,7 +61,7 @@ from manifests.audit import audit_checksums, audit_rejects, audit_signals
 from manifests.manifest import load_manifest
 from pipeline.passes import Replay, asset_sha256, filter_steps, prepare, run_curation, signals_basis
 from pipeline.recipe import Recipe, Source
-from pipeline.signals import ROWS_PER_BATCH, RowGroups, filter_signals_path, signals_path
+from pipeline.signals import ROWS_PER_BATCH, RowGroups, filter_signals_path, parquet_rows, signals_path
 from pipeline.tokenize import StoredTokens
 from readers.html_text import DEFAULT_EXTRACTOR
 from readers.records import REMOVAL_PREFIX, iter_records, parse_record, raw_text, work_units
@@ -178,10 +178,10 @@ class Fates:
     that RUN never ran on it.
 
     RUN's signals are read as a stream, task after task, `ROWS_PER_BATCH` rows at a time (as
-    dicts, which cost several times their columns: batches of 65,536 rows held 118 MiB of a
-    100,000-document run's 4 tasks), once per sampled step and once more for the rest: what is
-    held of every document is whether it is still alive and its place in the sampling order
-    (about 10 bytes), not its row."""
+    dicts, which cost several times their columns: in batches of 65,536 rows, the refilter's own
+    process grew 134 -> 252 MiB here on a 100,000-document run of 4 tasks; in batches of 1,024,
+    136 -> 189), once per sampled step and once more for the rest: what is held of every document
+    is whether it is still alive and its place in the sampling order (about 10 bytes), not its row."""
 
     def __init__(self, recipe: Recipe, folder, unit_paths: list[str], run: str):
         self.folder, self.run, self.columns = folder, run, _columns(recipe)
@@ -320,8 +320,7 @@ class ReplayedFilters(PipelineStep):
         position, read, run_row = 0, 0, -1  # documents that reached dedup in RUN; records read; the row of RUN's
         with ExitStack() as stack:
             stored_rows = stack.enter_context(self.run_folder.open(signals_path(rank), "rb"))
-            documents = (row for batch in pq.ParquetFile(stored_rows).iter_batches(batch_size=ROWS_PER_BATCH)
-                         for row in batch.to_pylist())
+            documents = parquet_rows(stored_rows)
             texts = stack.enter_context(_RunTexts(self.run_folder, rank))
             malformed = stack.enter_context(RejectWriter(folder, "malformed"))
             large = stack.enter_context(RejectWriter(folder, "read"))

@@ -51,6 +51,12 @@ def filter_signals_path(task: int) -> str:
     return f"{SIGNALS_DIR}/filter/{task:05d}.parquet"
 
 
+def parquet_rows(f, columns: list[str] | None = None):
+    """The rows of an open parquet file (these columns, or all), as dicts, `ROWS_PER_BATCH` at a
+    time: a dict per row costs several times its columns, so a file is never held as dicts whole."""
+    return (row for batch in pq.ParquetFile(f).iter_batches(batch_size=ROWS_PER_BATCH, columns=columns) for row in batch.to_pylist())
+
+
 def filter_schema(columns: list[tuple[str, str]]) -> pa.Schema:
     """The columns the filter steps of a recipe fill in (`filters.base.FilterConfig.columns`: what
     each computes, in run order), between the id and the removal. (A URL blocklist has no value

@@ -21,7 +21,6 @@ from array import array
 from contextlib import ExitStack, nullcontext
 
 import numpy as np
-import pyarrow.parquet as pq
 from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
 from datatrove.utils.batching import batched
@@ -33,7 +32,7 @@ from core.text import WORD_COUNT, words
 from core.tokenizer import eod_id, file_sha256, load_tokenizer
 from dedup.filter import KEY
 from filters.base import SIGNALS
-from pipeline.signals import ROWS_PER_BATCH, filter_signals_path
+from pipeline.signals import filter_signals_path, parquet_rows
 
 SHARDS_DIR = "shards"
 
@@ -114,7 +113,7 @@ class TaskTokens:
 
     def __enter__(self):
         with ExitStack() as stack:  # what is open so far is closed if opening the rest fails
-            self.rows = _rows(stack.enter_context(self.folder.open(self.signals_file, "rb")), ["id", "tokens", "removed_by"])
+            self.rows = parquet_rows(stack.enter_context(self.folder.open(self.signals_file, "rb")), ["id", "tokens", "removed_by"])
             self.documents = self._documents()
             stack.callback(self.documents.close)
             self.stack = stack.pop_all()
@@ -148,7 +147,7 @@ class TaskTokens:
     def _reached_row(self, position: int) -> int:
         if self.reached is None:
             f = self.stack.enter_context(self.output_folder.open(self.filter_signals_file, "rb"))
-            self.reached = (row for row, values in enumerate(_rows(f, ["removed_by"])) if values["removed_by"] is None)
+            self.reached = (row for row, values in enumerate(parquet_rows(f, ["removed_by"])) if values["removed_by"] is None)
         row = None
         while self.next_position <= position:
             row = next(self.reached, None)
@@ -199,10 +198,6 @@ class TaskTokens:
             if digest.hexdigest() != shard["bin_sha256"]:
                 raise ValueError(f"the replayed run's {shard['prefix']}.bin differs from its manifest's sha256")
 
-
-def _rows(f, columns: list[str]):
-    """The rows of an open parquet file, as dicts of these columns, a batch at a time."""
-    return (row for batch in pq.ParquetFile(f).iter_batches(batch_size=ROWS_PER_BATCH, columns=columns) for row in batch.to_pylist())
 
 
 class MegatronShardWriter(PipelineStep):
