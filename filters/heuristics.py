@@ -17,7 +17,7 @@ declares each rule's valid range, which recipe loading checks.
 
 import re
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cache, cached_property, lru_cache
 from math import inf
 
 import numpy as np
@@ -25,7 +25,8 @@ import regex
 
 from core.config import number
 from core.errors import AuroraError
-from core.text import ClassPattern, count_stop_words, words
+from core.text import count_stop_words, words
+from filters import _text_stats
 from filters.base import FilterConfig, RecipeContext, RecipeFilter, Removal, StepContext
 
 GROUPS = ("gopher_quality", "gopher_repetition", "fineweb", "web_ratios", "script")
@@ -43,26 +44,56 @@ SCRIPTS = {  # the characters of each language's script, as the inside of a char
     "hi": r"\p{Devanagari}",
     "ja": r"\p{Han}\p{Hiragana}\p{Katakana}ー",
 }
-# Letters are counted as what is left once runs of everything else are cut out: four times
-# faster than finding each letter (bench/curate.py showed the script group costing the most).
-_NON_LETTERS = ClassPattern("[^{}]+", r"\p{L}")
-_NOT_SCRIPT = {lang: regex.compile(rf"[^{characters}]+") for lang, characters in SCRIPTS.items()}
 # UTF-8 read as Windows-1252 (or Latin-1): each continuation byte 0x80-0xBF shows as one of
 # these characters. A 2-byte character (U+0080-U+01FF: ä, é, ă, đ, ơ, ư) becomes Â-Ç plus one of
 # them ("Ã¤"); a 3-byte one (Devanagari, Vietnamese tone letters, Japanese, "’") becomes à-ï plus
 # two ("à¤¹", "â€™"). Requiring the continuation characters keeps "ä”" in real text apart.
 _CONTINUATION = "\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013\u2014\u2018-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122"  # noqa: E501
 _MOJIBAKE = re.compile(f"[\u00c2-\u00c7][{_CONTINUATION}]|[\u00e0-\u00ef][{_CONTINUATION}]{{2}}|\ufffd")  # no Unicode property: re is exact
-# Symbols and digits (Unicode's and ASCII's), counted like letters: what is left once runs of everything else are cut out.
-_NOT_SYMBOL_OR_DIGIT = ClassPattern(r"[^{}#@%&*_^~|\\/<>\[\]{{}}=+$]+", r"\p{S}\p{N}")
-_OTHER_SPACE = ClassPattern("[{}]", r"^\S \n")  # white space other than the space and newline that normalized text keeps
-# A word without a letter, in the words one per line. \p{L} is the regex module's (a newer Unicode than
-# str.isalpha's on Python 3.11: letters assigned since Unicode 14 count here).
-_LETTERLESS_LINE = ClassPattern(r"(?m)^[^{}\n]+$", r"\p{L}")
+# The classes of characters the heuristics count, each a bit of a code point's flags (`_class_flags`):
+# letters (\p{L} is the regex module's, a newer Unicode than str.isalpha's on Python 3.11), the
+# language's script among them, symbols and digits (Unicode's and ASCII's), and white space other
+# than the space and newline that normalized text keeps.
+LETTER, SCRIPT, SYMBOL_OR_DIGIT, OTHER_SPACE = range(4)
+_CLASSES = {LETTER: r"\p{L}", SYMBOL_OR_DIGIT: r"\p{S}\p{N}#@%&*_^~|\\/<>\[\]{}=+$", OTHER_SPACE: r"^\S \n"}
 _VIETNAMESE = "ăâđêôơưàáảãạằắẳẵặầấẩẫậèéẻẽẹềếểễệìíỉĩịòóỏõọồốổỗộờớởỡợùúủũụừứửữựỳýỷỹỵ"  # lower case
 # A lower-cased word holding a Vietnamese letter, in the words one per line: one match per such word,
 # found in one call on them all (a regex search per word cost most of the script group for vi).
 _VIETNAMESE_WORD = re.compile(f"^[^\\n{_VIETNAMESE}]*[{_VIETNAMESE}]", re.MULTILINE)
+
+
+@cache
+def _class_flags(language: str, end: int) -> bytes:
+    """Each code point's flags below `end`: bit LETTER, SCRIPT (a letter of the language's script),
+    SYMBOL_OR_DIGIT and OTHER_SPACE, from the regex module's classes. The Basic Multilingual Plane
+    (0x10000) takes some 20 ms, all of Unicode 0.3 s: a process makes that only for a text beyond it."""
+    characters = "".join(map(chr, range(end)))
+
+    def members(character_class: str) -> np.ndarray:
+        mask = np.zeros(end, dtype=bool)
+        for run in regex.finditer(f"[{character_class}]+", characters):
+            mask[run.start() : run.end()] = True
+        return mask
+
+    letters = members(_CLASSES[LETTER])
+    masks = {LETTER: letters, SCRIPT: letters & members(SCRIPTS[language]),
+             SYMBOL_OR_DIGIT: members(_CLASSES[SYMBOL_OR_DIGIT]), OTHER_SPACE: members(_CLASSES[OTHER_SPACE])}
+    flags = np.zeros(end, dtype=np.uint8)
+    for bit, mask in masks.items():
+        flags[mask] |= 1 << bit
+    return flags.tobytes()
+
+
+def _flagged(count, language: str):
+    """`count(flags)` with the plane's flags, or with all of Unicode's where it returns None: a
+    character beyond the plane."""
+    counted = count(_class_flags(language, 0x10000))
+    return count(_class_flags(language, 0x110000)) if counted is None else counted
+
+
+def class_counts(text: str, language: str) -> tuple[int, ...]:
+    """How many characters of `text` have each bit (LETTER, SCRIPT, SYMBOL_OR_DIGIT, OTHER_SPACE)."""
+    return _flagged(lambda flags: _text_stats.class_counts(text, flags), language)
 
 
 @dataclass(frozen=True)
@@ -80,6 +111,10 @@ class Analysis:
     @cached_property
     def stop_words(self) -> int:
         return count_stop_words(self.lowered, self.language)
+
+    @cached_property
+    def classes(self) -> tuple[int, ...]:
+        return class_counts(self.text, self.language)
 
 
 @lru_cache(maxsize=2)  # a document passes every group before the next comes; a few big ones must not pile up
@@ -106,14 +141,14 @@ def _ratio(part: float, whole: float) -> float:
 def gopher_quality_metrics(a: Analysis, settings: dict) -> dict:
     n = len(a.words)
     symbols = a.text.count("#") + sum(a.text.count(e) for e in ELLIPSES)
-    one_per_line = "\n".join(a.words)
+    letterless = _flagged(lambda flags: _text_stats.words_without(a.words, flags, LETTER), a.language)
     return {
         "doc_words": n,
         "avg_word_length": _ratio(sum(map(len, a.words)), n),
         "symbol_word_ratio": _ratio(symbols, n),
         "bullet_lines_ratio": _ratio(sum(line.startswith(BULLETS) for line in a.lines), len(a.lines)),
         "ellipsis_lines_ratio": _ratio(sum(line.endswith(ELLIPSES) for line in a.lines), len(a.lines)),
-        "alpha_words_ratio": _ratio(n - len(_LETTERLESS_LINE.of(one_per_line).findall(one_per_line)), n),
+        "alpha_words_ratio": _ratio(n - letterless, n),
         "stop_words": a.stop_words,
     }
 
@@ -130,74 +165,23 @@ def _duplicates(elements: list[str]) -> tuple[int, int]:
     return count, chars
 
 
-def _first_positions(ws: list[str]) -> np.ndarray:
-    """Each word's number: the position where it first occurs, so equal words have equal numbers."""
-    return np.fromiter(map({}.setdefault, ws, range(len(ws))), dtype=np.int64, count=len(ws))
-
-
-def _ngram_tables(ids: np.ndarray, sizes: range) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """For each n in `sizes` (from 2, consecutive) at which some n-gram of the document's word ids
-    repeats: the first position of each distinct n-gram and how often it occurs. A size left out
-    repeats nothing, and neither does any larger one: most of a clean page's sizes, whose fractions
-    are then 0 without a table. Exact and vectorized: an n-gram is numbered by the pair (number of
-    its first n - 1 words, its last word), so each size is one sort of integers. A loop over the
-    n-grams in Python cost most of the repetition group, twice as much for Vietnamese, whose words
-    are syllables."""
-    tables, grams, vocabulary = {}, ids, int(ids.max(initial=0)) + 1
-    for n in sizes:
-        m = len(ids) - n + 1
-        if m <= 0:
-            break
-        pairs = grams[:m] * vocabulary + ids[n - 1 :]  # below len(ids) ** 2: no overflow below 3e9 words
-        _, first, grams, counts = np.unique(pairs, return_index=True, return_inverse=True, return_counts=True)
-        if len(counts) == m:
-            break
-        tables[n] = first, counts
-    return tables
-
-
-def _top_ngram_fraction(table, lengths: np.ndarray, n: int, total_chars: int) -> float:
-    """Characters of the most frequent n-gram times its count (the earliest of equally frequent ones)."""
-    if table is None:  # no n-gram repeats
-        return 0.0
-    first, counts = table
-    top = counts.max()
-    start = int(first[counts == top].min())
-    return _ratio(int(top) * int(lengths[start : start + n].sum()), total_chars)
-
-
-def _duplicate_ngram_fraction(table, lengths: np.ndarray, n: int, total_chars: int) -> float:
-    """Characters of words covered by an n-gram that occurred earlier (each word counted once)."""
-    if table is None:  # no n-gram repeats
-        return 0.0
-    first, _ = table
-    repeated = np.ones(len(lengths) - n + 1, dtype=bool)
-    repeated[first] = False
-    starts = np.flatnonzero(repeated)
-    edges = np.zeros(len(lengths) + 1, dtype=np.int64)  # +1 where a repeated n-gram starts, -1 after it ends
-    edges[starts] += 1  # positions are distinct within each of the two
-    edges[starts + n] -= 1
-    return _ratio(int(lengths[np.cumsum(edges[:-1]) > 0].sum()), total_chars)
+# Gopher's n-gram rules, in the order filters/_text_stats.c's `repetition` gives their fractions of
+# the words' characters: the top n-gram's characters times its count, and the characters of the
+# words an n-gram that occurred earlier covers (each word once).
+_NGRAM_METRICS = [f"top_{n}gram_frac" for n in (2, 3, 4)] + [f"dup_{n}gram_frac" for n in range(5, 11)]
 
 
 def gopher_repetition_metrics(a: Analysis, settings: dict) -> dict:
     text_chars = len(a.text)
     dup_lines, dup_line_chars = _duplicates(a.lines)
     dup_paras, dup_para_chars = _duplicates(a.paragraphs)
-    word_chars = sum(map(len, a.words))
     metrics = {
         "dup_line_frac": _ratio(dup_lines, len(a.lines)),
         "dup_para_frac": _ratio(dup_paras, len(a.paragraphs)),
         "dup_line_char_frac": _ratio(dup_line_chars, text_chars),
         "dup_para_char_frac": _ratio(dup_para_chars, text_chars),
     }
-    ids = _first_positions(a.words)
-    lengths = np.fromiter(map(len, a.words), dtype=np.int64, count=len(a.words))
-    tables = _ngram_tables(ids, range(2, 11))
-    for n in (2, 3, 4):
-        metrics[f"top_{n}gram_frac"] = _top_ngram_fraction(tables.get(n), lengths, n, word_chars)
-    for n in range(5, 11):
-        metrics[f"dup_{n}gram_frac"] = _duplicate_ngram_fraction(tables.get(n), lengths, n, word_chars)
+    metrics.update(zip(_NGRAM_METRICS, _text_stats.repetition(a.words)))
     return metrics
 
 
@@ -226,41 +210,22 @@ def lexical_diversity(ws: list[str], window: int = LEXICAL_DIVERSITY_WINDOW) -> 
     A document of at most `window` words gets its plain type-token ratio. Words are those of
     `core.text.words`: fugashi morphemes for ja, syllables for vi.
     """
-    ws = lower_words(ws)
-    if len(ws) <= window:
-        return _ratio(len(set(ws)), len(ws))
-    # Each window's distinct words are its words whose previous occurrence lies before the window,
-    # so the sum over windows counts, for each word, the windows that start after its previous
-    # occurrence and still hold it: integers, exactly the sliding count's.
-    ids = _first_positions(ws)
-    positions = np.arange(len(ws))
-    order = np.argsort(ids, kind="stable")
-    previous = np.full(len(ws), -1)
-    same = ids[order[1:]] == ids[order[:-1]]
-    previous[order[1:][same]] = order[:-1][same]
-    first_window = np.maximum(previous + 1, positions - window + 1)
-    last_window = np.minimum(positions, len(ws) - window)
-    total = int(np.maximum(last_window - first_window + 1, 0).sum())
-    return total / (window * (len(ws) - window + 1))
-
-
-def _non_space_chars(text: str) -> int:
-    return len(text) - text.count(" ") - text.count("\n") - len(_OTHER_SPACE.of(text).findall(text))
+    return _text_stats.mattr(lower_words(ws), window)
 
 
 def web_ratio_metrics(a: Analysis, settings: dict) -> dict:
     return {
         "stop_word_ratio": _ratio(a.stop_words, len(a.words)),
-        "symbol_digit_ratio": _ratio(len(_NOT_SYMBOL_OR_DIGIT.of(a.text).sub("", a.text)), _non_space_chars(a.text)),
-        "lexical_diversity": lexical_diversity(a.words),
+        "symbol_digit_ratio": _ratio(a.classes[SYMBOL_OR_DIGIT], len(a.text) - a.text.count(" ") - a.text.count("\n") - a.classes[OTHER_SPACE]),
+        "lexical_diversity": _text_stats.mattr(a.lowered, LEXICAL_DIVERSITY_WINDOW),
     }
 
 
 def script_metrics(a: Analysis, settings: dict) -> dict:
-    letters = _NON_LETTERS.of(a.text).sub("", a.text)
+    letters = a.classes[LETTER]
     metrics = {
-        "script_fraction": _ratio(len(_NOT_SCRIPT[a.language].sub("", letters)), len(letters)),
-        "mojibake_ratio": _ratio(len(_MOJIBAKE.findall(a.text)), len(letters)),
+        "script_fraction": _ratio(a.classes[SCRIPT], letters),
+        "mojibake_ratio": _ratio(len(_MOJIBAKE.findall(a.text)), letters),
     }
     if a.language == "vi":
         # Vietnamese is Latin with its own diacritics; most running text has them on many syllables.

@@ -9,7 +9,26 @@ import yaml
 from conftest import LANGUAGES, ROOT, corpus_sentences, demo_records
 
 from core.text import normalize, stop_words, words
-from filters.heuristics import GROUPS, LEXICAL_DIVERSITY_WINDOW, METRICS, RULES, SETTINGS, GroupRules, analyze, decide, lexical_diversity, measure
+from filters import _text_stats
+from filters.heuristics import (
+    GROUPS,
+    LETTER,
+    LEXICAL_DIVERSITY_WINDOW,
+    METRICS,
+    OTHER_SPACE,
+    RULES,
+    SCRIPT,
+    SCRIPTS,
+    SETTINGS,
+    SYMBOL_OR_DIGIT,
+    Analysis,
+    GroupRules,
+    analyze,
+    class_counts,
+    decide,
+    lexical_diversity,
+    measure,
+)
 from tooling.calibrate import calibrate, documents_from_sentences, read_clean_texts
 from tooling.sample import sample_sentences
 
@@ -272,3 +291,107 @@ def test_vietnamese_letters_are_found_in_lower_case_as_in_any_case():
         ws = words(text, "vi")
         expected = sum(bool(any_case.search(w)) for w in ws) / len(ws) if ws else 0.0
         assert METRICS["script"](analyze(text, "vi"), {})["vietnamese_diacritic_fraction"] == expected
+
+
+def _naive_repetition(ws: list[str]) -> list[float]:
+    """Gopher's n-gram fractions as their definitions read, one n-gram at a time."""
+    total = sum(map(len, ws))
+    fractions = []
+    for n in (2, 3, 4):
+        grams = [tuple(ws[i : i + n]) for i in range(len(ws) - n + 1)]
+        counts = Counter(grams)
+        if not grams or max(counts.values()) == 1:
+            fractions.append(0.0)
+            continue
+        top = max(counts.values())
+        gram = next(g for g in grams if counts[g] == top)  # the earliest of the most frequent
+        fractions.append(top * sum(map(len, gram)) / total)
+    for n in range(5, 11):
+        seen, covered = set(), set()
+        for i in range(len(ws) - n + 1):
+            gram = tuple(ws[i : i + n])
+            if gram in seen:
+                covered.update(range(i, i + n))
+            seen.add(gram)
+        fractions.append(sum(len(ws[i]) for i in covered) / total if total else 0.0)
+    return fractions
+
+
+def _repetitive_word_lists(language: str, rng: random.Random) -> list[list[str]]:
+    """Real sentences' words, whole and with runs of them repeated, and short lists of few words."""
+    sentences = corpus_sentences(language)
+    lists = []
+    for _ in range(150):
+        ws = [w for s in rng.sample(sentences, rng.randint(1, 8)) for w in words(s, language)]
+        if ws and rng.random() < 0.5:
+            start = rng.randrange(len(ws))
+            run = ws[start : start + rng.randint(1, 12)]
+            for _ in range(rng.randint(1, 4)):
+                at = rng.randrange(len(ws) + 1)
+                ws[at:at] = run
+        lists.append(ws)
+    lists += [[rng.choice("ab") * rng.randint(1, 2) for _ in range(rng.randint(0, 40))] for _ in range(150)]
+    return lists
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_ngram_fractions_and_lexical_diversity_are_their_definitions(language):
+    """filters/_text_stats.c's n-gram fractions and moving-average type-token ratio are exactly the
+    plain definitions', on real sentences with repeated runs and on lists of two words."""
+    rng = random.Random(language)
+    for ws in _repetitive_word_lists(language, rng):
+        metrics = METRICS["gopher_repetition"](Analysis(" ".join(ws), language, [], [], ws), {})
+        assert [metrics[f"top_{n}gram_frac"] for n in (2, 3, 4)] + [metrics[f"dup_{n}gram_frac"] for n in range(5, 11)] == _naive_repetition(ws)
+        lowered = [w.lower() for w in ws]
+        for window in (1, 7, LEXICAL_DIVERSITY_WINDOW):
+            if len(ws) <= window:
+                expected = len(set(lowered)) / len(ws) if ws else 0
+            else:
+                expected = sum(len(set(lowered[i : i + window])) for i in range(len(ws) - window + 1)) / (window * (len(ws) - window + 1))
+            assert lexical_diversity(ws, window) == expected
+
+
+CLASSES = {LETTER: r"\p{L}", SYMBOL_OR_DIGIT: r"[\p{S}\p{N}#@%&*_^~|\\/<>\[\]{}=+$]", OTHER_SPACE: r"[^\S \n]"}
+
+
+def _texts_with_every_kind_of_character(language: str) -> list[str]:
+    """Real sentences, text with characters beyond the Basic Multilingual Plane (emoji, CJK
+    extension B, mathematical letters, private use), and random characters of the whole range."""
+    rng = random.Random(language)
+    texts = corpus_sentences(language)[:300]
+    texts += ["Hôm nay 😀 trời đẹp 𠀋 𝐀𝐁 \U000f0000 किताबें 猫", "\U0010ffff\ud800\x1c\u2028\u3000 x", ""]
+    texts += ["".join(chr(rng.randrange(0x110000)) for _ in range(rng.randint(1, 60))) for _ in range(300)]
+    return texts
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_character_classes_are_the_regex_modules(language):
+    """Letters, the script's letters, symbols and digits, and other white space, counted by
+    filters/_text_stats.c from each code point's flags, are what the regex module finds; the alpha
+    words ratio's letterless words too. Text beyond the Basic Multilingual Plane included."""
+    script = f"(?V1)[\\p{{L}}&&[{SCRIPTS[language]}]]"
+    for text in _texts_with_every_kind_of_character(language):
+        counts = class_counts(text, language)
+        assert counts[LETTER] == len(regex.findall(CLASSES[LETTER], text))
+        assert counts[SCRIPT] == len(regex.findall(script, text))
+        assert counts[SYMBOL_OR_DIGIT] == len(regex.findall(CLASSES[SYMBOL_OR_DIGIT], text))
+        assert counts[OTHER_SPACE] == len(regex.findall(CLASSES[OTHER_SPACE], text))
+        ws = text.split()
+        quality = METRICS["gopher_quality"](Analysis(text, language, [], [], ws), {})
+        letterless = sum(1 for w in ws if not regex.search(CLASSES[LETTER], w))
+        assert quality["alpha_words_ratio"] == ((len(ws) - letterless) / len(ws) if ws else 0.0)
+
+
+def test_the_native_counts_refuse_what_is_not_theirs():
+    """Wrong arguments are a Python error, never a crash."""
+    for bad in ([1, "a"], ("a", "b"), None, ["a", b"b"]):
+        with pytest.raises(TypeError):
+            _text_stats.repetition(bad)
+        with pytest.raises(TypeError):
+            _text_stats.mattr(bad, 50)
+    with pytest.raises(ValueError):
+        _text_stats.mattr(["a"], 0)
+    with pytest.raises(ValueError):
+        _text_stats.words_without(["a"], b"\x01" * 256, 8)
+    assert _text_stats.class_counts("é€", b"\x01" * 256) is None  # beyond the flags given: the caller's fallback
+    assert _text_stats.class_counts("ab", b"") is None

@@ -1,0 +1,304 @@
+/* The loops of filters/heuristics.py over a document's words and characters: Gopher's top and
+ * duplicate n-gram fractions, the moving-average type-token ratio, and the counts of characters
+ * by class (letters, the language's script, symbols and digits, white space).
+ *
+ * Why C: the heuristics are the largest share of the curation's CPU outside native libraries
+ * (bench/curate.py), and these loops were most of it: numpy sorts of a few hundred word ids, one
+ * per n-gram size, that are mostly call overhead, and a regular expression's pass per class.
+ *
+ * Words are numbered by their first occurrence (a hash table of str, compared as Python compares
+ * them), and each n-gram size numbers its n-grams the same way from the pairs (number of its first
+ * n - 1 words, its last word): one pass a size, no sort. Every result is an integer count divided
+ * by another, as a double, which is what Python's int / int gives below 2 ** 53.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+typedef struct { /* open addressing, linear probing, slots hold an entry's index or -1 */
+    Py_ssize_t *slots;
+    size_t mask;
+} Table;
+
+static int table_init(Table *t, Py_ssize_t entries) {
+    size_t size = 16;
+    while (size < (size_t)entries * 2) size <<= 1;
+    t->slots = PyMem_Malloc(size * sizeof(Py_ssize_t));
+    if (t->slots == NULL) return -1;
+    memset(t->slots, 0xff, size * sizeof(Py_ssize_t)); /* all -1 */
+    t->mask = size - 1;
+    return 0;
+}
+
+static uint64_t mix64(uint64_t z) { /* SplitMix64's finalizer */
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+/* ids[i]: the position where words[i] first occurs. -1 and an exception when an item is not a str. */
+static int first_positions(PyObject *words, Py_ssize_t n, Py_ssize_t *ids) {
+    Table t;
+    if (table_init(&t, n) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *word = PyList_GET_ITEM(words, i);
+        if (!PyUnicode_CheckExact(word)) {
+            PyMem_Free(t.slots);
+            PyErr_SetString(PyExc_TypeError, "words must be a list of str");
+            return -1;
+        }
+        Py_hash_t hash = PyObject_Hash(word); /* a str keeps its hash */
+        size_t slot = mix64((uint64_t)hash) & t.mask;
+        for (;;) {
+            Py_ssize_t at = t.slots[slot];
+            if (at < 0) {
+                t.slots[slot] = i;
+                ids[i] = i;
+                break;
+            }
+            PyObject *other = PyList_GET_ITEM(words, at);
+            if (other == word || (PyObject_Hash(other) == hash && PyUnicode_Compare(other, word) == 0)) {
+                ids[i] = at;
+                break;
+            }
+            slot = (slot + 1) & t.mask;
+        }
+    }
+    PyMem_Free(t.slots);
+    return 0;
+}
+
+static PyObject *words_argument(PyObject *arg, Py_ssize_t *n) {
+    if (!PyList_CheckExact(arg)) {
+        PyErr_SetString(PyExc_TypeError, "words must be a list of str");
+        return NULL;
+    }
+    *n = PyList_GET_SIZE(arg);
+    if (*n >= ((Py_ssize_t)1 << 31)) { /* n-gram numbers are packed two to a 64-bit key */
+        PyErr_SetString(PyExc_ValueError, "too many words");
+        return NULL;
+    }
+    return arg;
+}
+
+static double ratio(int64_t part, int64_t whole) { return whole ? (double)part / (double)whole : 0.0; }
+
+/* repetition(words) -> (top 2-, 3-, 4-gram fractions, duplicate 5- to 10-gram fractions), each of
+ * the words' characters. Top: characters of the most frequent n-gram (the earliest of equally
+ * frequent ones) times its count. Duplicate: characters of the words covered by an occurrence of an
+ * n-gram that occurred earlier, each word once. A size at which no n-gram repeats ends the
+ * counting: no larger one repeats either, and their fractions are 0. */
+static PyObject *repetition(PyObject *self, PyObject *arg) {
+    Py_ssize_t n;
+    if (words_argument(arg, &n) == NULL) return NULL;
+    double fractions[9] = {0};
+    Py_ssize_t *ids = PyMem_Malloc((n + 1) * sizeof(Py_ssize_t));
+    Py_ssize_t *grams = PyMem_Malloc((n + 1) * sizeof(Py_ssize_t));
+    Py_ssize_t *first = PyMem_Malloc((n + 1) * sizeof(Py_ssize_t));
+    Py_ssize_t *counts = PyMem_Malloc((n + 1) * sizeof(Py_ssize_t));
+    uint64_t *keys = PyMem_Malloc((n + 1) * sizeof(uint64_t));
+    int64_t *lengths = PyMem_Malloc((n + 1) * sizeof(int64_t));
+    int64_t *edges = PyMem_Malloc((n + 1) * sizeof(int64_t));
+    Table t = {NULL, 0};
+    PyObject *result = NULL;
+    if (!ids || !grams || !first || !counts || !keys || !lengths || !edges || table_init(&t, n) < 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (first_positions(arg, n, ids) < 0) goto done;
+    int64_t total_chars = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        lengths[i] = PyUnicode_GET_LENGTH(PyList_GET_ITEM(arg, i));
+        total_chars += lengths[i];
+        grams[i] = ids[i]; /* the 1-grams */
+    }
+    for (int size = 2; size <= 10; size++) {
+        Py_ssize_t m = n - size + 1;
+        if (m <= 0) break;
+        memset(t.slots, 0xff, (t.mask + 1) * sizeof(Py_ssize_t));
+        Py_ssize_t distinct = 0;
+        for (Py_ssize_t i = 0; i < m; i++) {
+            uint64_t key = ((uint64_t)grams[i] << 32) | (uint64_t)ids[i + size - 1];
+            size_t slot = mix64(key) & t.mask;
+            for (;;) {
+                Py_ssize_t at = t.slots[slot];
+                if (at < 0) {
+                    t.slots[slot] = distinct;
+                    keys[distinct] = key;
+                    first[distinct] = i;
+                    counts[distinct] = 1;
+                    grams[i] = distinct++;
+                    break;
+                }
+                if (keys[at] == key) {
+                    counts[at]++;
+                    grams[i] = at;
+                    break;
+                }
+                slot = (slot + 1) & t.mask;
+            }
+        }
+        if (distinct == m) break;
+        if (size <= 4) { /* numbered by first occurrence: the first of the most frequent is the earliest */
+            Py_ssize_t top = 0;
+            for (Py_ssize_t g = 1; g < distinct; g++)
+                if (counts[g] > counts[top]) top = g;
+            int64_t chars = 0;
+            for (Py_ssize_t k = first[top]; k < first[top] + size; k++) chars += lengths[k];
+            fractions[size - 2] = ratio((int64_t)counts[top] * chars, total_chars);
+        } else if (size >= 5) {
+            memset(edges, 0, (n + 1) * sizeof(int64_t));
+            for (Py_ssize_t i = 0; i < m; i++) {
+                if (first[grams[i]] != i) { /* this n-gram occurred earlier */
+                    edges[i]++;
+                    edges[i + size]--;
+                }
+            }
+            int64_t covering = 0, chars = 0;
+            for (Py_ssize_t k = 0; k < n; k++) {
+                covering += edges[k];
+                if (covering > 0) chars += lengths[k];
+            }
+            fractions[size - 2] = ratio(chars, total_chars);
+        }
+    }
+    result = Py_BuildValue("(ddddddddd)", fractions[0], fractions[1], fractions[2], fractions[3], fractions[4],
+                           fractions[5], fractions[6], fractions[7], fractions[8]);
+done:
+    PyMem_Free(ids);
+    PyMem_Free(grams);
+    PyMem_Free(first);
+    PyMem_Free(counts);
+    PyMem_Free(keys);
+    PyMem_Free(lengths);
+    PyMem_Free(edges);
+    PyMem_Free(t.slots);
+    return result;
+}
+
+/* mattr(words, window) -> the mean over every window of `window` consecutive words of its distinct
+ * words over `window`; of at most `window` words, distinct over all (0 for none). A window's
+ * distinct words are those whose previous occurrence lies before it, so the sum over windows
+ * counts, for each word, the windows that start after its previous occurrence and still hold it. */
+static PyObject *mattr(PyObject *self, PyObject *args) {
+    PyObject *words;
+    Py_ssize_t window;
+    if (!PyArg_ParseTuple(args, "On:mattr", &words, &window)) return NULL;
+    Py_ssize_t n;
+    if (words_argument(words, &n) == NULL) return NULL;
+    if (window < 1) {
+        PyErr_SetString(PyExc_ValueError, "window must be at least 1");
+        return NULL;
+    }
+    Py_ssize_t *ids = PyMem_Malloc((n + 1) * sizeof(Py_ssize_t));
+    Py_ssize_t *last = PyMem_Malloc((n + 1) * sizeof(Py_ssize_t));
+    PyObject *result = NULL;
+    if (!ids || !last) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (first_positions(words, n, ids) < 0) goto done;
+    if (n <= window) {
+        Py_ssize_t distinct = 0;
+        for (Py_ssize_t i = 0; i < n; i++) distinct += ids[i] == i;
+        result = PyFloat_FromDouble(ratio(distinct, n));
+        goto done;
+    }
+    int64_t total = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t previous = ids[i] == i ? -1 : last[ids[i]];
+        last[ids[i]] = i;
+        Py_ssize_t from = previous + 1 > i - window + 1 ? previous + 1 : i - window + 1;
+        Py_ssize_t to = i < n - window ? i : n - window;
+        if (to >= from) total += to - from + 1;
+    }
+    result = PyFloat_FromDouble((double)total / ((double)window * (double)(n - window + 1)));
+done:
+    PyMem_Free(ids);
+    PyMem_Free(last);
+    return result;
+}
+
+/* class_counts(text, flags) -> how many characters of `text` have each of the 8 bits of their
+ * flags (flags[code point], a bytes-like object), or None when a code point lies beyond `flags`. */
+static PyObject *class_counts(PyObject *self, PyObject *args) {
+    PyObject *text;
+    Py_buffer table;
+    if (!PyArg_ParseTuple(args, "Uy*:class_counts", &text, &table)) return NULL;
+    const unsigned char *flags = table.buf;
+    Py_ssize_t size = table.len, n = PyUnicode_GET_LENGTH(text), histogram[256] = {0};
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    if (kind == PyUnicode_1BYTE_KIND && size >= 256) {
+        const Py_UCS1 *chars = data;
+        for (Py_ssize_t i = 0; i < n; i++) histogram[flags[chars[i]]]++;
+    } else {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            Py_UCS4 c = PyUnicode_READ(kind, data, i);
+            if ((Py_ssize_t)c >= size) {
+                PyBuffer_Release(&table);
+                Py_RETURN_NONE;
+            }
+            histogram[flags[c]]++;
+        }
+    }
+    PyBuffer_Release(&table);
+    Py_ssize_t counts[8] = {0};
+    for (int value = 1; value < 256; value++)
+        for (int bit = 0; bit < 8; bit++)
+            if (value & (1 << bit)) counts[bit] += histogram[value];
+    return Py_BuildValue("(nnnnnnnn)", counts[0], counts[1], counts[2], counts[3], counts[4], counts[5], counts[6], counts[7]);
+}
+
+/* words_without(words, flags, bit) -> how many of the words (a list of str) have no character with
+ * `bit` in its flags, or None when a code point lies beyond `flags`. */
+static PyObject *words_without(PyObject *self, PyObject *args) {
+    PyObject *words;
+    Py_buffer table;
+    int bit;
+    if (!PyArg_ParseTuple(args, "O!y*i:words_without", &PyList_Type, &words, &table, &bit)) return NULL;
+    if (bit < 0 || bit > 7) {
+        PyBuffer_Release(&table);
+        PyErr_SetString(PyExc_ValueError, "bit must be 0 to 7");
+        return NULL;
+    }
+    const unsigned char *flags = table.buf;
+    Py_ssize_t size = table.len, without = 0;
+    for (Py_ssize_t w = 0; w < PyList_GET_SIZE(words); w++) {
+        PyObject *word = PyList_GET_ITEM(words, w);
+        if (!PyUnicode_Check(word)) {
+            PyBuffer_Release(&table);
+            PyErr_SetString(PyExc_TypeError, "words must be a list of str");
+            return NULL;
+        }
+        int kind = PyUnicode_KIND(word), found = 0;
+        const void *data = PyUnicode_DATA(word);
+        for (Py_ssize_t i = 0; i < PyUnicode_GET_LENGTH(word) && !found; i++) {
+            Py_UCS4 c = PyUnicode_READ(kind, data, i);
+            if ((Py_ssize_t)c >= size) {
+                PyBuffer_Release(&table);
+                Py_RETURN_NONE;
+            }
+            found = (flags[c] >> bit) & 1;
+        }
+        without += !found;
+    }
+    PyBuffer_Release(&table);
+    return PyLong_FromSsize_t(without);
+}
+
+static PyMethodDef methods[] = {
+    {"repetition", repetition, METH_O, "Top 2- to 4-gram and duplicate 5- to 10-gram fractions of a list of words."},
+    {"mattr", mattr, METH_VARARGS, "Moving-average type-token ratio of a list of words over windows of `window`."},
+    {"class_counts", class_counts, METH_VARARGS, "Characters of a text with each bit of their flags set."},
+    {"words_without", words_without, METH_VARARGS, "Words with no character that has the bit in its flags."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_text_stats", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__text_stats(void) { return PyModule_Create(&module); }
