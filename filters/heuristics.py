@@ -17,16 +17,16 @@ declares each rule's valid range, which recipe loading checks.
 
 import re
 from dataclasses import dataclass
-from functools import cache, cached_property, lru_cache
+from functools import cache, cached_property, lru_cache, partial
 from math import inf
 
 import numpy as np
 import regex
 
+from core import _text_stats
 from core.config import number
 from core.errors import AuroraError
-from core.text import count_stop_words, words
-from filters import _text_stats
+from core.text import code_point_classes, count_stop_words, with_flags, words
 from filters.base import FilterConfig, RecipeContext, RecipeFilter, Removal, StepContext
 
 GROUPS = ("gopher_quality", "gopher_repetition", "fineweb", "web_ratios", "script")
@@ -54,46 +54,24 @@ _MOJIBAKE = re.compile(f"[\u00c2-\u00c7][{_CONTINUATION}]|[\u00e0-\u00ef][{_CONT
 # letters (\p{L} is the regex module's, a newer Unicode than str.isalpha's on Python 3.11), the
 # language's script among them, symbols and digits (Unicode's and ASCII's), and white space other
 # than the space and newline that normalized text keeps.
-LETTER, SCRIPT, SYMBOL_OR_DIGIT, OTHER_SPACE = range(4)
+LETTER, SCRIPT, SYMBOL_OR_DIGIT, OTHER_SPACE, VIETNAMESE = range(5)  # the last for vi only: its letters in lower case
 _CLASSES = {LETTER: r"\p{L}", SYMBOL_OR_DIGIT: r"\p{S}\p{N}#@%&*_^~|\\/<>\[\]{}=+$", OTHER_SPACE: r"^\S \n"}
 _VIETNAMESE = "ăâđêôơưàáảãạằắẳẵặầấẩẫậèéẻẽẹềếểễệìíỉĩịòóỏõọồốổỗộờớởỡợùúủũụừứửữựỳýỷỹỵ"  # lower case
-# A lower-cased word holding a Vietnamese letter, in the words one per line: one match per such word,
-# found in one call on them all (a regex search per word cost most of the script group for vi).
-_VIETNAMESE_WORD = re.compile(f"^[^\\n{_VIETNAMESE}]*[{_VIETNAMESE}]", re.MULTILINE)
 
 
 @cache
 def _class_flags(language: str, end: int) -> bytes:
     """Each code point's flags below `end`: bit LETTER, SCRIPT (a letter of the language's script),
-    SYMBOL_OR_DIGIT and OTHER_SPACE, from the regex module's classes. The Basic Multilingual Plane
-    (0x10000) takes some 20 ms, all of Unicode 0.3 s: a process makes that only for a text beyond it."""
-    characters = "".join(map(chr, range(end)))
-
-    def members(character_class: str) -> np.ndarray:
-        mask = np.zeros(end, dtype=bool)
-        for run in regex.finditer(f"[{character_class}]+", characters):
-            mask[run.start() : run.end()] = True
-        return mask
-
-    letters = members(_CLASSES[LETTER])
-    masks = {LETTER: letters, SCRIPT: letters & members(SCRIPTS[language]),
-             SYMBOL_OR_DIGIT: members(_CLASSES[SYMBOL_OR_DIGIT]), OTHER_SPACE: members(_CLASSES[OTHER_SPACE])}
-    flags = np.zeros(end, dtype=np.uint8)
-    for bit, mask in masks.items():
-        flags[mask] |= 1 << bit
+    SYMBOL_OR_DIGIT, OTHER_SPACE and for vi VIETNAMESE (`core.text.code_point_classes`)."""
+    classes = {**_CLASSES, SCRIPT: SCRIPTS[language]} | ({VIETNAMESE: _VIETNAMESE} if language == "vi" else {})
+    flags = code_point_classes(classes, end)
+    flags[(flags & (1 << LETTER)) == 0] &= ~np.uint8(1 << SCRIPT)  # the script's letters only
     return flags.tobytes()
-
-
-def _flagged(count, language: str):
-    """`count(flags)` with the plane's flags, or with all of Unicode's where it returns None: a
-    character beyond the plane."""
-    counted = count(_class_flags(language, 0x10000))
-    return count(_class_flags(language, 0x110000)) if counted is None else counted
 
 
 def class_counts(text: str, language: str) -> tuple[int, ...]:
     """How many characters of `text` have each bit (LETTER, SCRIPT, SYMBOL_OR_DIGIT, OTHER_SPACE)."""
-    return _flagged(lambda flags: _text_stats.class_counts(text, flags), language)
+    return with_flags(lambda flags: _text_stats.class_counts(text, flags), partial(_class_flags, language))
 
 
 @dataclass(frozen=True)
@@ -141,7 +119,7 @@ def _ratio(part: float, whole: float) -> float:
 def gopher_quality_metrics(a: Analysis, settings: dict) -> dict:
     n = len(a.words)
     symbols = a.text.count("#") + sum(a.text.count(e) for e in ELLIPSES)
-    letterless = _flagged(lambda flags: _text_stats.words_without(a.words, flags, LETTER), a.language)
+    letterless = with_flags(lambda flags: _text_stats.words_without(a.words, flags, LETTER), partial(_class_flags, a.language))
     return {
         "doc_words": n,
         "avg_word_length": _ratio(sum(map(len, a.words)), n),
@@ -229,7 +207,8 @@ def script_metrics(a: Analysis, settings: dict) -> dict:
     }
     if a.language == "vi":
         # Vietnamese is Latin with its own diacritics; most running text has them on many syllables.
-        metrics["vietnamese_diacritic_fraction"] = _ratio(len(_VIETNAMESE_WORD.findall("\n".join(a.lowered))), len(a.words))
+        without = with_flags(lambda flags: _text_stats.words_without(a.lowered, flags, VIETNAMESE), partial(_class_flags, a.language))
+        metrics["vietnamese_diacritic_fraction"] = _ratio(len(a.lowered) - without, len(a.words))
     return metrics
 
 

@@ -8,9 +8,10 @@ import regex
 import yaml
 from conftest import LANGUAGES, ROOT, corpus_sentences, demo_records
 
+from core import _text_stats
 from core.text import normalize, stop_words, words
-from filters import _text_stats
 from filters.heuristics import (
+    _VIETNAMESE,
     GROUPS,
     LETTER,
     LEXICAL_DIVERSITY_WINDOW,
@@ -21,6 +22,7 @@ from filters.heuristics import (
     SCRIPTS,
     SETTINGS,
     SYMBOL_OR_DIGIT,
+    VIETNAMESE,
     Analysis,
     GroupRules,
     analyze,
@@ -279,7 +281,6 @@ def test_vietnamese_letters_are_found_in_lower_case_as_in_any_case():
     """`vietnamese_diacritic_fraction` looks for Vietnamese letters in the lower-cased words: a
     character is one of them, in any case, exactly when its lower case holds one. Every code point
     is checked, and the metric on sample and odd words."""
-    from filters.heuristics import _VIETNAMESE
 
     any_case = regex.compile(f"[{_VIETNAMESE}]", regex.IGNORECASE)
     for code in range(0x110000):
@@ -336,7 +337,7 @@ def _repetitive_word_lists(language: str, rng: random.Random) -> list[list[str]]
 
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_ngram_fractions_and_lexical_diversity_are_their_definitions(language):
-    """filters/_text_stats.c's n-gram fractions and moving-average type-token ratio are exactly the
+    """core/_text_stats.c's n-gram fractions and moving-average type-token ratio are exactly the
     plain definitions', on real sentences with repeated runs and on lists of two words."""
     rng = random.Random(language)
     for ws in _repetitive_word_lists(language, rng):
@@ -366,8 +367,8 @@ def _texts_with_every_kind_of_character(language: str) -> list[str]:
 
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_character_classes_are_the_regex_modules(language):
-    """Letters, the script's letters, symbols and digits, and other white space, counted by
-    filters/_text_stats.c from each code point's flags, are what the regex module finds; the alpha
+    """Letters, the script's letters, symbols and digits, other white space and vi's letters, counted by
+    core/_text_stats.c from each code point's flags, are what the regex module finds; the alpha
     words ratio's letterless words too. Text beyond the Basic Multilingual Plane included."""
     script = f"(?V1)[\\p{{L}}&&[{SCRIPTS[language]}]]"
     for text in _texts_with_every_kind_of_character(language):
@@ -376,6 +377,7 @@ def test_character_classes_are_the_regex_modules(language):
         assert counts[SCRIPT] == len(regex.findall(script, text))
         assert counts[SYMBOL_OR_DIGIT] == len(regex.findall(CLASSES[SYMBOL_OR_DIGIT], text))
         assert counts[OTHER_SPACE] == len(regex.findall(CLASSES[OTHER_SPACE], text))
+        assert counts[VIETNAMESE] == (len(regex.findall(f"[{_VIETNAMESE}]", text)) if language == "vi" else 0)
         ws = text.split()
         quality = METRICS["gopher_quality"](Analysis(text, language, [], [], ws), {})
         letterless = sum(1 for w in ws if not regex.search(CLASSES[LETTER], w))

@@ -1,8 +1,9 @@
+import random
 import unicodedata
 
 import regex
 
-from core.text import _WORD, normalize, words
+from core.text import AFTER_APOSTROPHE, WORD_CHARACTERS, normalize, words
 
 
 def test_nfc_composes_and_keeps_vietnamese_tone_marks():
@@ -75,17 +76,23 @@ def test_japanese_words_keep_white_space_that_mecab_puts_in_a_surface():
         assert words(text, "ja") == expected
 
 
-def test_class_patterns_match_within_the_basic_plane_as_the_regex_module_does():
-    """A `ClassPattern` runs on the standard library's re for text without astral characters: each
-    plane character must match there exactly as in the regex module, whose Unicode version is newer,
-    alone and beside an apostrophe, a letter and a mark."""
-    pattern = _WORD
-    plane = "".join(chr(c) for c in range(0x10000) if not 0xD800 <= c < 0xE000)
-    for context in ("{}", "a'{}", "a’{}b", "{}'b", "\u0301{}x"):
-        text = "\n".join(context.format(c) for c in plane)
-        assert pattern.plane.findall(text) == pattern.astral.findall(text)
-        assert pattern.plane.sub("", text) == pattern.astral.sub("", text)
-    assert pattern.of("nay 😀 trời") is pattern.astral and pattern.of("nay trời") is pattern.plane
+WORD = regex.compile(f"[{WORD_CHARACTERS}]+(?:['’][{AFTER_APOSTROPHE}]+)*")
+
+
+def test_words_are_the_regex_modules_for_every_character():
+    """core/_text_stats.c's `split_words` finds the words the regular expression of their definition
+    finds in the regex module, for every code point (the plane's and beyond), alone and beside an
+    apostrophe, a letter, a mark and a digit, and in random text."""
+    every = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000)
+    for context in ("{}", "a'{}", "a’{}b", "{}'b", "\u0301{}x", "{}’’a'1b'"):
+        for part in (every[:0x10000], every[0x10000:]):
+            text = "\n".join(context.format(c) for c in part)
+            assert words(text, "en") == WORD.findall(text)
+    rng = random.Random(0)
+    pieces = ["'", "’", "a", "1", "_", "\u0301", "\u200c", " ", "é", "क", "्", "😀", "𠀋", "\n", "-"]
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
+        assert words(text, "vi") == WORD.findall(text), repr(text)
 
 
 def test_words_keep_marks_and_apostrophes_beside_astral_characters():

@@ -1,6 +1,8 @@
-/* The loops of filters/heuristics.py over a document's words and characters: Gopher's top and
- * duplicate n-gram fractions, the moving-average type-token ratio, and the counts of characters
- * by class (letters, the language's script, symbols and digits, white space).
+/* The loops over a document's characters and words: its words (core/text.py), and for
+ * filters/heuristics.py Gopher's top and duplicate n-gram fractions, the moving-average type-token
+ * ratio, and the counts of characters by class (letters, the language's script, symbols and
+ * digits, white space). The classes are tables of flags, one byte per code point, that the Python
+ * side makes from the regex module's Unicode classes.
  *
  * Why C: the heuristics are the largest share of the curation's CPU outside native libraries
  * (bench/curate.py), and these loops were most of it: numpy sorts of a few hundred word ids, one
@@ -291,11 +293,72 @@ static PyObject *words_without(PyObject *self, PyObject *args) {
     return PyLong_FromSsize_t(without);
 }
 
+/* The flags of the character at `at`, or -1 when its code point lies beyond them. */
+static inline int flags_at(int kind, const void *data, Py_ssize_t at, const unsigned char *flags, Py_ssize_t size) {
+    Py_UCS4 c = PyUnicode_READ(kind, data, at);
+    return (Py_ssize_t)c < size ? flags[c] : -1;
+}
+
+/* split_words(text, flags) -> the words of `text`, as the regular expression [W]+(?:['’][T]+)* finds
+ * them one after another (W: the characters with bit 0 of their flags, T: those with bit 1), or None
+ * when a code point lies beyond `flags`. The expression never backtracks: a word is a longest run
+ * of W, then, while an apostrophe is followed by a T, the apostrophe and a longest run of T. */
+static PyObject *split_words(PyObject *self, PyObject *args) {
+    PyObject *text;
+    Py_buffer table;
+    if (!PyArg_ParseTuple(args, "Uy*:split_words", &text, &table)) return NULL;
+    const unsigned char *flags = table.buf;
+    Py_ssize_t size = table.len, n = PyUnicode_GET_LENGTH(text), i = 0;
+    int kind = PyUnicode_KIND(text), f;
+    const void *data = PyUnicode_DATA(text);
+    PyObject *words = PyList_New(0);
+    if (words == NULL) goto fail;
+    while (i < n) {
+        if ((f = flags_at(kind, data, i, flags, size)) < 0) goto beyond;
+        if (!(f & 1)) {
+            i++;
+            continue;
+        }
+        Py_ssize_t start = i++;
+        for (; i < n; i++) {
+            if ((f = flags_at(kind, data, i, flags, size)) < 0) goto beyond;
+            if (!(f & 1)) break;
+        }
+        while (i + 1 < n) {
+            Py_UCS4 c = PyUnicode_READ(kind, data, i);
+            if (c != '\'' && c != 0x2019) break;
+            if ((f = flags_at(kind, data, i + 1, flags, size)) < 0) goto beyond;
+            if (!(f & 2)) break;
+            for (i += 2; i < n; i++) {
+                if ((f = flags_at(kind, data, i, flags, size)) < 0) goto beyond;
+                if (!(f & 2)) break;
+            }
+        }
+        PyObject *word = PyUnicode_Substring(text, start, i);
+        if (word == NULL || PyList_Append(words, word) < 0) {
+            Py_XDECREF(word);
+            goto fail;
+        }
+        Py_DECREF(word);
+    }
+    PyBuffer_Release(&table);
+    return words;
+beyond:
+    Py_DECREF(words);
+    PyBuffer_Release(&table);
+    Py_RETURN_NONE;
+fail:
+    Py_XDECREF(words);
+    PyBuffer_Release(&table);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"repetition", repetition, METH_O, "Top 2- to 4-gram and duplicate 5- to 10-gram fractions of a list of words."},
     {"mattr", mattr, METH_VARARGS, "Moving-average type-token ratio of a list of words over windows of `window`."},
     {"class_counts", class_counts, METH_VARARGS, "Characters of a text with each bit of their flags set."},
     {"words_without", words_without, METH_VARARGS, "Words with no character that has the bit in its flags."},
+    {"split_words", split_words, METH_VARARGS, "The words of a text, by the flags of its characters."},
     {NULL, NULL, 0, NULL},
 };
 
