@@ -256,41 +256,46 @@ static PyObject *class_counts(PyObject *self, PyObject *args) {
     return Py_BuildValue("(nnnnnnnn)", counts[0], counts[1], counts[2], counts[3], counts[4], counts[5], counts[6], counts[7]);
 }
 
-/* words_without(words, flags, bit) -> how many of the words (a list of str) have no character with
- * `bit` in its flags, or None when a code point lies beyond `flags`. */
-static PyObject *words_without(PyObject *self, PyObject *args) {
-    PyObject *words;
+/* words_with(words, flags, bit) -> the words (a list of str) that have a character with `bit` in its
+ * flags, in order, or None when a code point lies beyond `flags`. */
+static PyObject *words_with(PyObject *self, PyObject *args) {
+    PyObject *words, *kept = NULL;
     Py_buffer table;
     int bit;
-    if (!PyArg_ParseTuple(args, "O!y*i:words_without", &PyList_Type, &words, &table, &bit)) return NULL;
+    if (!PyArg_ParseTuple(args, "O!y*i:words_with", &PyList_Type, &words, &table, &bit)) return NULL;
     if (bit < 0 || bit > 7) {
-        PyBuffer_Release(&table);
         PyErr_SetString(PyExc_ValueError, "bit must be 0 to 7");
-        return NULL;
+        goto done;
     }
     const unsigned char *flags = table.buf;
-    Py_ssize_t size = table.len, without = 0;
+    Py_ssize_t size = table.len;
+    if ((kept = PyList_New(0)) == NULL) goto done;
     for (Py_ssize_t w = 0; w < PyList_GET_SIZE(words); w++) {
         PyObject *word = PyList_GET_ITEM(words, w);
         if (!PyUnicode_Check(word)) {
-            PyBuffer_Release(&table);
             PyErr_SetString(PyExc_TypeError, "words must be a list of str");
-            return NULL;
+            Py_CLEAR(kept);
+            goto done;
         }
         int kind = PyUnicode_KIND(word), found = 0;
         const void *data = PyUnicode_DATA(word);
         for (Py_ssize_t i = 0; i < PyUnicode_GET_LENGTH(word) && !found; i++) {
             Py_UCS4 c = PyUnicode_READ(kind, data, i);
             if ((Py_ssize_t)c >= size) {
-                PyBuffer_Release(&table);
-                Py_RETURN_NONE;
+                Py_DECREF(kept);
+                kept = Py_NewRef(Py_None);
+                goto done;
             }
             found = (flags[c] >> bit) & 1;
         }
-        without += !found;
+        if (found && PyList_Append(kept, word) < 0) {
+            Py_CLEAR(kept);
+            goto done;
+        }
     }
+done:
     PyBuffer_Release(&table);
-    return PyLong_FromSsize_t(without);
+    return kept;
 }
 
 /* The flags of the character at `at`, or -1 when its code point lies beyond them. */
@@ -357,7 +362,7 @@ static PyMethodDef methods[] = {
     {"repetition", repetition, METH_O, "Top 2- to 4-gram and duplicate 5- to 10-gram fractions of a list of words."},
     {"mattr", mattr, METH_VARARGS, "Moving-average type-token ratio of a list of words over windows of `window`."},
     {"class_counts", class_counts, METH_VARARGS, "Characters of a text with each bit of their flags set."},
-    {"words_without", words_without, METH_VARARGS, "Words with no character that has the bit in its flags."},
+    {"words_with", words_with, METH_VARARGS, "The words with a character that has the bit in its flags."},
     {"split_words", split_words, METH_VARARGS, "The words of a text, by the flags of its characters."},
     {NULL, NULL, 0, NULL},
 };

@@ -28,7 +28,6 @@ import regex
 
 from core import _text_stats
 
-_HAS_WORD_CHAR = regex.compile(r"[\p{L}\p{N}]")
 # Runs of white space other than newlines (the regex module's \s: the standard library's also takes
 # \x1c-\x1f) that are not already one space: most runs are, and replacing each cost most of `normalize`.
 _HORIZONTAL_SPACE = re.compile(r" [^\S\n\x1c-\x1f]+|[^\S\n \x1c-\x1f][^\S\n\x1c-\x1f]*")
@@ -113,9 +112,18 @@ def with_flags(count, flags_below):
 WORD_CHARACTERS, AFTER_APOSTROPHE = r"\p{L}\p{M}\p{N}_\u200c\u200d", r"\p{L}\p{M}"
 
 
+# A Japanese morpheme is a word when it holds a letter or digit (MeCab's punctuation and symbols are not).
+LETTER_OR_DIGIT = r"\p{L}\p{N}"
+
+
 @cache
 def _word_flags(end: int) -> bytes:
-    return code_point_classes({0: WORD_CHARACTERS, 1: AFTER_APOSTROPHE}, end).tobytes()
+    """Bits 0 and 1 for `split_words` (its word characters, and what may follow an apostrophe), 2 a letter or digit."""
+    return code_point_classes({0: WORD_CHARACTERS, 1: AFTER_APOSTROPHE, 2: LETTER_OR_DIGIT}, end).tobytes()
+
+
+def _morpheme_words(morphemes: list[str]) -> list[str]:
+    return with_flags(lambda flags: _text_stats.words_with(morphemes, flags, 2), _word_flags)
 
 
 def words(text: str, language: str) -> list[str]:
@@ -141,7 +149,7 @@ class SegmentedDocuments:
             self.entries.move_to_end(text)
             return found
         segment = _japanese_segmenter()
-        found = tuple(w for piece in pieces(text) for w in filter(_HAS_WORD_CHAR.search, segment(piece)))
+        found = tuple(w for piece in pieces(text) for w in _morpheme_words(segment(piece)))
         self.entries[text] = found
         self.chars += len(text)
         while self.chars > self.max_chars and len(self.entries) > 1:

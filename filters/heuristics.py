@@ -119,14 +119,14 @@ def _ratio(part: float, whole: float) -> float:
 def gopher_quality_metrics(a: Analysis, settings: dict) -> dict:
     n = len(a.words)
     symbols = a.text.count("#") + sum(a.text.count(e) for e in ELLIPSES)
-    letterless = with_flags(lambda flags: _text_stats.words_without(a.words, flags, LETTER), partial(_class_flags, a.language))
+    with_letters = with_flags(lambda flags: _text_stats.words_with(a.words, flags, LETTER), partial(_class_flags, a.language))
     return {
         "doc_words": n,
         "avg_word_length": _ratio(sum(map(len, a.words)), n),
         "symbol_word_ratio": _ratio(symbols, n),
         "bullet_lines_ratio": _ratio(sum(line.startswith(BULLETS) for line in a.lines), len(a.lines)),
         "ellipsis_lines_ratio": _ratio(sum(line.endswith(ELLIPSES) for line in a.lines), len(a.lines)),
-        "alpha_words_ratio": _ratio(n - letterless, n),
+        "alpha_words_ratio": _ratio(len(with_letters), n),
         "stop_words": a.stop_words,
     }
 
@@ -207,8 +207,8 @@ def script_metrics(a: Analysis, settings: dict) -> dict:
     }
     if a.language == "vi":
         # Vietnamese is Latin with its own diacritics; most running text has them on many syllables.
-        without = with_flags(lambda flags: _text_stats.words_without(a.lowered, flags, VIETNAMESE), partial(_class_flags, a.language))
-        metrics["vietnamese_diacritic_fraction"] = _ratio(len(a.lowered) - without, len(a.words))
+        vietnamese = with_flags(lambda flags: _text_stats.words_with(a.lowered, flags, VIETNAMESE), partial(_class_flags, a.language))
+        metrics["vietnamese_diacritic_fraction"] = _ratio(len(vietnamese), len(a.words))
     return metrics
 
 

@@ -394,6 +394,6 @@ def test_the_native_counts_refuse_what_is_not_theirs():
     with pytest.raises(ValueError):
         _text_stats.mattr(["a"], 0)
     with pytest.raises(ValueError):
-        _text_stats.words_without(["a"], b"\x01" * 256, 8)
+        _text_stats.words_with(["a"], b"\x01" * 256, 8)
     assert _text_stats.class_counts("é€", b"\x01" * 256) is None  # beyond the flags given: the caller's fallback
     assert _text_stats.class_counts("ab", b"") is None

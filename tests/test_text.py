@@ -95,6 +95,16 @@ def test_words_are_the_regex_modules_for_every_character():
         assert words(text, "vi") == WORD.findall(text), repr(text)
 
 
+def test_a_japanese_morpheme_is_a_word_when_the_regex_module_finds_a_letter_or_digit_in_it():
+    """core/_text_stats.c's `words_with` keeps the morphemes that hold a letter or digit, for every code point."""
+    from core.text import _morpheme_words
+
+    has_letter_or_digit = regex.compile(r"[\p{L}\p{N}]")
+    for part in (range(0xD800), range(0xE000, 0x10000), range(0x10000, 0x110000)):
+        morphemes = [chr(c) + "。" for c in part] + ["。", "", "、、"]
+        assert _morpheme_words(morphemes) == [m for m in morphemes if has_letter_or_digit.search(m)]
+
+
 def test_words_keep_marks_and_apostrophes_beside_astral_characters():
     mixed = "Hôm nay 😀 trời đẹp, didn't किताबें 12_3 𠀋"
     assert words(mixed, "vi") == ["Hôm", "nay", "trời", "đẹp", "didn't", "किताबें", "12_3", "𠀋"]
