@@ -33,7 +33,14 @@ static int table_init(Table *t, Py_ssize_t entries) {
     return 0;
 }
 
+/* Mixed into every key before it is placed: a document's words could otherwise be ordered so that
+ * their keys crowd one stretch of a table and each lookup walks it (quadratic time). Set when the
+ * module loads, from Python's randomized str hash and where the loader put this variable; no
+ * result depends on it, only where the keys sit. */
+static uint64_t salt;
+
 static uint64_t mix64(uint64_t z) { /* SplitMix64's finalizer */
+    z ^= salt;
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
     return z ^ (z >> 31);
@@ -257,7 +264,8 @@ static PyObject *class_counts(PyObject *self, PyObject *args) {
 }
 
 /* words_with(words, flags, bit) -> the words (a list of str) that have a character with `bit` in its
- * flags, in order, or None when a code point lies beyond `flags`. */
+ * flags, in order, or None when a code point beyond `flags` comes before a word is decided (the
+ * caller's larger table then gives the same list). */
 static PyObject *words_with(PyObject *self, PyObject *args) {
     PyObject *words, *kept = NULL;
     Py_buffer table;
@@ -369,4 +377,10 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_text_stats", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__text_stats(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__text_stats(void) {
+    PyObject *seed = PyUnicode_FromString("core._text_stats");
+    if (seed == NULL) return NULL;
+    salt = (uint64_t)PyObject_Hash(seed) ^ (uint64_t)(uintptr_t)&salt;
+    Py_DECREF(seed);
+    return PyModule_Create(&module);
+}

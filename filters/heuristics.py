@@ -143,7 +143,7 @@ def _duplicates(elements: list[str]) -> tuple[int, int]:
     return count, chars
 
 
-# Gopher's n-gram rules, in the order filters/_text_stats.c's `repetition` gives their fractions of
+# Gopher's n-gram rules, in the order core/_text_stats.c's `repetition` gives their fractions of
 # the words' characters: the top n-gram's characters times its count, and the characters of the
 # words an n-gram that occurred earlier covers (each word once).
 _NGRAM_METRICS = [f"top_{n}gram_frac" for n in (2, 3, 4)] + [f"dup_{n}gram_frac" for n in range(5, 11)]
