@@ -114,16 +114,16 @@ WORD_CHARACTERS, AFTER_APOSTROPHE = r"\p{L}\p{M}\p{N}_\u200c\u200d", r"\p{L}\p{M
 
 # A Japanese morpheme is a word when it holds a letter or digit (MeCab's punctuation and symbols are not).
 LETTER_OR_DIGIT = r"\p{L}\p{N}"
+_LETTER_OR_DIGIT_BIT = 2  # bits 0 and 1 are `split_words`' own: its word characters, and what may follow an apostrophe
 
 
 @cache
 def _word_flags(end: int) -> bytes:
-    """Bits 0 and 1 for `split_words` (its word characters, and what may follow an apostrophe), 2 a letter or digit."""
-    return code_point_classes({0: WORD_CHARACTERS, 1: AFTER_APOSTROPHE, 2: LETTER_OR_DIGIT}, end).tobytes()
+    return code_point_classes({0: WORD_CHARACTERS, 1: AFTER_APOSTROPHE, _LETTER_OR_DIGIT_BIT: LETTER_OR_DIGIT}, end).tobytes()
 
 
 def _morpheme_words(morphemes: list[str]) -> list[str]:
-    return with_flags(lambda flags: _text_stats.words_with(morphemes, flags, 2), _word_flags)
+    return with_flags(lambda flags: _text_stats.words_with(morphemes, flags, _LETTER_OR_DIGIT_BIT), _word_flags)
 
 
 def words(text: str, language: str) -> list[str]:

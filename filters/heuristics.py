@@ -74,6 +74,11 @@ def class_counts(text: str, language: str) -> tuple[int, ...]:
     return with_flags(lambda flags: _text_stats.class_counts(text, flags), partial(_class_flags, language))
 
 
+def words_with(ws: list[str], bit: int, language: str) -> list[str]:
+    """The words that hold a character of the class `bit` (LETTER, VIETNAMESE, ...)."""
+    return with_flags(lambda flags: _text_stats.words_with(ws, flags, bit), partial(_class_flags, language))
+
+
 @dataclass(frozen=True)
 class Analysis:
     text: str
@@ -119,14 +124,13 @@ def _ratio(part: float, whole: float) -> float:
 def gopher_quality_metrics(a: Analysis, settings: dict) -> dict:
     n = len(a.words)
     symbols = a.text.count("#") + sum(a.text.count(e) for e in ELLIPSES)
-    with_letters = with_flags(lambda flags: _text_stats.words_with(a.words, flags, LETTER), partial(_class_flags, a.language))
     return {
         "doc_words": n,
         "avg_word_length": _ratio(sum(map(len, a.words)), n),
         "symbol_word_ratio": _ratio(symbols, n),
         "bullet_lines_ratio": _ratio(sum(line.startswith(BULLETS) for line in a.lines), len(a.lines)),
         "ellipsis_lines_ratio": _ratio(sum(line.endswith(ELLIPSES) for line in a.lines), len(a.lines)),
-        "alpha_words_ratio": _ratio(len(with_letters), n),
+        "alpha_words_ratio": _ratio(len(words_with(a.words, LETTER, a.language)), n),
         "stop_words": a.stop_words,
     }
 
@@ -207,8 +211,7 @@ def script_metrics(a: Analysis, settings: dict) -> dict:
     }
     if a.language == "vi":
         # Vietnamese is Latin with its own diacritics; most running text has them on many syllables.
-        vietnamese = with_flags(lambda flags: _text_stats.words_with(a.lowered, flags, VIETNAMESE), partial(_class_flags, a.language))
-        metrics["vietnamese_diacritic_fraction"] = _ratio(len(vietnamese), len(a.words))
+        metrics["vietnamese_diacritic_fraction"] = _ratio(len(words_with(a.lowered, VIETNAMESE, a.language)), len(a.words))
     return metrics
 
 
