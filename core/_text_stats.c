@@ -1,4 +1,5 @@
-/* The loops over a document's characters and words: its words (core/text.py), and for
+/* The loops over a document's characters and words: its white space folded and its words
+ * (core/text.py), and for
  * filters/heuristics.py Gopher's top and duplicate n-gram fractions, the moving-average type-token
  * ratio, and the counts of characters by class (letters, the language's script, symbols and
  * digits, white space). The classes are tables of flags, one byte per code point, that the Python
@@ -6,7 +7,8 @@
  *
  * Why C: the heuristics are the largest share of the curation's CPU outside native libraries
  * (bench/curate.py), and these loops were most of it: numpy sorts of a few hundred word ids, one
- * per n-gram size, that are mostly call overhead, and a regular expression's pass per class.
+ * per n-gram size, that are mostly call overhead, and a regular expression's pass per class. The
+ * reader's white-space folding was three regular expressions' passes over every document.
  *
  * Words are numbered by their first occurrence (a hash table of str, compared as Python compares
  * them), and each n-gram size numbers its n-grams the same way from the pairs (number of its first
@@ -366,12 +368,50 @@ fail:
     return NULL;
 }
 
+/* fold_white_space(text) -> `text` with each run of white space other than newlines (str.isspace's,
+ * but \x1c-\x1f, which Python also counts as line breaks) made one space, the spaces next to a
+ * newline dropped, each run of newlines (white space between them included) cut to at most two,
+ * and then stripped as str.strip does: core.text.normalize's folding, in one pass. */
+static PyObject *fold_white_space(PyObject *self, PyObject *text) {
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "text must be a str");
+        return NULL;
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text), m = 0, newlines = 0;
+    int kind = PyUnicode_KIND(text), space = 0;
+    const void *data = PyUnicode_DATA(text);
+    void *out = PyMem_Malloc(n ? (size_t)n * kind : 1); /* the result is never longer, and its characters fit `kind` */
+    if (out == NULL) return PyErr_NoMemory();
+    for (Py_ssize_t i = 0; i <= n; i++) {
+        Py_UCS4 c = i < n ? PyUnicode_READ(kind, data, i) : 0;
+        if (i < n && c == '\n') {
+            newlines++;
+            space = 0;
+        } else if (i < n && Py_UNICODE_ISSPACE(c) && (c < 0x1c || c > 0x1f)) {
+            space = 1;
+        } else {
+            for (Py_ssize_t k = 0; k < (newlines < 2 ? newlines : 2); k++) PyUnicode_WRITE(kind, out, m++, '\n');
+            if (space && !newlines) PyUnicode_WRITE(kind, out, m++, ' ');
+            newlines = space = 0;
+            if (i < n) PyUnicode_WRITE(kind, out, m++, c);
+        }
+    }
+    Py_ssize_t start = 0, end = m;
+    while (start < end && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, out, start))) start++;
+    while (end > start && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, out, end - 1))) end--;
+    /* a new str of the smallest kind that holds it, as every str must be (a space can have been the widest character) */
+    PyObject *folded = PyUnicode_FromKindAndData(kind, (char *)out + start * kind, end - start);
+    PyMem_Free(out);
+    return folded;
+}
+
 static PyMethodDef methods[] = {
     {"repetition", repetition, METH_O, "Top 2- to 4-gram and duplicate 5- to 10-gram fractions of a list of words."},
     {"mattr", mattr, METH_VARARGS, "Moving-average type-token ratio of a list of words over windows of `window`."},
     {"class_counts", class_counts, METH_VARARGS, "Characters of a text with each bit of their flags set."},
     {"words_with", words_with, METH_VARARGS, "The words with a character that has the bit in its flags."},
     {"split_words", split_words, METH_VARARGS, "The words of a text, by the flags of its characters."},
+    {"fold_white_space", fold_white_space, METH_O, "The text with its white space folded, as core.text.normalize does."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -51,18 +51,30 @@ def test_japanese_words_are_segmented_once_for_the_steps_that_ask_and_the_cache_
     assert words(documents[0], "ja") == first[0] and len(segmented) == 7
 
 
-def test_horizontal_space_runs_fold_to_one_space_whatever_the_white_space():
-    """normalize skips the runs that are already one space: the same result as folding every run
-    of the regex module's white space but newlines."""
-    import random
+def normalize_by_definition(text: str) -> str:
+    """`normalize` in the regex module's terms: its \\s is Unicode's White_Space (str.isspace also
+    takes \\x1c-\\x1f), str.strip takes str.isspace's."""
+    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
+    text = regex.sub(r"[^\S\n]+", " ", text)
+    text = regex.sub(r" *\n *", "\n", text)
+    return regex.sub(r"\n{3,}", "\n\n", text).strip()
 
-    from core.text import _HORIZONTAL_SPACE
 
-    spaces = [chr(c) for c in range(0x3001) if chr(c).isspace() or regex.match(r"\s", chr(c))] + ["a", "\n"]
+def test_white_space_folds_as_its_definition_for_every_character():
+    """core/_text_stats.c's `fold_white_space` (normalize's folding, one pass) gives what the
+    definition's regular expressions give, for every code point (surrogates included) in runs of
+    white space, beside newlines and at the ends, and on random text of every kind of white space."""
+    every = [chr(c) for c in range(0x110000)]
+    for context in ("a{}b", "a {}\n {}\n\n\n{}b", "x{}{} {}\ty\u3000{}\x85"):
+        for part in (every[:0x10000], every[0x10000:]):
+            text = "|".join(context.replace("{}", c) for c in part)  # "|" ends every run: each context folds alone
+            assert normalize(text) == normalize_by_definition(text)
+    assert normalize("\u3000a\u3000b\u3000") == "a b" and hash(normalize("\u3000a")) == hash("a")  # a str of the narrowest kind
+    white = [c for c in every if c.isspace()] + ["\n", "\r", "a", "é", "क", "😀", "\ud800", "\x00"]
     rng = random.Random(0)
     for _ in range(20_000):
-        text = "".join(rng.choice(spaces) for _ in range(rng.randint(0, 10)))
-        assert _HORIZONTAL_SPACE.sub(" ", text) == regex.sub(r"[^\S\n]+", " ", text)
+        text = "".join(rng.choice(white) for _ in range(rng.randint(0, 30)))
+        assert normalize(text) == normalize_by_definition(text), repr(text)
 
 
 def test_japanese_words_keep_white_space_that_mecab_puts_in_a_surface():
