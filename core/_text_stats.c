@@ -1,5 +1,5 @@
 /* The loops over a document's characters and words: its white space folded and its words
- * (core/text.py), and for
+ * (core/text.py), CCNet's character rules before perplexity (filters/perplexity.py), and for
  * filters/heuristics.py Gopher's top and duplicate n-gram fractions, the moving-average type-token
  * ratio, and the counts of characters by class (letters, the language's script, symbols and
  * digits, white space). The classes are tables of flags, one byte per code point, that the Python
@@ -8,7 +8,8 @@
  * Why C: the heuristics are the largest share of the curation's CPU outside native libraries
  * (bench/curate.py), and these loops were most of it: numpy sorts of a few hundred word ids, one
  * per n-gram size, that are mostly call overhead, and a regular expression's pass per class. The
- * reader's white-space folding was three regular expressions' passes over every document.
+ * reader's white-space folding was three regular expressions' passes over every document, and
+ * CCNet's character rules three more over every document that perplexity scores.
  *
  * Words are numbered by their first occurrence (a hash table of str, compared as Python compares
  * them), and each n-gram size numbers its n-grams the same way from the pairs (number of its first
@@ -405,6 +406,78 @@ static PyObject *fold_white_space(PyObject *self, PyObject *text) {
     return folded;
 }
 
+typedef struct {
+    Py_UCS4 key;
+    PyObject *value; /* borrowed from the caller's dict */
+} Replacement;
+
+static int compare_replacements(const void *a, const void *b) {
+    Py_UCS4 x = ((const Replacement *)a)->key, y = ((const Replacement *)b)->key;
+    return (x > y) - (x < y);
+}
+
+/* ccnet_characters(text, punctuation) -> `text` with CCNet's character rules, in the order its
+ * normalizer applies them: each decimal digit (the standard library re's \d) made 0, each character
+ * that is a key of `punctuation` (a dict of one-character str to str) made its value, and the
+ * non-printing characters (0-31 but the newline, 127-159) removed. */
+static PyObject *ccnet_characters(PyObject *self, PyObject *args) {
+    PyObject *text, *punctuation, *key, *value, *result = NULL;
+    if (!PyArg_ParseTuple(args, "UO!:ccnet_characters", &text, &PyDict_Type, &punctuation)) return NULL;
+    Py_ssize_t entries = PyDict_GET_SIZE(punctuation), position = 0, e = 0;
+    Replacement *table = PyMem_Malloc((entries ? entries : 1) * sizeof(Replacement));
+    if (table == NULL) return PyErr_NoMemory();
+    while (PyDict_Next(punctuation, &position, &key, &value)) {
+        if (!PyUnicode_Check(key) || PyUnicode_GET_LENGTH(key) != 1 || !PyUnicode_Check(value)) {
+            PyErr_SetString(PyExc_TypeError, "punctuation must map one-character str to str");
+            PyMem_Free(table);
+            return NULL;
+        }
+        table[e].key = PyUnicode_READ_CHAR(key, 0);
+        table[e++].value = value;
+    }
+    qsort(table, entries, sizeof(Replacement), compare_replacements);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text), m = 0, capacity = n + n / 8 + 16;
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_UCS4 *out = PyMem_Malloc(capacity * sizeof(Py_UCS4));
+    if (out == NULL) {
+        PyMem_Free(table);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        const Replacement *found = NULL;
+        if (Py_UNICODE_ISDECIMAL(c)) {
+            c = '0';
+        } else if (c < 32 ? c != '\n' : (c >= 127 && c < 160)) {
+            continue;
+        } else if (entries && c >= table[0].key) { /* most characters are below every key */
+            Replacement probe = {c, NULL};
+            found = bsearch(&probe, table, entries, sizeof(Replacement), compare_replacements);
+        }
+        Py_ssize_t length = found ? PyUnicode_GET_LENGTH(found->value) : 1;
+        if (m + length > capacity) {
+            capacity = 2 * capacity + length;
+            Py_UCS4 *grown = PyMem_Realloc(out, capacity * sizeof(Py_UCS4));
+            if (grown == NULL) {
+                PyErr_NoMemory();
+                goto done;
+            }
+            out = grown;
+        }
+        if (found) {
+            for (Py_ssize_t k = 0; k < length; k++) out[m++] = PyUnicode_READ_CHAR(found->value, k);
+        } else {
+            out[m++] = c;
+        }
+    }
+    result = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, out, m); /* of the narrowest kind that holds it */
+done:
+    PyMem_Free(out);
+    PyMem_Free(table);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"repetition", repetition, METH_O, "Top 2- to 4-gram and duplicate 5- to 10-gram fractions of a list of words."},
     {"mattr", mattr, METH_VARARGS, "Moving-average type-token ratio of a list of words over windows of `window`."},
@@ -412,6 +485,7 @@ static PyMethodDef methods[] = {
     {"words_with", words_with, METH_VARARGS, "The words with a character that has the bit in its flags."},
     {"split_words", split_words, METH_VARARGS, "The words of a text, by the flags of its characters."},
     {"fold_white_space", fold_white_space, METH_O, "The text with its white space folded, as core.text.normalize does."},
+    {"ccnet_characters", ccnet_characters, METH_VARARGS, "The text with CCNet's digit, punctuation and non-printing rules applied."},
     {NULL, NULL, 0, NULL},
 };
 

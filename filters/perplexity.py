@@ -15,7 +15,6 @@ SentencePiece call, then scored line by line in KenLM's C++ code.
 
 import bisect
 import json
-import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -23,6 +22,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from datatrove.data import Document
 
+from core import _text_stats
 from core.config import number, section
 from core.errors import AuroraError
 from core.storage import local_asset
@@ -35,11 +35,6 @@ UNICODE_PUNCT = {
     "；": ";", "–": "-", "—": " - ", "．": ". ", "～": "~", "’": "'", "…": "...", "━": "-", "〈": "<", "〉": ">",
     "【": "[", "】": "]", "％": "%", "►": "-",
 }
-# One pass of re over the text: str.translate looks up each character of a text that is not all ASCII.
-_PUNCT = re.compile(f"[{''.join(map(re.escape, UNICODE_PUNCT))}]")
-# CCNet's non-printing characters (0-31, 127-159) but the newline, which separates the lines here.
-_NON_PRINTING = re.compile(f"[{''.join(map(chr, [*range(0, 10), *range(11, 32), *range(127, 160)]))}]")
-_DIGIT = re.compile(r"\d")
 BUCKETS = ("head", "middle", "tail")
 CUTOFF_PERCENTILES = (30, 60)  # CCNet's head / middle / tail split
 CUTOFFS_FILE = "perplexity_cutoffs.json"  # in the run folder, from the sampling pass (`pipeline.cutoffs`)
@@ -49,11 +44,13 @@ def normalize_lines(lines: list[str], strip_accents: bool = False) -> list[str]:
     """CCNet's normalization of each line (stripped, lower case, without accents with
     `strip_accents`, digits to 0, Unicode punctuation replaced, non-printing characters removed),
     done on all the lines at once, since a few calls per line cost more than SentencePiece's cut:
-    no step makes or removes a newline, nor looks across one (lower case's final sigma stops there)."""
+    no step makes or removes a newline, nor looks across one (lower case's final sigma stops there).
+    Digits, punctuation and non-printing characters in one pass of `core/_text_stats.c`'s
+    `ccnet_characters` (CCNet's are three regular expressions' passes)."""
     text = "\n".join(line.strip() for line in lines).lower()
     if strip_accents:
         text = "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")
-    return _NON_PRINTING.sub("", _PUNCT.sub(lambda m: UNICODE_PUNCT[m.group()], _DIGIT.sub("0", text))).split("\n") if lines else []
+    return _text_stats.ccnet_characters(text, UNICODE_PUNCT).split("\n") if lines else []
 
 
 def perplexity(log10_score: float, tokens: int) -> float:

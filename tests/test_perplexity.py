@@ -76,6 +76,40 @@ def test_default_normalization_keeps_vietnamese_and_hindi_marks():
     assert normalize_lines([hindi], strip_accents=True) != [hindi]  # CCNet erases the virama and chandrabindu
 
 
+def ccnet_characters_by_definition(text: str) -> str:
+    """CCNet's digit, punctuation and non-printing rules as its normalizer applies them: three
+    regular expressions of the standard library, one after the other."""
+    from filters.perplexity import UNICODE_PUNCT
+
+    text = re.sub(r"\d", "0", text)
+    text = re.sub(f"[{''.join(map(re.escape, UNICODE_PUNCT))}]", lambda m: UNICODE_PUNCT[m.group()], text)
+    return re.sub(f"[{''.join(map(chr, [*range(0, 10), *range(11, 32), *range(127, 160)]))}]", "", text)
+
+
+def test_digits_punctuation_and_non_printing_characters_are_ccnets_for_every_character():
+    """core/_text_stats.c's `ccnet_characters` (one pass) gives what the three regular expressions
+    give, for every code point (the digits of every script, surrogates included) and on random
+    text of the punctuation, digits and control characters; `normalize_lines` keeps its lines."""
+    from core import _text_stats
+    from filters.perplexity import UNICODE_PUNCT
+
+    every = [chr(c) for c in range(0x110000)]
+    for context in ("a{}b", "\n{}{}…"):
+        for part in (every[:0x10000], every[0x10000:]):
+            text = "|".join(context.replace("{}", c) for c in part)
+            assert _text_stats.ccnet_characters(text, UNICODE_PUNCT) == ccnet_characters_by_definition(text)
+    pieces = [*UNICODE_PUNCT, "１", "٣", "\U0001D7CE", "\n", "\x00", "\x85", "\x7f", "\r", "a", "É", "😀", "\ud800", " "]
+    rng = random.Random(0)
+    for _ in range(20_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 20)))
+        lines = text.split("\n")
+        expected = ccnet_characters_by_definition("\n".join(line.strip() for line in lines).lower()).split("\n")
+        assert normalize_lines(lines) == expected, repr(text)
+    assert _text_stats.ccnet_characters("—١\x00", UNICODE_PUNCT) == " - 0"  # and a str of the narrowest kind
+    with pytest.raises(TypeError):
+        _text_stats.ccnet_characters("a", {"ab": "c"})
+
+
 def test_bucket_cutoffs_are_the_30th_and_60th_percentiles():
     values = [float(v) for v in range(1, 101)]
     low, high = bucket_cutoffs(values)
