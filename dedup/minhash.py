@@ -5,7 +5,11 @@ which has no spaces, uses character n-grams. Each word is hashed once per batch 
 n-gram hashes are combined from word hashes with numpy, so no Python code runs per shingle.
 The MinHash itself is datasketch's `affine32` scheme (its seeded permutations and its MurmurHash3
 pre-mix), applied to a whole batch of documents at once; a test checks that each signature is
-the one datasketch's `MinHash.update_batch` gives on the same shingle hashes.
+the one datasketch's `MinHash.update_batch` gives on the same shingle hashes. The scheme's
+permutations and pre-mix are a few lines of numpy here, as datasketch 2 makes them (a test
+compares them with datasketch's): importing datasketch imports its LSH and scipy, 0.57 CPU s and
+37 MiB in the executor's fork server, which every worker forked from it then counted in its
+resident memory.
 
 The exact-duplicate key is the 128-bit BLAKE2b digest of the normalized text.
 
@@ -22,6 +26,27 @@ from core.text import words
 
 _NGRAM_MULTIPLIER = np.uint64(0x100000001B3)  # FNV-1a's 64-bit prime: mixes each position in
 _SHINGLES_PER_CHUNK = 1 << 11  # shingles x num_perm uint32 values in flight: 1 MiB at 128 perms
+_FMIX32 = (np.uint32(16), np.uint32(0x85EBCA6B), np.uint32(13), np.uint32(0xC2B2AE35), np.uint32(16))  # MurmurHash3's
+
+
+def affine32_permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """datasketch 2's affine32 permutations h -> a * h + b modulo 2^32 (a odd, so a bijection),
+    drawn as it draws them: numpy's RandomState(seed), the a's then the b's, as uint32."""
+    gen = np.random.RandomState(seed)
+    a = gen.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = gen.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+    return a, b
+
+
+def fmix32(values: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 32-bit finalizer on uint32 values (wrapping), datasketch's pre-mix of each
+    shingle hash before the permutations."""
+    s1, m1, s2, m2, s3 = _FMIX32
+    values = values ^ (values >> s1)
+    values = values * m1
+    values = values ^ (values >> s2)
+    values = values * m2
+    return values ^ (values >> s3)
 
 
 def mix64(values: np.ndarray) -> np.ndarray:
@@ -77,13 +102,7 @@ class MinHasher:
 
     @cached_property
     def permutations(self) -> tuple[np.ndarray, np.ndarray]:
-        """datasketch's (a, b) of its affine32 scheme, as uint32. Imported here, where signatures
-        are made: importing datasketch imports its LSH and scipy (0.4-0.7 s), which a run's
-        driver, building this step, never needs (the executor's workers preload it)."""
-        from datasketch import MinHash
-
-        a, b = MinHash(num_perm=self.num_perm, seed=self.seed, scheme="affine32").permutations
-        return a.astype(np.uint32), b.astype(np.uint32)
+        return affine32_permutations(self.num_perm, self.seed)
 
     def units(self, text: str, cache: dict) -> np.ndarray:
         """One uint64 per word of the lower-cased text (per character for ja): the sequence the
@@ -126,11 +145,9 @@ class MinHasher:
         permuted `_SHINGLES_PER_CHUNK` at a time into one buffer that stays in the CPU's cache (six
         times faster than 8 MiB chunks on Japanese's character shingles), and each document's
         minimum is taken over its part of each chunk (a long one spans several)."""
-        from datasketch.minhash import _fmix
-
         a, b = self.permutations
         lengths = np.array([len(s) for s in shingles], dtype=np.int64)
-        hashes = _fmix(np.concatenate(shingles) if shingles else np.empty(0, np.uint32), 32)
+        hashes = fmix32(np.concatenate(shingles) if shingles else np.empty(0, np.uint32))
         document = np.repeat(np.arange(len(shingles)), lengths)
         out = np.full((len(shingles), self.num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)  # datasketch's empty MinHash
         buffer = np.empty((_SHINGLES_PER_CHUNK, self.num_perm), dtype=np.uint32)

@@ -46,9 +46,9 @@ TASK_RETRIES = 3  # a task lost with its worker or node is run again, this many 
 CONNECT_TIMEOUT_S = 10
 FORWARDED_ENV = ("AWS_", "FSSPEC_", "AURORA_")
 PACKAGES = ("core", "filters", "manifests", "readers", "dedup", "run", "pipeline")  # the run path's code: every package it imports
-# Everything a pass's steps import, with what they import only where the work is done (MinHash
-# signatures' datasketch, HTML extraction's trafilatura), so that the run's own process skips them.
-PRELOADED = ["pipeline.passes", "pipeline.mix.run", "datasketch.minhash", "trafilatura"]
+# Everything a pass's steps import, with what they import only where the work is done (HTML
+# extraction's trafilatura), so that the run's own process skips it.
+PRELOADED = ["pipeline.passes", "pipeline.mix.run", "trafilatura"]
 RAYON_THREADS = "RAYON_NUM_THREADS"
 _LOG_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {name}:{function}:{line} - {message}"
 

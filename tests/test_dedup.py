@@ -30,7 +30,7 @@ from dedup.clusters import STATUSES, members, read_decisions, statuses
 from dedup.components import partitions_for
 from dedup.files import EdgeFiles, read_edges
 from dedup.layout import global_ids, partition_of
-from dedup.minhash import _SHINGLES_PER_CHUNK, MinHasher, candidate_probability
+from dedup.minhash import _SHINGLES_PER_CHUNK, MinHasher, affine32_permutations, candidate_probability, fmix32
 from dedup.passes import component_passes, run_in_process
 from pipeline.recipe import load_recipe
 from tooling.sample import sample_sentences
@@ -92,6 +92,19 @@ def test_signatures_are_datasketch_minhashes_of_the_same_shingles(language):
         expected = MinHash(num_perm=128, seed=1, scheme="affine32", hashfunc=int)
         expected.update_batch(hasher.shingle_hashes(text).tolist())
         assert np.array_equal(signature, expected.hashvalues), text
+
+
+@pytest.mark.parametrize(("num_perm", "seed"), [(128, 1), (7, 0), (256, 2**32 - 1)])
+def test_permutations_and_pre_mix_are_datasketchs(num_perm, seed):
+    """The affine32 scheme's permutations and MurmurHash3 pre-mix, made here without importing
+    datasketch in a run, are datasketch's own."""
+    from datasketch.minhash import _fmix
+
+    a, b = MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations
+    ours = affine32_permutations(num_perm, seed)
+    assert ours[0].dtype == ours[1].dtype == np.uint32 and np.array_equal(ours[0], a) and np.array_equal(ours[1], b)
+    values = np.random.default_rng(seed).integers(0, 2**32, 100_000, dtype=np.uint32)
+    assert np.array_equal(fmix32(values), _fmix(values, 32))
 
 
 def test_shingles_are_word_five_grams_and_japanese_character_five_grams():
