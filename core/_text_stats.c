@@ -437,9 +437,10 @@ static PyObject *ccnet_characters(PyObject *self, PyObject *args) {
     }
     qsort(table, entries, sizeof(Replacement), compare_replacements);
     Py_ssize_t n = PyUnicode_GET_LENGTH(text), m = 0, capacity = n + n / 8 + 16;
-    int kind = PyUnicode_KIND(text);
+    int kind = PyUnicode_KIND(text), out_kind = kind; /* one that holds the text and every replacement */
+    for (e = 0; e < entries; e++) out_kind = PyUnicode_KIND(table[e].value) > out_kind ? PyUnicode_KIND(table[e].value) : out_kind;
     const void *data = PyUnicode_DATA(text);
-    Py_UCS4 *out = PyMem_Malloc(capacity * sizeof(Py_UCS4));
+    void *out = PyMem_Malloc(capacity * out_kind);
     if (out == NULL) {
         PyMem_Free(table);
         return PyErr_NoMemory();
@@ -458,7 +459,7 @@ static PyObject *ccnet_characters(PyObject *self, PyObject *args) {
         Py_ssize_t length = found ? PyUnicode_GET_LENGTH(found->value) : 1;
         if (m + length > capacity) {
             capacity = 2 * capacity + length;
-            Py_UCS4 *grown = PyMem_Realloc(out, capacity * sizeof(Py_UCS4));
+            void *grown = PyMem_Realloc(out, capacity * out_kind);
             if (grown == NULL) {
                 PyErr_NoMemory();
                 goto done;
@@ -466,12 +467,12 @@ static PyObject *ccnet_characters(PyObject *self, PyObject *args) {
             out = grown;
         }
         if (found) {
-            for (Py_ssize_t k = 0; k < length; k++) out[m++] = PyUnicode_READ_CHAR(found->value, k);
+            for (Py_ssize_t k = 0; k < length; k++) PyUnicode_WRITE(out_kind, out, m++, PyUnicode_READ_CHAR(found->value, k));
         } else {
-            out[m++] = c;
+            PyUnicode_WRITE(out_kind, out, m++, c);
         }
     }
-    result = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, out, m); /* of the narrowest kind that holds it */
+    result = PyUnicode_FromKindAndData(out_kind, out, m); /* of the narrowest kind that holds it */
 done:
     PyMem_Free(out);
     PyMem_Free(table);
