@@ -45,7 +45,6 @@ import io
 import json
 import math
 import os
-import re
 import zlib
 from typing import NamedTuple
 
@@ -68,7 +67,9 @@ FORMATS = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".parquet", *WARC_FORMATS)
 MAX_DOCUMENT_BYTES = 8 << 20  # the recipe's `read.max_document_bytes` default
 REMOVAL_PREFIX = "read."  # reasons that are content decisions (removed documents), not broken data
 _BOM = b"\xef\xbb\xbf"
-_LONG_NUMBER = re.compile(rb"\d{20,}")  # beyond 64 bits orjson reads an integer as a float
+# 20 digits in a row, found as 20 zeros once every digit is one: beyond 64 bits orjson reads an
+# integer as a float. One table pass over the line costs a tenth of a regular expression's search.
+_LONG_NUMBER, _DIGITS_AS_ZERO = b"0" * 20, bytes.maketrans(b"123456789", b"0" * 9)
 _MAX_DEPTH = 64  # nesting of a record's fields (orjson writes at most 255 levels)
 _INT_RANGE = (-(1 << 63), (1 << 64) - 1)  # what orjson writes as a number
 _LINE_CHUNK = 1 << 20
@@ -193,7 +194,7 @@ def parse_record(record, fallback_id: str, keep_text: bool = False):
 
 def _loads(line: bytes):
     record = orjson.loads(line)
-    if _LONG_NUMBER.search(line):
+    if _LONG_NUMBER in line.translate(_DIGITS_AS_ZERO):
         try:  # exact integers of any size (the line is valid JSON, so both parsers agree on the rest)
             record = json.loads(line)
         except (RecursionError, ValueError):
