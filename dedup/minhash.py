@@ -4,11 +4,12 @@ Shingles are word n-grams (n = 5 by default) of the lower-cased normalized text;
 which has no spaces, uses character n-grams. Each word is hashed once per batch (BLAKE2b), and
 n-gram hashes are combined from word hashes with numpy, so no Python code runs per shingle.
 The MinHash itself is datasketch's `affine32` scheme (its seeded permutations and its MurmurHash3
-pre-mix), applied to a whole batch of documents at once; a test checks that each signature is
-the one datasketch's `MinHash.update_batch` gives on the same shingle hashes. The scheme's
-permutations and pre-mix are a few lines of numpy here, as datasketch 2 makes them (a test
-compares them with datasketch's): importing datasketch imports its LSH and scipy, 0.57 CPU s and
-37 MiB in the executor's fork server, which every worker forked from it then counted in its
+pre-mix), applied to a whole batch of documents at once: the pre-mix with numpy, the permutations'
+minimums in one loop of C (`dedup/_minhash.c`, 12x numpy's passes). A test checks that each
+signature is the one datasketch's `MinHash.update_batch` gives on the same shingle hashes. The
+scheme's permutations and pre-mix are a few lines of numpy here, as datasketch 2 makes them (a
+test compares them with datasketch's): importing datasketch imports its LSH and scipy, 0.57 CPU s
+and 37 MiB in the executor's fork server, which every worker forked from it then counted in its
 resident memory.
 
 The exact-duplicate key is the 128-bit BLAKE2b digest of the normalized text.
@@ -23,9 +24,9 @@ from functools import cached_property
 import numpy as np
 
 from core.text import words
+from dedup import _minhash
 
 _NGRAM_MULTIPLIER = np.uint64(0x100000001B3)  # FNV-1a's 64-bit prime: mixes each position in
-_SHINGLES_PER_CHUNK = 1 << 11  # shingles x num_perm uint32 values in flight: 1 MiB at 128 perms
 _FMIX32 = (np.uint32(16), np.uint32(0x85EBCA6B), np.uint32(13), np.uint32(0xC2B2AE35), np.uint32(16))  # MurmurHash3's
 
 
@@ -141,22 +142,10 @@ class MinHasher:
         return self.signatures_of([self.shingle_hashes(t, cache) for t in texts])
 
     def signatures_of(self, shingles: list[np.ndarray]) -> np.ndarray:
-        """The signatures of documents given by their shingle hashes. The batch's shingles are
-        permuted `_SHINGLES_PER_CHUNK` at a time into one buffer that stays in the CPU's cache (six
-        times faster than 8 MiB chunks on Japanese's character shingles), and each document's
-        minimum is taken over its part of each chunk (a long one spans several)."""
+        """The signatures of documents given by their shingle hashes."""
         a, b = self.permutations
         lengths = np.array([len(s) for s in shingles], dtype=np.int64)
         hashes = fmix32(np.concatenate(shingles) if shingles else np.empty(0, np.uint32))
-        document = np.repeat(np.arange(len(shingles)), lengths)
         out = np.full((len(shingles), self.num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)  # datasketch's empty MinHash
-        buffer = np.empty((_SHINGLES_PER_CHUNK, self.num_perm), dtype=np.uint32)
-        for start in range(0, len(hashes), _SHINGLES_PER_CHUNK):
-            chunk, owners = hashes[start : start + _SHINGLES_PER_CHUNK, None], document[start : start + _SHINGLES_PER_CHUNK]
-            permuted = buffer[: len(chunk)]
-            np.multiply(chunk, a, out=permuted)  # wraps modulo 2^32, as datasketch's affine32 does
-            np.add(permuted, b, out=permuted)
-            firsts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
-            rows = owners[firsts]
-            out[rows] = np.minimum(out[rows], np.minimum.reduceat(permuted, firsts, axis=0))
+        _minhash.minimums(hashes, lengths, a, b, out)
         return out

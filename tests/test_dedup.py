@@ -30,7 +30,7 @@ from dedup.clusters import STATUSES, members, read_decisions, statuses
 from dedup.components import partitions_for
 from dedup.files import EdgeFiles, read_edges
 from dedup.layout import global_ids, partition_of
-from dedup.minhash import _SHINGLES_PER_CHUNK, MinHasher, affine32_permutations, candidate_probability, fmix32
+from dedup.minhash import MinHasher, affine32_permutations, candidate_probability, fmix32
 from dedup.passes import component_passes, run_in_process
 from pipeline.recipe import load_recipe
 from tooling.sample import sample_sentences
@@ -86,12 +86,39 @@ def _signatures(folder, tasks: int) -> np.ndarray:
 def test_signatures_are_datasketch_minhashes_of_the_same_shingles(language):
     hasher = MinHasher(language)
     texts = sample_sentences(language)[:200] + ["short text", "!!!", " ".join(sample_sentences(language)[:400])]
-    assert len(hasher.shingle_hashes(texts[-1])) > 2 * _SHINGLES_PER_CHUNK  # one document over several of the permutation's chunks
     signatures = hasher.signatures(texts)
     for text, signature in zip(texts, signatures):
         expected = MinHash(num_perm=128, seed=1, scheme="affine32", hashfunc=int)
         expected.update_batch(hasher.shingle_hashes(text).tolist())
         assert np.array_equal(signature, expected.hashvalues), text
+
+
+@pytest.mark.parametrize(("num_perm", "seed"), [(1, 3), (7, 0), (128, 1), (257, 2**32 - 1)])
+def test_signatures_of_any_size_are_datasketchs(num_perm, seed):
+    """dedup/_minhash.c's loop, for numbers of permutations that fill no vector exactly, over
+    documents of no, one and many shingles (all 2^32 values possible)."""
+    hasher = MinHasher("en", num_perm=num_perm, seed=seed)
+    rng = np.random.default_rng(seed)
+    shingles = [rng.integers(0, 2**32, n, dtype=np.uint32) for n in (0, 1, 5, 0, 3000, 2, 0)]
+    for row, hashes in zip(hasher.signatures_of(shingles), shingles):
+        expected = MinHash(num_perm=num_perm, seed=seed, scheme="affine32", hashfunc=int)
+        expected.update_batch(hashes.tolist())
+        assert np.array_equal(row, expected.hashvalues)
+    assert hasher.signatures_of([]).shape == (0, num_perm)
+
+
+def test_the_minhash_loop_refuses_sizes_that_do_not_match():
+    from dedup import _minhash
+
+    a = b = np.ones(4, np.uint32)
+    hashes, out = np.ones(5, np.uint32), np.full((2, 4), 2**32 - 1, np.uint32)
+    _minhash.minimums(hashes, np.array([2, 3]), a, b, out)
+    assert (out == 2).all()  # 1 * 1 + 1
+    for lengths, b_, out_ in [([2, 4], b, out), ([2, 2], b, out), ([-1, 6], b, out), ([2, 3], b[:3], out), ([2, 3], b, out[:1])]:
+        with pytest.raises(ValueError):
+            _minhash.minimums(hashes, np.array(lengths, np.int64), a, b_, out_)
+    with pytest.raises(TypeError):
+        _minhash.minimums(hashes, np.array([2, 3]), a, b, out.tobytes())  # read-only
 
 
 @pytest.mark.parametrize(("num_perm", "seed"), [(128, 1), (7, 0), (256, 2**32 - 1)])
