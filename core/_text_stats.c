@@ -1,8 +1,8 @@
 /* The loops over a document's characters and words: its white space folded and its words
  * (core/text.py), CCNet's character rules before perplexity (filters/perplexity.py), and for
  * filters/heuristics.py Gopher's top and duplicate n-gram fractions, the moving-average type-token
- * ratio, and the counts of characters by class (letters, the language's script, symbols and
- * digits, white space). The classes are tables of flags, one byte per code point, that the Python
+ * ratio, the counts of characters by class (letters, the language's script, symbols and digits,
+ * white space) and of mojibake sequences. The classes are tables of flags, one byte per code point, that the Python
  * side makes from the regex module's Unicode classes.
  *
  * Why C: the heuristics are the largest share of the curation's CPU outside native libraries
@@ -235,30 +235,53 @@ done:
     return result;
 }
 
-/* class_counts(text, flags) -> how many characters of `text` have each of the 8 bits of their
- * flags (flags[code point], a bytes-like object), or None when a code point lies beyond `flags`. */
-static PyObject *class_counts(PyObject *self, PyObject *args) {
+/* A text and its characters' flags (flags[code point], a bytes-like object, one byte each), the
+ * arguments (text, flags) of class_counts, mojibake and split_words. */
+typedef struct {
     PyObject *text;
     Py_buffer table;
-    if (!PyArg_ParseTuple(args, "Uy*:class_counts", &text, &table)) return NULL;
-    const unsigned char *flags = table.buf;
-    Py_ssize_t size = table.len, n = PyUnicode_GET_LENGTH(text), histogram[256] = {0};
-    int kind = PyUnicode_KIND(text);
-    const void *data = PyUnicode_DATA(text);
-    if (kind == PyUnicode_1BYTE_KIND && size >= 256) {
-        const Py_UCS1 *chars = data;
-        for (Py_ssize_t i = 0; i < n; i++) histogram[flags[chars[i]]]++;
+    const unsigned char *flags;
+    Py_ssize_t size, n; /* the flags', the text's */
+    int kind;
+    const void *data;
+} FlaggedText;
+
+static int parse_flagged_text(PyObject *args, const char *format, FlaggedText *t) {
+    if (!PyArg_ParseTuple(args, format, &t->text, &t->table)) return 0;
+    t->flags = t->table.buf;
+    t->size = t->table.len;
+    t->n = PyUnicode_GET_LENGTH(t->text);
+    t->kind = PyUnicode_KIND(t->text);
+    t->data = PyUnicode_DATA(t->text);
+    return 1;
+}
+
+/* The flags of the character at `at`, or -1 when its code point lies beyond them. */
+static inline int flags_at(const FlaggedText *t, Py_ssize_t at) {
+    Py_UCS4 c = PyUnicode_READ(t->kind, t->data, at);
+    return (Py_ssize_t)c < t->size ? t->flags[c] : -1;
+}
+
+/* class_counts(text, flags) -> how many characters of `text` have each of the 8 bits of their
+ * flags, or None when a code point lies beyond `flags`. */
+static PyObject *class_counts(PyObject *self, PyObject *args) {
+    FlaggedText t;
+    if (!parse_flagged_text(args, "Uy*:class_counts", &t)) return NULL;
+    Py_ssize_t histogram[256] = {0};
+    if (t.kind == PyUnicode_1BYTE_KIND && t.size >= 256) {
+        const Py_UCS1 *chars = t.data;
+        for (Py_ssize_t i = 0; i < t.n; i++) histogram[t.flags[chars[i]]]++;
     } else {
-        for (Py_ssize_t i = 0; i < n; i++) {
-            Py_UCS4 c = PyUnicode_READ(kind, data, i);
-            if ((Py_ssize_t)c >= size) {
-                PyBuffer_Release(&table);
+        for (Py_ssize_t i = 0; i < t.n; i++) {
+            int f = flags_at(&t, i);
+            if (f < 0) {
+                PyBuffer_Release(&t.table);
                 Py_RETURN_NONE;
             }
-            histogram[flags[c]]++;
+            histogram[f]++;
         }
     }
-    PyBuffer_Release(&table);
+    PyBuffer_Release(&t.table);
     Py_ssize_t counts[8] = {0};
     for (int value = 1; value < 256; value++)
         for (int bit = 0; bit < 8; bit++)
@@ -309,10 +332,37 @@ done:
     return kept;
 }
 
-/* The flags of the character at `at`, or -1 when its code point lies beyond them. */
-static inline int flags_at(int kind, const void *data, Py_ssize_t at, const unsigned char *flags, Py_ssize_t size) {
-    Py_UCS4 c = PyUnicode_READ(kind, data, at);
-    return (Py_ssize_t)c < size ? flags[c] : -1;
+/* mojibake(text, flags) -> how many sequences the regular expression [A][C]|[B][C]{2}|[D] finds in
+ * `text`, one after another (A, B, C, D: the characters with bit 0, 1, 2, 3 of their flags; no
+ * character of A or B is one of C), or None when a code point lies beyond `flags`. A failed A or B
+ * moves on one character, as the expression's search does. */
+static PyObject *mojibake(PyObject *self, PyObject *args) {
+    FlaggedText t;
+    if (!parse_flagged_text(args, "Uy*:mojibake", &t)) return NULL;
+    Py_ssize_t count = 0;
+    for (Py_ssize_t i = 0; i < t.n; i++) {
+        int f = flags_at(&t, i);
+        if (f < 0) goto beyond;
+        if (f & 8) {
+            count++;
+        } else if (f & 3) {
+            Py_ssize_t needed = (f & 1) ? 1 : 2, j = 1;
+            for (; j <= needed && i + j < t.n; j++) {
+                int g = flags_at(&t, i + j);
+                if (g < 0) goto beyond;
+                if (!(g & 4)) break;
+            }
+            if (j > needed) {
+                count++;
+                i += needed;
+            }
+        }
+    }
+    PyBuffer_Release(&t.table);
+    return PyLong_FromSsize_t(count);
+beyond:
+    PyBuffer_Release(&t.table);
+    Py_RETURN_NONE;
 }
 
 /* split_words(text, flags) -> the words of `text`, as the regular expression [W]+(?:['’][T]+)* finds
@@ -320,52 +370,49 @@ static inline int flags_at(int kind, const void *data, Py_ssize_t at, const unsi
  * when a code point lies beyond `flags`. The expression never backtracks: a word is a longest run
  * of W, then, while an apostrophe is followed by a T, the apostrophe and a longest run of T. */
 static PyObject *split_words(PyObject *self, PyObject *args) {
-    PyObject *text;
-    Py_buffer table;
-    if (!PyArg_ParseTuple(args, "Uy*:split_words", &text, &table)) return NULL;
-    const unsigned char *flags = table.buf;
-    Py_ssize_t size = table.len, n = PyUnicode_GET_LENGTH(text), i = 0;
-    int kind = PyUnicode_KIND(text), f;
-    const void *data = PyUnicode_DATA(text);
+    FlaggedText t;
+    if (!parse_flagged_text(args, "Uy*:split_words", &t)) return NULL;
+    Py_ssize_t n = t.n, i = 0;
+    int f;
     PyObject *words = PyList_New(0);
     if (words == NULL) goto fail;
     while (i < n) {
-        if ((f = flags_at(kind, data, i, flags, size)) < 0) goto beyond;
+        if ((f = flags_at(&t, i)) < 0) goto beyond;
         if (!(f & 1)) {
             i++;
             continue;
         }
         Py_ssize_t start = i++;
         for (; i < n; i++) {
-            if ((f = flags_at(kind, data, i, flags, size)) < 0) goto beyond;
+            if ((f = flags_at(&t, i)) < 0) goto beyond;
             if (!(f & 1)) break;
         }
         while (i + 1 < n) {
-            Py_UCS4 c = PyUnicode_READ(kind, data, i);
+            Py_UCS4 c = PyUnicode_READ(t.kind, t.data, i);
             if (c != '\'' && c != 0x2019) break;
-            if ((f = flags_at(kind, data, i + 1, flags, size)) < 0) goto beyond;
+            if ((f = flags_at(&t, i + 1)) < 0) goto beyond;
             if (!(f & 2)) break;
             for (i += 2; i < n; i++) {
-                if ((f = flags_at(kind, data, i, flags, size)) < 0) goto beyond;
+                if ((f = flags_at(&t, i)) < 0) goto beyond;
                 if (!(f & 2)) break;
             }
         }
-        PyObject *word = PyUnicode_Substring(text, start, i);
+        PyObject *word = PyUnicode_Substring(t.text, start, i);
         if (word == NULL || PyList_Append(words, word) < 0) {
             Py_XDECREF(word);
             goto fail;
         }
         Py_DECREF(word);
     }
-    PyBuffer_Release(&table);
+    PyBuffer_Release(&t.table);
     return words;
 beyond:
     Py_DECREF(words);
-    PyBuffer_Release(&table);
+    PyBuffer_Release(&t.table);
     Py_RETURN_NONE;
 fail:
     Py_XDECREF(words);
-    PyBuffer_Release(&table);
+    PyBuffer_Release(&t.table);
     return NULL;
 }
 
@@ -483,6 +530,7 @@ static PyMethodDef methods[] = {
     {"repetition", repetition, METH_O, "Top 2- to 4-gram and duplicate 5- to 10-gram fractions of a list of words."},
     {"mattr", mattr, METH_VARARGS, "Moving-average type-token ratio of a list of words over windows of `window`."},
     {"class_counts", class_counts, METH_VARARGS, "Characters of a text with each bit of their flags set."},
+    {"mojibake", mojibake, METH_VARARGS, "Mojibake sequences in a text, by the flags of its characters."},
     {"words_with", words_with, METH_VARARGS, "The words with a character that has the bit in its flags."},
     {"split_words", split_words, METH_VARARGS, "The words of a text, by the flags of its characters."},
     {"fold_white_space", fold_white_space, METH_O, "The text with its white space folded, as core.text.normalize does."},

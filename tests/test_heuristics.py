@@ -1,6 +1,7 @@
 """Language-aware heuristics: metrics on crafted documents, real clean text, the generator's junk."""
 
 import random
+import re
 from collections import Counter, defaultdict
 
 import pytest
@@ -16,6 +17,7 @@ from filters.heuristics import (
     LETTER,
     LEXICAL_DIVERSITY_WINDOW,
     METRICS,
+    MOJIBAKE_FLAGS,
     OTHER_SPACE,
     RULES,
     SCRIPT,
@@ -30,6 +32,7 @@ from filters.heuristics import (
     decide,
     lexical_diversity,
     measure,
+    mojibake_count,
 )
 from tooling.calibrate import calibrate, documents_from_sentences, read_clean_texts
 from tooling.sample import sample_sentences
@@ -384,6 +387,23 @@ def test_character_classes_are_the_regex_modules(language):
         assert quality["alpha_words_ratio"] == ((len(ws) - letterless) / len(ws) if ws else 0.0)
 
 
+def test_mojibake_sequences_are_what_the_regular_expression_finds():
+    """core/_text_stats.c's `mojibake` counts what [Â-Ç][C]|[à-ï][C]{2}|\\ufffd finds, one match after
+    another: every code point of the Basic Multilingual Plane alone and after each kind of lead
+    (one or two of it, then a continuation), and random strings of leads, continuations and others,
+    astral characters included."""
+    expression = re.compile(f"[{MOJIBAKE_FLAGS[0]}][{MOJIBAKE_FLAGS[2]}]|[{MOJIBAKE_FLAGS[1]}][{MOJIBAKE_FLAGS[2]}]{{2}}|{MOJIBAKE_FLAGS[3]}")
+    continuation, leads = "\u20ac", ("\u00c3", "\u00e2")
+    for c in map(chr, range(0x10000)):
+        for text in (c, leads[0] + c, leads[1] + c, leads[1] + c + c, leads[1] + continuation + c, c + leads[0] + continuation):
+            assert mojibake_count(text) == len(expression.findall(text)), repr(text)
+    rng = random.Random(5)
+    alphabet = "\u00c2\u00c7\u00e0\u00ef\u0080\u00bf\u201e\u2122\ufffd aä”\U0001f600"
+    for _ in range(20_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        assert mojibake_count(text) == len(expression.findall(text)), repr(text)
+
+
 def test_the_native_counts_refuse_what_is_not_theirs():
     """Wrong arguments are a Python error, never a crash."""
     for bad in ([1, "a"], ("a", "b"), None, ["a", b"b"]):
@@ -397,3 +417,4 @@ def test_the_native_counts_refuse_what_is_not_theirs():
         _text_stats.words_with(["a"], b"\x01" * 256, 8)
     assert _text_stats.class_counts("é€", b"\x01" * 256) is None  # beyond the flags given: the caller's fallback
     assert _text_stats.class_counts("ab", b"") is None
+    assert _text_stats.mojibake("é€", b"\x01" * 256) is None and _text_stats.mojibake("", b"") == 0
