@@ -5,7 +5,7 @@ import os
 import signal
 import sys
 
-from core.allocator import arrow_from_the_c_allocator
+from core.allocator import arrow_from_the_c_allocator, large_blocks_unmapped
 from core.errors import AuroraError
 
 
@@ -288,6 +288,7 @@ def run() -> None:
     os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"),
                                                           "ignore:resource_tracker:UserWarning"]))
     arrow_from_the_c_allocator()  # before any command loads Arrow: its own mimalloc keeps what tasks free
+    large_blocks_unmapped()  # a one-worker run's tasks run in this process
     try:
         code = main()
     except KeyboardInterrupt:

@@ -58,6 +58,7 @@ sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 import orjson  # noqa: E402
 
+from core.allocator import POOL_VARIABLE, large_blocks_unmapped  # noqa: E402
 from pipeline.recipe import TEXT_LANGUAGES  # noqa: E402
 from tooling.demo_data import CLEAN_PER_FILE, JUNK_KINDS, JUNK_PER_KIND_PER_FILE, clean_document, junk_document  # noqa: E402
 from tooling.sample import sample_sentences  # noqa: E402
@@ -381,10 +382,16 @@ def sample_tree(process: subprocess.Popen, interval: float = 0.25) -> tuple[floa
 
 
 def _child(system: str, language: str, inputs: str, output: str, workers: int, log_path: str) -> tuple[bytes, float, float]:
-    """Run `system` in a child process: what it printed, its tree's peak RSS (MiB) and CPU seconds."""
+    """Run `system` in a child process: what it printed, its tree's peak RSS (MiB) and CPU seconds.
+    Ours (and its floor) with Arrow's buffers from the C library's allocator, as the `aurora`
+    command sets it before Arrow loads (`core.allocator`; the child loads Arrow when it imports this
+    module). datatrove keeps its default."""
+    env = dict(os.environ)
+    if system != "datatrove":
+        env.setdefault(POOL_VARIABLE, "system")
     with open(log_path, "w") as log:
         command = [sys.executable, os.path.abspath(__file__), "--run", system, language, inputs, output, str(workers)]
-        process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
+        process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
         peak, cpu = sample_tree(process)
         out = process.stdout.read()
     if process.returncode != 0:
@@ -409,6 +416,8 @@ def measure(system: str, language: str, count: int, inputs: str, folder: str, wo
 
 
 def child(system: str, language: str, inputs: str, output: str, workers: str) -> None:
+    if system != "datatrove":  # as the `aurora` command's own process (`_child` sets Arrow's pool)
+        large_blocks_unmapped()
     if system == "floor":  # after ours, on its output
         print(orjson.dumps(floor(language, inputs, output)).decode(), flush=True)
         os._exit(0)

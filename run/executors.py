@@ -38,7 +38,7 @@ from datatrove.utils import logging as datatrove_logging
 from loguru import logger
 from multiprocess import forkserver, util
 
-from core.allocator import arrow_from_the_c_allocator
+from core.allocator import arrow_from_the_c_allocator, large_blocks_unmapped
 from core.errors import AuroraError
 
 _PR_SET_PDEATHSIG = 1
@@ -105,6 +105,7 @@ class LocalExecutor(LocalPipelineExecutor):
         if multiprocess.parent_process() is not None:  # a pool worker: Ctrl-C is the run's to handle
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             _tokenizer_threads(max(1, len(os.sched_getaffinity(0)) // self.workers))
+            large_blocks_unmapped()  # forked from the fork server, whose imports raised the threshold
         with _logs_in_files_only(self.quiet):
             return super()._launch_run_for_rank(rank, ranks_q, completed, completed_lock)
 
@@ -178,6 +179,7 @@ class RayExecutor(PipelineExecutor):
 
 def _run_rank(executor: RayExecutor, rank: int) -> None:
     _tokenizer_threads(1)  # the task's num_cpus
+    large_blocks_unmapped()
     with _logs_in_files_only(executor.quiet):
         executor._run_for_rank(rank)
 

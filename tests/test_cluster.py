@@ -6,6 +6,7 @@ only the driver has `AWS_*`, and Ray's runtime_env carries them and the project'
 workers. Assets are read from the bucket into each node's cache (checked against assets.json)."""
 
 import ast
+import ctypes
 import os
 import re
 import secrets
@@ -206,20 +207,20 @@ def test_failed_tasks_stop_the_run_naming_them_and_their_logs_then_a_rerun_resum
         ray.shutdown()
 
 
-@pytest.mark.parametrize("kind", ["local", "ray"])
-def test_each_task_gives_the_tokenizer_its_share_of_the_cpus(monkeypatch, tmp_path, kind):
-    """The tokenizer's thread pool (RAYON_NUM_THREADS) is sized to the task's CPUs: a local worker's
-    share of this machine's, a Ray task's one."""
+def what_each_task_sees(kind: str, tmp_path, probe: str) -> list[str]:
+    """Runs a pass of two tasks on the `kind` executor, each executing `probe` (code that sets
+    `seen`); what each saw, sorted."""
     import ray
 
     from run.executors import make_executor, run_pass
 
-    monkeypatch.delenv("RAYON_NUM_THREADS", raising=False)
     seen = tmp_path / "seen"
     seen.mkdir()
 
     def record(data, rank, world_size):
-        (seen / str(rank)).write_text(os.environ.get("RAYON_NUM_THREADS", "unset"))
+        scope: dict = {}
+        exec(probe, scope)  # the test's own code
+        (seen / str(rank)).write_text(str(scope["seen"]))
         return data or []
 
     logs = str(tmp_path / "logs")
@@ -227,8 +228,47 @@ def test_each_task_gives_the_tokenizer_its_share_of_the_cpus(monkeypatch, tmp_pa
         run_pass(make_executor(kind, [record], 2, 2, logs), "record", logs)
     finally:
         ray.shutdown()
+    return sorted(p.read_text() for p in seen.iterdir())
+
+
+@pytest.mark.parametrize("kind", ["local", "ray"])
+def test_each_task_gives_the_tokenizer_its_share_of_the_cpus(monkeypatch, tmp_path, kind):
+    """The tokenizer's thread pool (RAYON_NUM_THREADS) is sized to the task's CPUs: a local worker's
+    share of this machine's, a Ray task's one."""
+    monkeypatch.delenv("RAYON_NUM_THREADS", raising=False)
+    seen = what_each_task_sees(kind, tmp_path, "import os; seen = os.environ.get('RAYON_NUM_THREADS', 'unset')")
     share = 1 if kind == "ray" else max(1, len(os.sched_getaffinity(0)) // 2)
-    assert sorted(p.read_text() for p in seen.iterdir()) == [str(share)] * 2
+    assert seen == [str(share)] * 2
+
+
+# Whether malloc maps an 8 MiB block on its own after a 16 MiB mapped block was freed: glibc raises
+# its threshold to 16 MiB then, unless it was fixed (`core.allocator.large_blocks_unmapped`), and
+# takes the block from its heap (which has no free 8 MiB to give: it grows).
+MAPPED_AFTER_A_LARGER_BLOCK_IS_FREED = """
+import ctypes
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc = ctypes.CDLL(None)
+libc.malloc.restype, libc.malloc.argtypes, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_size_t], [ctypes.c_void_p]
+libc.mallinfo2.restype = MallInfo2
+libc.free(libc.malloc(16 << 20))
+before = libc.mallinfo2().hblks
+block = libc.malloc(8 << 20)
+mapped = libc.mallinfo2().hblks > before
+libc.free(block)
+"""
+
+
+@pytest.mark.skipif(not hasattr(ctypes.CDLL(None), "mallinfo2"), reason="glibc's malloc only")
+@pytest.mark.parametrize("kind", ["local", "ray"])
+def test_each_task_unmaps_the_large_blocks_it_frees(tmp_path, kind):
+    """In a task, glibc's mmap threshold stays fixed: a large block freed goes back to the system
+    instead of raising the threshold (a worker's memory grew with its task: core/allocator.py)."""
+    assert what_each_task_sees(kind, tmp_path, MAPPED_AFTER_A_LARGER_BLOCK_IS_FREED + "seen = mapped") == ["True"] * 2
+    probe = MAPPED_AFTER_A_LARGER_BLOCK_IS_FREED + "print(mapped)"
+    unset = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert unset.strip() == "False"  # glibc's own behaviour, which the tasks change
 
 
 def test_the_code_sent_to_ray_workers_is_every_package_the_run_path_imports():
