@@ -12,7 +12,7 @@
 #include <Python.h>
 #include <stdint.h>
 
-#if defined(__x86_64__) && defined(__linux__) && defined(__has_attribute)
+#if defined(__x86_64__) && defined(__GLIBC__) && defined(__has_attribute) /* target_clones needs glibc's ifunc */
 #if __has_attribute(target_clones)
 #define FOR_EACH_CPU __attribute__((target_clones("avx2", "default")))
 #endif
@@ -52,14 +52,12 @@ static PyObject *minimums(PyObject *self, PyObject *args) {
         total += counts[d];
     }
     if (lengths.len % 8 || hashes.len % 4 || a.len % 4 || b.len != a.len || total != hashes.len / 4 ||
-        out.len != documents * perms * 4) {
+        (perms && documents > PY_SSIZE_T_MAX / 4 / perms) || out.len != documents * perms * 4) {
         PyErr_SetString(PyExc_ValueError, "sizes do not match: uint32 hashes, int64 lengths, uint32 a and b, "
                                           "uint32 out of documents x permutations");
         goto done;
     }
-    Py_BEGIN_ALLOW_THREADS
-    permuted_minimums(hashes.buf, counts, documents, a.buf, b.buf, perms, out.buf);
-    Py_END_ALLOW_THREADS
+    permuted_minimums(hashes.buf, counts, documents, a.buf, b.buf, perms, out.buf); /* with the GIL: the lengths checked stay so */
     result = Py_NewRef(Py_None);
 done:
     PyBuffer_Release(&hashes);

@@ -67,9 +67,10 @@ FORMATS = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".parquet", *WARC_FORMATS)
 MAX_DOCUMENT_BYTES = 8 << 20  # the recipe's `read.max_document_bytes` default
 REMOVAL_PREFIX = "read."  # reasons that are content decisions (removed documents), not broken data
 _BOM = b"\xef\xbb\xbf"
-# 20 digits in a row, found as 20 zeros once every digit is one: beyond 64 bits orjson reads an
-# integer as a float. One table pass over the line costs a tenth of a regular expression's search.
-_LONG_NUMBER, _DIGITS_AS_ZERO = b"0" * 20, bytes.maketrans(b"123456789", b"0" * 9)
+# An integer orjson reads as a float (beyond 64 bits: from 2**64, 20 digits, and below -2**63, a
+# minus and 19 digits), found as that many zeros once every digit is one: one table pass over the
+# line costs a tenth of a regular expression's search.
+_LONG_NUMBERS, _DIGITS_AS_ZERO = (b"0" * 20, b"-" + b"0" * 19), bytes.maketrans(b"123456789", b"0" * 9)
 _MAX_DEPTH = 64  # nesting of a record's fields (orjson writes at most 255 levels)
 _INT_RANGE = (-(1 << 63), (1 << 64) - 1)  # what orjson writes as a number
 _LINE_CHUNK = 1 << 20
@@ -194,7 +195,8 @@ def parse_record(record, fallback_id: str, keep_text: bool = False):
 
 def _loads(line: bytes):
     record = orjson.loads(line)
-    if _LONG_NUMBER in line.translate(_DIGITS_AS_ZERO):
+    digits = line.translate(_DIGITS_AS_ZERO)
+    if any(number in digits for number in _LONG_NUMBERS):
         try:  # exact integers of any size (the line is valid JSON, so both parsers agree on the rest)
             record = json.loads(line)
         except (RecursionError, ValueError):

@@ -112,13 +112,13 @@ def test_the_minhash_loop_refuses_sizes_that_do_not_match():
 
     a = b = np.ones(4, np.uint32)
     hashes, out = np.ones(5, np.uint32), np.full((2, 4), 2**32 - 1, np.uint32)
-    _minhash.minimums(hashes, np.array([2, 3]), a, b, out)
+    _minhash.minimums(hashes, np.array([2, 3], np.int64), a, b, out)
     assert (out == 2).all()  # 1 * 1 + 1
     for lengths, b_, out_ in [([2, 4], b, out), ([2, 2], b, out), ([-1, 6], b, out), ([2, 3], b[:3], out), ([2, 3], b, out[:1])]:
         with pytest.raises(ValueError):
             _minhash.minimums(hashes, np.array(lengths, np.int64), a, b_, out_)
     with pytest.raises(TypeError):
-        _minhash.minimums(hashes, np.array([2, 3]), a, b, out.tobytes())  # read-only
+        _minhash.minimums(hashes, np.array([2, 3], np.int64), a, b, out.tobytes())  # read-only
 
 
 @pytest.mark.parametrize(("num_perm", "seed"), [(128, 1), (7, 0), (256, 2**32 - 1)])

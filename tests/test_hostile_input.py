@@ -199,8 +199,11 @@ def test_invalid_utf8_in_one_parquet_row_rejects_that_row_only(tmp_path):
 def test_fields_named_like_ours_and_odd_values_are_kept_exactly(tmp_path):
     line = b'{"id": true, "text": "a document", "source": "crawl-7", "language": "de", "file": "x.warc", ' \
            b'"count": 123456789012345678901234567890, "ratio": 0.5}\n'
-    second = b'{"id": 7, "text": "another", "edge": 18446744073709551616}\n'  # 2**64: orjson's first float of 20 digits
-    (tmp_path / "a.jsonl").write_bytes(line + second + b'{"id": "", "text": "third"}\n')
+    # 2**64 and -2**63 - 1, each alone in its line: the first integers orjson reads as floats, of 20
+    # digits and of a minus and 19
+    second = b'{"id": 7, "text": "another", "edge": 18446744073709551616}\n'
+    third = b'{"id": "", "text": "third", "low": -9223372036854775809}\n'
+    (tmp_path / "a.jsonl").write_bytes(line + second + third)
     docs, _, _ = _read(tmp_path, tmp_path / "a.jsonl")
     first = docs[0]
     assert first.metadata["fields"] == {"id": True, "source": "crawl-7", "language": "de", "file": "x.warc",
@@ -208,6 +211,7 @@ def test_fields_named_like_ours_and_odd_values_are_kept_exactly(tmp_path):
     assert (first.metadata["source"], first.metadata["language"], first.metadata["file"]) == ("web", "en", "a.jsonl")
     assert first.id.endswith("a.jsonl:@0")  # an id of true is no id: the record's place (its byte offset) stands for it
     assert docs[1].metadata["fields"] == {"edge": "18446744073709551616"}
+    assert docs[2].metadata["fields"] == {"id": "", "low": "-9223372036854775809"}
     assert docs[1].id == "7" and docs[2].id.endswith(f"a.jsonl:@{len(line) + len(second)}")
 
 
