@@ -11,8 +11,8 @@ The C library's allocator (glibc's malloc) maps a block of 128 KiB or more on it
 when it is freed, but each time such a block is freed it raises that threshold to the block's size
 (up to 32 MiB); blocks below the new threshold then come from the heap, which keeps the holes they
 leave. A task's Arrow pages and tokenizer batches are such blocks: a tokenize-pass worker's peak
-RSS grew from 175-177 to 208 MiB from 2,500 to 25,000 documents a task (en), and from 171 to 185
-with the threshold fixed (`large_blocks_unmapped`), in the same time.
+RSS grew from 175-177 to 208 MiB from 2,500 to 25,000 documents a task (en), and from 171-172 to
+187 with the threshold fixed in each task (`large_blocks_unmapped`), in the same time.
 """
 
 import ctypes
