@@ -2,8 +2,8 @@
  * (core/text.py), CCNet's character rules before perplexity (filters/perplexity.py), and for
  * filters/heuristics.py Gopher's top and duplicate n-gram fractions, the moving-average type-token
  * ratio, the counts of characters by class (letters, the language's script, symbols and digits,
- * white space) and of mojibake sequences. The classes are tables of flags, one byte per code point, that the Python
- * side makes from the regex module's Unicode classes.
+ * white space) and of mojibake sequences. The classes are tables of flags, one byte per code
+ * point, that the Python side makes from the regex module's Unicode classes.
  *
  * Why C: the heuristics are the largest share of the curation's CPU outside native libraries
  * (bench/curate.py), and these loops were most of it: numpy sorts of a few hundred word ids, one
