@@ -62,23 +62,52 @@ class PerplexityModel:
 
     def __init__(self, sp_path: str, lm_path: str, strip_accents: bool = False):
         self.sp_path, self.lm_path, self.strip_accents = sp_path, lm_path, strip_accents
-        self._sp = self._lm = None
+        self._sp = self._lm = self._vocabulary = None
+        self._one_token_each = False
 
     def __getstate__(self):  # the loaded models stay in their process
-        return {**self.__dict__, "_sp": None, "_lm": None}
+        return {**self.__dict__, "_sp": None, "_lm": None, "_vocabulary": None}
+
+    def _load_sentencepiece(self):
+        import sentencepiece
+
+        self._sp = sentencepiece.SentencePieceProcessor(model_file=local_asset(self.sp_path))
+        self._vocabulary = [self._sp.id_to_piece(i) for i in range(self._sp.get_piece_size())]
+        # SentencePiece writes white space as "▁", so a model's pieces hold none and each is one of
+        # KenLM's tokens; a model that keeps white space in some piece has its lines' tokens counted.
+        self._one_token_each = all(len(piece.split()) == 1 for piece in self._vocabulary)
 
     def pieces(self, lines: list[str]) -> list[str]:
         """Each line normalized and cut into space-separated pieces, as the KenLM model was trained."""
-        if self._sp is None:
-            import sentencepiece
+        return [line for line, _ in self.pieces_and_tokens(lines)]
 
-            self._sp = sentencepiece.SentencePieceProcessor(model_file=local_asset(self.sp_path))
-        return [" ".join(p) for p in self._sp.encode(normalize_lines(lines, self.strip_accents), out_type=str)]
+    def pieces_and_tokens(self, lines: list[str]) -> list[tuple[str, int]]:
+        """Each line's pieces (`pieces`) and how many tokens KenLM reads in them (CCNet's
+        `len(line.split())`). SentencePiece is asked for ids, whose pieces are the vocabulary's
+        str objects, where asking for pieces makes a new str of each (a third of its time on
+        bench/curate.py's fi lines). A line with an unknown piece is cut again for its pieces: the
+        model scores the unknown text itself there, not `<unk>`."""
+        if self._sp is None:
+            self._load_sentencepiece()
+        normalized = normalize_lines(lines, self.strip_accents)
+        vocabulary, unknown, lines_ids = self._vocabulary, self._sp.unk_id(), self._sp.encode(normalized)
+        with_unknown = [i for i, ids in enumerate(lines_ids) if unknown in ids]
+        cut_again = dict(zip(with_unknown, self._sp.encode([normalized[i] for i in with_unknown], out_type=str)))
+        results = []
+        for i, ids in enumerate(lines_ids):
+            if i in cut_again:
+                line = " ".join(cut_again[i])
+                results.append((line, len(line.split())))
+            else:
+                line = " ".join(map(vocabulary.__getitem__, ids))
+                results.append((line, len(ids) if self._one_token_each else len(line.split())))
+        return results
 
     def score_documents(self, texts: list[str]) -> list[tuple[float, int]]:
-        """(sum of log10 probabilities, tokens scored) per document; lines are its newline-separated parts."""
+        """(sum of log10 probabilities, tokens scored) per document; lines are its newline-separated
+        parts, and each line's end is a token too (CCNet's `DocLM`)."""
         lines_per_doc = [t.split("\n") for t in texts]
-        pieces = iter(self.pieces([line for lines in lines_per_doc for line in lines]))
+        pieces = iter(self.pieces_and_tokens([line for lines in lines_per_doc for line in lines]))
         if self._lm is None:
             import kenlm
 
@@ -88,9 +117,9 @@ class PerplexityModel:
         for lines in lines_per_doc:
             total, tokens = 0.0, 0
             for _ in lines:
-                line = next(pieces)
+                line, line_tokens = next(pieces)
                 total += score(line, bos=True, eos=True)
-                tokens += len(line.split()) + 1
+                tokens += line_tokens + 1
             results.append((total, tokens))
         return results
 

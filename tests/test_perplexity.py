@@ -8,7 +8,7 @@ import subprocess
 
 import kenlm
 import pytest
-from conftest import ROOT, curate_demo
+from conftest import ROOT, corpus_sentences, curate_demo
 
 from filters.perplexity import PerplexityModel, bucket, bucket_cutoffs, normalize_lines, perplexity
 
@@ -50,6 +50,48 @@ def test_document_perplexity_is_ccnet_doclm(workspace):
     assert model.perplexities([text])[0] == pytest.approx(10 ** (-log10 / tokens))
     assert perplexity(-4.0, 2) == pytest.approx(100.0)
 
+
+
+def pieces_and_tokens_by_definition(model: PerplexityModel, lines: list[str]) -> list[tuple[str, int]]:
+    """SentencePiece's pieces of each normalized line, joined by spaces, and CCNet's count of them."""
+    pieces = [" ".join(p) for p in model._sp.encode(normalize_lines(lines, model.strip_accents), out_type=str)]
+    return [(line, len(line.split())) for line in pieces]
+
+
+@pytest.mark.parametrize("language", list(SENTENCES))
+def test_pieces_from_ids_are_sentencepieces_own(workspace, language):
+    """The pieces made from ids, and their count, are SentencePiece's pieces and str.split's count,
+    on real sentences of the language, on the other languages' (unknown pieces for this model) and
+    on random text of letters, marks, spaces and control characters."""
+    model = _model(workspace, language)
+    lines = [line for lang in SENTENCES for line in corpus_sentences(lang)[:300]]
+    rng = random.Random(language)
+    alphabet = "aZé\u0301\u0915\u094d\u3042\u6f22 \t\u00a0\u2028\u3000\x1c1٣"
+    lines += ["".join(rng.choice(alphabet) for _ in range(rng.randrange(40))) for _ in range(300)]
+    ours = model.pieces_and_tokens(lines)
+    assert ours == pieces_and_tokens_by_definition(model, lines)
+    lines_ids = model._sp.encode(normalize_lines(lines))
+    assert sum(model._sp.unk_id() in ids for ids in lines_ids) > 100 and sum(model._sp.unk_id() not in ids for ids in lines_ids) > 100
+
+
+def test_a_piece_that_holds_white_space_is_counted_as_kenlm_reads_it(workspace, tmp_path):
+    """A model whose vocabulary has a piece with white space in it (identity normalization, a user
+    symbol "on\u2028the"): each line's tokens are counted by splitting, not by its pieces."""
+    import sentencepiece
+    from sentencepiece import sentencepiece_model_pb2
+
+    proto = sentencepiece_model_pb2.ModelProto()
+    proto.ParseFromString((workspace / "assets" / "en.sp.model").read_bytes())
+    proto.pieces.add(piece="on\u2028the", score=0.0, type=sentencepiece_model_pb2.ModelProto.SentencePiece.USER_DEFINED)
+    proto.normalizer_spec.name, proto.normalizer_spec.precompiled_charsmap = "identity", b""
+    path = tmp_path / "spaced.sp.model"
+    path.write_bytes(proto.SerializeToString())
+    model = PerplexityModel(str(path), str(workspace / "assets" / "en.arpa.bin"))
+    lines = ["on\u2028the mat", "sat on\u2028the cat on\u2028the", "plain words only"]
+    ours = model.pieces_and_tokens(lines)
+    assert ours == pieces_and_tokens_by_definition(model, lines)
+    assert not model._one_token_each and ours[1][1] > len(model._sp.encode(normalize_lines(lines)[1]))
+    assert isinstance(model._sp, sentencepiece.SentencePieceProcessor)
 
 # Expected outputs written from CCNet's text_normalizer.normalize (lower case, NFD without Mn
 # marks as CCNet leaves it, digits to 0, its Unicode punctuation table, control characters removed).
