@@ -1,6 +1,7 @@
 """Tokenizer fertility: tokens per word and per character of the kept documents in pool manifests
 (checked by the audit, shown by `manifest show` and the report), and stage budgets in words."""
 
+import os
 import shutil
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from PIL import Image
 from aurora.cli import main
 from core.ledger import read_task_records
 from core.text import words
+from core.tokenizer import load_tokenizer
 from manifests.audit import audit
 from manifests.manifest import load_manifest
 from pipeline.curate import curate
@@ -51,6 +53,20 @@ def _write(tmp_path: Path, tokenizer: str, documents: list[tuple[str, str, str]]
             for i, (source, language, text) in enumerate(documents)]
     MegatronShardWriter(folder, "t", tokenizer, "<|endoftext|>", 1 << 20, batch_size=7).run(iter(docs))
     return read_task_records(folder, 0)["tokenize"]["fertility"]
+
+
+def test_a_process_keeps_its_tokenizer_until_the_file_changes(tmp_path):
+    """The tasks of a process share the tokenizer it loaded (one loaded per task left memory behind
+    each time, `core.tokenizer`); a file written again is loaded again."""
+    path = known_tokenizer(tmp_path / "tokenizer.json", "characters")
+    first = load_tokenizer(path)
+    for rank in range(2):  # two tasks of the shard writer
+        folder = get_datafolder(str(tmp_path / "run"))
+        MegatronShardWriter(folder, "t", path, "<|endoftext|>", 1 << 20).run(iter([Document(text="ab cd", id="0", metadata={})]), rank)
+        assert load_tokenizer(path) is first
+    os.replace(known_tokenizer(tmp_path / "other.json", "pieces"), path)
+    second = load_tokenizer(path)
+    assert second is not first and len(second.encode("ab cd").ids) == 2 and len(first.encode("ab cd").ids) == 5
 
 
 def test_a_tokenizer_of_one_token_per_character_or_per_word_has_that_fertility(tmp_path):
