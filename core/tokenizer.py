@@ -25,15 +25,15 @@ def file_sha256(f) -> str:
 def load_tokenizer(path: str):
     """A `tokenizer.json` (local, or by URI through this machine's asset cache); a file that is not
     one (or no file) is a one-line error. A process keeps the one it loaded last while its file is
-    unchanged (the same inode, size and modification time), and every caller shares it, so none
+    unchanged (the same device, inode, size and change times), and every caller shares it, so none
     may change its settings: a tokenizer loaded by each task left the last one's memory in the
     heap, and a pool worker's peak grew 4 MiB with each of its tokenize tasks (bench/curate.py's
-    en, tasks of 25,000 documents: 202 MiB after the first, 226 after the sixth; 203 to 210 with
+    en, tasks of 25,000 documents: 202 MiB after the first, 226 after the sixth; 202 to 212 with
     one tokenizer)."""
     try:
         local = local_asset(path)
         status = os.stat(local)
-        return _loaded_tokenizer(local, status.st_ino, status.st_size, status.st_mtime_ns)
+        return _loaded_tokenizer(local, status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
     except AuroraError:
         raise
     except Exception as e:  # noqa: BLE001 - tokenizers raises a bare Exception for a malformed file
@@ -41,7 +41,7 @@ def load_tokenizer(path: str):
 
 
 @lru_cache(maxsize=1)
-def _loaded_tokenizer(local: str, inode: int, size: int, modified_ns: int):
+def _loaded_tokenizer(local: str, *file_identity: int):
     from tokenizers import Tokenizer
 
     return Tokenizer.from_file(local)

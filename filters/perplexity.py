@@ -71,11 +71,12 @@ class PerplexityModel:
     def _load_sentencepiece(self):
         import sentencepiece
 
-        self._sp = sentencepiece.SentencePieceProcessor(model_file=local_asset(self.sp_path))
-        self._vocabulary = [self._sp.id_to_piece(i) for i in range(self._sp.get_piece_size())]
+        processor = sentencepiece.SentencePieceProcessor(model_file=local_asset(self.sp_path))
+        self._vocabulary = [processor.id_to_piece(i) for i in range(processor.get_piece_size())]
         # SentencePiece writes white space as "▁", so a model's pieces hold none and each is one of
         # KenLM's tokens; a model that keeps white space in some piece has its lines' tokens counted.
         self._one_token_each = all(len(piece.split()) == 1 for piece in self._vocabulary)
+        self._sp = processor  # last: a model is loaded once all of it is
 
     def pieces(self, lines: list[str]) -> list[str]:
         """Each line normalized and cut into space-separated pieces, as the KenLM model was trained."""

@@ -58,12 +58,14 @@ def _write(tmp_path: Path, tokenizer: str, documents: list[tuple[str, str, str]]
 def test_a_process_keeps_its_tokenizer_until_the_file_changes(tmp_path):
     """The tasks of a process share the tokenizer it loaded (one loaded per task left memory behind
     each time, `core.tokenizer`); a file written again is loaded again."""
+    from core.tokenizer import _loaded_tokenizer
+
     path = known_tokenizer(tmp_path / "tokenizer.json", "characters")
-    first = load_tokenizer(path)
-    for rank in range(2):  # two tasks of the shard writer
+    first, loads = load_tokenizer(path), _loaded_tokenizer.cache_info().misses
+    for rank in range(2):  # two tasks of the shard writer: neither loads the file again
         folder = get_datafolder(str(tmp_path / "run"))
         MegatronShardWriter(folder, "t", path, "<|endoftext|>", 1 << 20).run(iter([Document(text="ab cd", id="0", metadata={})]), rank)
-        assert load_tokenizer(path) is first
+        assert load_tokenizer(path) is first and _loaded_tokenizer.cache_info().misses == loads
     os.replace(known_tokenizer(tmp_path / "other.json", "pieces"), path)
     second = load_tokenizer(path)
     assert second is not first and len(second.encode("ab cd").ids) == 2 and len(first.encode("ab cd").ids) == 5

@@ -51,7 +51,6 @@ def test_document_perplexity_is_ccnet_doclm(workspace):
     assert perplexity(-4.0, 2) == pytest.approx(100.0)
 
 
-
 def pieces_and_tokens_by_definition(model: PerplexityModel, lines: list[str]) -> list[tuple[str, int]]:
     """SentencePiece's pieces of each normalized line, joined by spaces, and CCNet's count of them."""
     pieces = [" ".join(p) for p in model._sp.encode(normalize_lines(lines, model.strip_accents), out_type=str)]
@@ -92,6 +91,7 @@ def test_a_piece_that_holds_white_space_is_counted_as_kenlm_reads_it(workspace, 
     assert ours == pieces_and_tokens_by_definition(model, lines)
     assert not model._one_token_each and ours[1][1] > len(model._sp.encode(normalize_lines(lines)[1]))
     assert isinstance(model._sp, sentencepiece.SentencePieceProcessor)
+
 
 # Expected outputs written from CCNet's text_normalizer.normalize (lower case, NFD without Mn
 # marks as CCNet leaves it, digits to 0, its Unicode punctuation table, control characters removed).
