@@ -10,7 +10,8 @@ several matras. `strip_accents: true` reproduces CCNet exactly (NFD without mark
 leaves it), for use with CCNet's own models.
 
 Scoring is batched: the lines of a batch of documents are normalized and cut into pieces in one
-SentencePiece call, then scored line by line in KenLM's C++ code.
+SentencePiece call (ids; a second call for the lines with an unknown piece, `pieces_and_tokens`),
+then scored line by line in KenLM's C++ code.
 """
 
 import bisect
